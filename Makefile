@@ -1,0 +1,39 @@
+# Set-up, tests and the simulated default run. Every target installs what it needs first.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export MUJOCO_GL ?= egl
+
+.PHONY: install mesa test lint format sim bench clean
+
+install: $(STAMP) mesa
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || "$$(bash scripts/find_python312.sh)" -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+mesa:
+	bash scripts/ensure_mesa.sh
+
+test: install
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+format: install
+	$(VENV)/bin/ruff check --fix src tests benchmarks
+	$(VENV)/bin/ruff format src tests benchmarks
+
+# Train E2HiL in the headless gym_hil sim with the scripted teacher (learner + actor over gRPC).
+sim: install
+	$(PY) -m lerobot_policy_e2hil.sim.train --config_path HIL-SERL/train_gym_hil_env_SIM.json $(ARGS)
+
+bench: install
+	$(PY) benchmarks/bench_update.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,97 @@
+"""Milliseconds per ``update()``: E2HiL vs SAC on identical batches, state-only and with images.
+
+Both algorithms start from the same weights and consume the same pre-sampled batches. Rounds
+alternate SAC and E2HiL so that machine noise hits both alike; the figure reported is the
+median over rounds of the mean time per update, and the ratio of the two medians.
+
+    python benchmarks/bench_update.py                  # CPU, both settings
+    python benchmarks/bench_update.py --device cuda    # on a GPU machine
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import time
+
+import torch
+
+from lerobot_policy_e2hil.synthetic import make_policy, make_rl_algorithm, random_batch
+
+
+def time_updates(algorithm, batches, device) -> float:
+    """Mean wall-clock milliseconds of one ``update()`` over ``batches``."""
+    iterator = iter(batches)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(len(batches)):
+        algorithm.update(iterator)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) * 1000 / len(batches)
+
+
+def bench(name, policy_kwargs, batch_size, updates, rounds, k, device) -> dict[str, float]:
+    torch.manual_seed(0)
+    policy = make_policy(device=device, **policy_kwargs)
+    sac = make_rl_algorithm("sac", policy)
+    e2hil = make_rl_algorithm("e2hil", copy.deepcopy(policy), num_action_samples=k)
+    e2hil.critic_ensemble.load_state_dict(sac.critic_ensemble.state_dict())
+    generator = torch.Generator().manual_seed(0)
+    batches = [_to(random_batch(policy, batch_size, generator=generator), device) for _ in range(updates)]
+    time_updates(sac, batches[:2], device)  # warm-up: allocator, kernels, Adam state
+    time_updates(e2hil, batches[:2], device)
+    sac_ms, e2hil_ms = [], []
+    for _ in range(rounds):
+        sac_ms.append(time_updates(sac, batches, device))
+        e2hil_ms.append(time_updates(e2hil, batches, device))
+    result = {"sac_ms": statistics.median(sac_ms), "e2hil_ms": statistics.median(e2hil_ms)}
+    result["ratio"] = result["e2hil_ms"] / result["sac_ms"]
+    print(
+        f"{name:<28} batch {batch_size:>4}  K={k:<3} SAC {result['sac_ms']:8.1f} ms  "
+        f"E2HiL {result['e2hil_ms']:8.1f} ms  ratio {result['ratio']:.2f}",
+        flush=True,
+    )
+    return result
+
+
+def _to(batch, device):
+    if device == "cpu":
+        return batch
+    return {
+        k: ({kk: vv.to(device) for kk, vv in v.items()} if isinstance(v, dict) else v.to(device))
+        for k, v in batch.items()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--image-batch-size", type=int, default=256)
+    parser.add_argument("--updates", type=int, default=10, help="updates per timed round")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating SAC/E2HiL rounds")
+    parser.add_argument("--k", type=int, default=8, help="Monte Carlo actions per state")
+    parser.add_argument("--skip-images", action="store_true")
+    args = parser.parse_args()
+
+    print(f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()}")
+    bench("state-only", {}, args.batch_size, args.updates, args.rounds, args.k, args.device)
+    if not args.skip_images:
+        bench(
+            "2 cameras 128x128 (default)",
+            {"num_cameras": 2, "image_size": 128},
+            args.image_batch_size,
+            max(2, args.updates // 5),
+            args.rounds,
+            args.k,
+            args.device,
+        )
+
+
+if __name__ == "__main__":
+    main()

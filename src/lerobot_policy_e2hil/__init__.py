@@ -1,0 +1,29 @@
+"""E2HiL: entropy-guided sample selection for LeRobot's HIL-SERL.
+
+Importing this package registers, with LeRobot's registries:
+
+* the ``"e2hil"`` RL algorithm config and its algorithm class (see :mod:`.registry`);
+* the headless gym_hil simulation env config and scripted teacher (:mod:`.sim`);
+* the SO101 leader teleoperator with HIL-SERL events (:mod:`.so101`).
+
+LeRobot's own CLIs (lerobot-eval, lerobot-record, lerobot-teleoperate, ...) import it by
+themselves because the distribution name starts with ``lerobot_policy_``.
+"""
+
+from .configuration_e2hil import E2HiLAlgorithmConfig
+from .e2hil_algorithm import E2HiLAlgorithm
+from .registry import install_algorithm_lookup, register_algorithm
+
+install_algorithm_lookup()
+
+from . import sim as sim  # noqa: E402  (registers env configs once the lookup is in place)
+from . import so101 as so101  # noqa: E402
+
+__all__ = [
+    "E2HiLAlgorithm",
+    "E2HiLAlgorithmConfig",
+    "install_algorithm_lookup",
+    "register_algorithm",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,183 @@
+"""The E2HiL math as pure tensor functions (paper Eq. 9-12).
+
+Shapes: ``B`` states, ``K`` Monte Carlo actions per state. Nothing here touches a policy,
+a critic or an environment, so each function can be checked against a hand computation.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .configuration_e2hil import INFLUENCE_FORMS
+
+
+def soft_advantage(log_probs: Tensor, q_values: Tensor, alpha: float) -> Tensor:
+    """Soft advantage of each sampled action against the state's entropy-regularised value.
+
+    ``g_ik = Q(s_i, a_ik) - alpha * log pi(a_ik|s_i)``, ``V_i = mean_k g_ik``, ``A_ik = g_ik - V_i``.
+
+    Args:
+        log_probs: ``[B, K]`` log pi(a_ik | s_i).
+        q_values: ``[B, K]`` min over the critic ensemble of Q(s_i, a_ik).
+        alpha: SAC temperature.
+
+    Returns:
+        ``[B, K]`` soft advantages; they sum to zero over K for every state.
+    """
+    soft_values = q_values - alpha * log_probs
+    return soft_values - soft_values.mean(dim=-1, keepdim=True)
+
+
+def influence_values(
+    log_probs: Tensor,
+    q_values: Tensor,
+    alpha: float,
+    form: str = "policy_gradient",
+    density_clamp: float = 1e6,
+) -> Tensor:
+    """Per-state influence on the policy entropy, ``c_i`` (Eq. 9-10, eta dropped).
+
+    ``policy_gradient``: ``c_i = -Cov_k(log pi, min(pi, clamp) * A)``;
+    ``natural``: ``c_i = -Cov_k(log pi, A)``. The covariance over the K actions is the unbiased
+    sample covariance (divides by K - 1). The result carries no gradient.
+
+    Args:
+        log_probs: ``[B, K]`` log pi(a_ik | s_i).
+        q_values: ``[B, K]`` min-ensemble Q of the sampled actions.
+        alpha: SAC temperature.
+        form: ``"policy_gradient"`` or ``"natural"``.
+        density_clamp: Upper bound applied to pi(a|s) in the ``policy_gradient`` form.
+
+    Returns:
+        ``[B]`` influence values (negative: the sample is predicted to lower the entropy).
+    """
+    if form not in INFLUENCE_FORMS:
+        raise ValueError(f"influence form {form!r} is invalid; allowed values: {INFLUENCE_FORMS}")
+    num_samples = log_probs.shape[-1]
+    if num_samples < 2:
+        raise ValueError(f"need at least 2 actions per state for a covariance, got K={num_samples}")
+    log_probs = log_probs.detach()
+    advantages = soft_advantage(log_probs, q_values.detach(), alpha)
+    if form == "policy_gradient":
+        weighted = log_probs.exp().clamp(max=density_clamp) * advantages
+    else:
+        weighted = advantages
+    centred_log_probs = log_probs - log_probs.mean(dim=-1, keepdim=True)
+    centred_weighted = weighted - weighted.mean(dim=-1, keepdim=True)
+    covariance = (centred_log_probs * centred_weighted).sum(dim=-1) / (num_samples - 1)
+    return -covariance
+
+
+def entropy_bounded_mask(
+    influence: Tensor, lower_quantile: float, upper_quantile: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Keep the samples whose ``|c|`` lies inside the batch quantile bounds (Eq. 11).
+
+    ``l = quantile_lower(|c|)``, ``u = quantile_upper(|c|)``, ``I_i = 1[l <= |c_i| <= u]``
+    (linear interpolation between order statistics, as ``torch.quantile``). Non-finite values
+    never enter the bounds and are never kept; if no value is finite, nothing is kept and both
+    bounds are NaN.
+
+    Args:
+        influence: ``[B]`` influence values c.
+        lower_quantile: Quantile in [0, 1] giving the lower bound on |c|.
+        upper_quantile: Quantile in [0, 1] giving the upper bound on |c|.
+
+    Returns:
+        ``(mask, lower, upper)``: a ``[B]`` bool mask and the two scalar bounds.
+    """
+    magnitude = influence.detach().abs()
+    finite = torch.isfinite(magnitude)
+    if not bool(finite.any()):
+        nan = magnitude.new_tensor(float("nan"))
+        return torch.zeros_like(finite), nan, nan
+    finite_values = magnitude[finite].float()
+    bounds = torch.quantile(finite_values, finite_values.new_tensor([lower_quantile, upper_quantile]))
+    lower, upper = bounds[0].to(magnitude.dtype), bounds[1].to(magnitude.dtype)
+    mask = finite & (magnitude >= lower) & (magnitude <= upper)
+    return mask, lower, upper
+
+
+def masked_mean(values: Tensor, mask: Tensor, eps: float) -> Tensor:
+    """``sum_i I_i v_i / (sum_i I_i + eps)`` (Eq. 12); an empty mask gives exactly 0.
+
+    Masked entries go through ``torch.where``, so a NaN or inf there reaches neither the value
+    nor the gradient.
+
+    Args:
+        values: ``[B]`` per-sample values.
+        mask: ``[B]`` bool, True where the sample is kept.
+        eps: Positive constant added to the count.
+
+    Returns:
+        Scalar tensor.
+    """
+    kept = torch.where(mask, values, torch.zeros_like(values))
+    return kept.sum() / (mask.sum().to(values.dtype) + eps)
+
+
+def e2hil_actor_loss(
+    per_sample_loss: Tensor,
+    mc_log_probs: Tensor,
+    mc_q_values: Tensor,
+    alpha: float,
+    *,
+    lower_quantile: float = 0.05,
+    upper_quantile: float = 0.90,
+    form: str = "policy_gradient",
+    density_clamp: float = 1e6,
+    eps: float = 1e-8,
+    selection: bool = True,
+    is_intervention: Tensor | None = None,
+) -> tuple[Tensor, dict[str, float]]:
+    """E2HiL actor loss from SAC's per-sample actor loss and K Monte Carlo actions per state.
+
+    Args:
+        per_sample_loss: ``[B]`` ``alpha * log pi(a~|s) - min_j Q_j(s, a~)`` with gradient.
+        mc_log_probs: ``[B, K]`` log-probabilities of K fresh actions per state.
+        mc_q_values: ``[B, K]`` min-ensemble Q of those actions.
+        alpha: SAC temperature.
+        lower_quantile: Lower quantile of |c| (Eq. 11).
+        upper_quantile: Upper quantile of |c| (Eq. 11).
+        form: Influence form, ``"policy_gradient"`` or ``"natural"``.
+        density_clamp: Clamp on pi in the ``policy_gradient`` form.
+        eps: Added to the kept count in the masked mean.
+        selection: If False every sample is kept (SAC's actor loss); diagnostics are still computed.
+        is_intervention: Optional ``[B]`` bool, True for human (intervention or demo) samples.
+
+    Returns:
+        ``(loss, info)``. ``info`` maps names to detached tensors: per-sample ``"influence"``
+        and ``"mask"`` (``[B]``), and the scalar diagnostics logged under ``e2hil/`` (see
+        docs/metrics.md); a diagnostic that has no sample to average over is NaN.
+    """
+    influence = influence_values(mc_log_probs, mc_q_values, alpha, form, density_clamp)
+    mask, lower, upper = entropy_bounded_mask(influence, lower_quantile, upper_quantile)
+    if not selection:
+        mask = torch.ones_like(mask)
+    loss = masked_mean(per_sample_loss, mask, eps)
+
+    finite = torch.isfinite(influence)
+    info: dict[str, Tensor] = {
+        "influence": influence,
+        "mask": mask,
+        "e2hil/kept_fraction": mask.float().mean(),
+        "e2hil/c_abs_lower": lower,
+        "e2hil/c_abs_upper": upper,
+        "e2hil/c_mean": _mean_where(influence, finite),
+        "e2hil/c_mean_kept": _mean_where(influence, mask & finite),
+        "e2hil/entropy": -mc_log_probs.detach().mean(),
+    }
+    if is_intervention is not None:
+        human = is_intervention.bool()
+        info["e2hil/kept_fraction_intervention"] = _mean_where(mask.float(), human)
+        info["e2hil/kept_fraction_policy"] = _mean_where(mask.float(), ~human)
+        info["e2hil/intervention_fraction"] = human.float().mean()
+    return loss, info
+
+
+def _mean_where(values: Tensor, where: Tensor) -> Tensor:
+    """Mean of ``values[where]``; NaN when ``where`` selects nothing."""
+    if not bool(where.any()):
+        return values.new_tensor(float("nan"))
+    return values[where].mean()

@@ -1,0 +1,68 @@
+"""The one place where LeRobot learns to build algorithms other than ``"sac"``.
+
+LeRobot 0.6.1 parses any registered :class:`RLAlgorithmConfig` subclass, but its
+``lerobot.rl.algorithms.factory.get_algorithm_class`` only knows ``"sac"``, and both the
+learner and the actor build their algorithm through ``factory.make_algorithm``, which calls
+that lookup by module attribute. :func:`install_algorithm_lookup` replaces the attribute with
+:func:`get_algorithm_class`, which answers from our registry first and defers every other
+name, ``"sac"`` included, to LeRobot's original function. Importing
+``lerobot_policy_e2hil`` installs it; installing twice is a no-op.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from lerobot.rl.algorithms import factory
+from lerobot.rl.algorithms.base import RLAlgorithm
+from lerobot.rl.algorithms.configs import RLAlgorithmConfig
+
+_REGISTRY: dict[str, type[RLAlgorithm]] = {}
+_LEROBOT_LOOKUP: Callable[[str], type[RLAlgorithm]] = factory.get_algorithm_class
+
+
+def register_algorithm(name: str) -> Callable[[type[RLAlgorithm]], type[RLAlgorithm]]:
+    """Class decorator: make ``make_algorithm`` build ``cls`` for configs of type ``name``.
+
+    Args:
+        name: The config's registered choice name (``RLAlgorithmConfig.register_subclass``).
+
+    Returns:
+        The decorator, which returns the class unchanged.
+    """
+
+    def decorator(cls: type[RLAlgorithm]) -> type[RLAlgorithm]:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"RL algorithm '{name}' is already registered to {_REGISTRY[name].__name__}")
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorator
+
+
+def get_algorithm_class(name: str) -> type[RLAlgorithm]:
+    """Resolve an algorithm class: our registry first, then LeRobot's built-in lookup.
+
+    Args:
+        name: Registered algorithm type, e.g. ``"e2hil"`` or ``"sac"``.
+
+    Returns:
+        The :class:`RLAlgorithm` subclass to instantiate.
+
+    Raises:
+        ValueError: If neither registry knows ``name``; the message lists the known types.
+    """
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    try:
+        return _LEROBOT_LOOKUP(name)
+    except ValueError as err:
+        known = sorted(set(RLAlgorithmConfig.get_known_choices()) | set(_REGISTRY))
+        raise ValueError(
+            f"algorithm.type='{name}' is not a known RL algorithm; allowed values: {known}"
+        ) from err
+
+
+def install_algorithm_lookup() -> None:
+    """Point ``lerobot.rl.algorithms.factory.get_algorithm_class`` at :func:`get_algorithm_class`."""
+    factory.get_algorithm_class = get_algorithm_class
