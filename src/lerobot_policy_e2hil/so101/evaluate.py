@@ -1,0 +1,267 @@
+"""Evaluate a trained policy checkpoint on the SO101 for N episodes and write a summary.
+
+Usage::
+
+    python -m lerobot_policy_e2hil.so101.evaluate \\
+        --train_config=HIL-SERL/train_config_e2hil_so101.json \\
+        --policy_path=outputs/train/<run>/checkpoints/last/pretrained_model \\
+        --n_episodes=20 --success_source=classifier --output=outputs/eval/e2hil_so101.json
+
+The env, processors and policy inference are the actor's (LeRobot's ``make_robot_env``,
+``make_processors``, ``make_policy``, ``make_pre_post_processors``, ``step_env_and_process_transition``),
+with no learner: the checkpoint's weights are loaded and not updated. An episode succeeds when the
+env's reward turns positive: from the reward classifier (``success_source=classifier``, needs
+``env.processor.reward_classifier.pretrained_path``) or from the operator's success key
+(``success_source=keys``; the failure key ends an episode as a failure). Interventions stay
+available for safety and are counted. Prints the success rate and writes a JSON summary.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+SUCCESS_SOURCES = ("classifier", "keys")
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SO101EvalConfig:
+    """Command-line config of the evaluation.
+
+    Attributes:
+        train_config: The learner/actor JSON the checkpoint was trained with (its env and policy blocks).
+        policy_path: The checkpoint's ``pretrained_model`` folder.
+        n_episodes: Number of evaluation episodes.
+        success_source: ``"classifier"`` or ``"keys"`` (see the module docstring).
+        output: Where the JSON summary goes.
+        max_episode_steps: Override of the episode length (default: the env's ``control_time_s * fps``).
+        device: Torch device for the policy (default: the train config's ``policy.device``).
+    """
+
+    train_config: str = ""
+    policy_path: str = ""
+    n_episodes: int = 10
+    success_source: str = "classifier"
+    output: str = "outputs/eval/so101_eval_summary.json"
+    max_episode_steps: int | None = None
+    device: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.train_config:
+            raise ValueError(
+                "train_config='' is invalid; allowed values: path of a HIL-SERL train config JSON"
+            )
+        if not self.policy_path:
+            raise ValueError(
+                "policy_path='' is invalid; allowed values: a checkpoint's pretrained_model folder"
+            )
+        if self.n_episodes < 1:
+            raise ValueError(f"n_episodes={self.n_episodes} is invalid; allowed values: >= 1")
+        if self.success_source not in SUCCESS_SOURCES:
+            raise ValueError(
+                f"success_source={self.success_source!r} is invalid; allowed values: {SUCCESS_SOURCES}"
+            )
+
+
+@dataclass
+class EpisodeResult:
+    """Outcome of one evaluation episode."""
+
+    episode: int
+    success: bool
+    steps: int
+    intervention_steps: int
+    total_reward: float
+    duration_s: float
+
+
+@dataclass
+class EvalSummary:
+    """What the evaluation writes to disk."""
+
+    n_episodes: int
+    successes: int
+    success_rate: float
+    intervention_rate: float
+    success_source: str
+    policy_path: str
+    episodes: list[EpisodeResult] = field(default_factory=list)
+
+
+def run_episodes(
+    env,
+    env_processor,
+    action_processor,
+    select_action: Callable[[dict[str, torch.Tensor]], torch.Tensor],
+    n_episodes: int,
+    fps: float | None = None,
+    max_episode_steps: int | None = None,
+) -> list[EpisodeResult]:
+    """Roll out ``select_action`` in the HIL-SERL env for ``n_episodes`` episodes.
+
+    Args:
+        env: The env from ``make_robot_env``.
+        env_processor: Its env processor pipeline.
+        action_processor: Its action processor pipeline (teleop events, interventions, IK).
+        select_action: Maps the processed observation (batched tensors) to the env action.
+        n_episodes: How many episodes.
+        fps: Pace the loop at this rate (``None``: as fast as possible).
+        max_episode_steps: Stop an episode after this many steps (counted as a failure).
+
+    Returns:
+        One :class:`EpisodeResult` per episode.
+    """
+    from lerobot.processor import TransitionKey
+    from lerobot.rl.gym_manipulator import reset_and_build_transition, step_env_and_process_transition
+    from lerobot.teleoperators.utils import TeleopEvents
+
+    results = []
+    for episode in range(n_episodes):
+        transition = reset_and_build_transition(env, env_processor, action_processor)
+        start = time.perf_counter()
+        steps = interventions = 0
+        total_reward = 0.0
+        success = False
+        while True:
+            step_start = time.perf_counter()
+            observation = {
+                k: v for k, v in transition[TransitionKey.OBSERVATION].items() if isinstance(v, torch.Tensor)
+            }
+            with torch.inference_mode():
+                action = select_action(observation)
+            transition = step_env_and_process_transition(
+                env=env,
+                transition=transition,
+                action=action,
+                env_processor=env_processor,
+                action_processor=action_processor,
+            )
+            steps += 1
+            reward = float(transition[TransitionKey.REWARD])
+            total_reward += reward
+            success = success or reward > 0
+            interventions += int(
+                bool(transition[TransitionKey.INFO].get(TeleopEvents.IS_INTERVENTION, False))
+            )
+            done = bool(transition[TransitionKey.DONE]) or bool(transition[TransitionKey.TRUNCATED])
+            if done or (max_episode_steps is not None and steps >= max_episode_steps):
+                break
+            if fps:
+                time.sleep(max(0.0, 1.0 / fps - (time.perf_counter() - step_start)))
+        result = EpisodeResult(
+            episode, success, steps, interventions, total_reward, time.perf_counter() - start
+        )
+        logger.info("Episode %d: %s in %d steps", episode, "success" if success else "failure", steps)
+        results.append(result)
+    return results
+
+
+def summarize(results: list[EpisodeResult], success_source: str, policy_path: str) -> EvalSummary:
+    """Aggregate episode results into an :class:`EvalSummary`."""
+    successes = sum(r.success for r in results)
+    total_steps = sum(r.steps for r in results)
+    return EvalSummary(
+        n_episodes=len(results),
+        successes=successes,
+        success_rate=successes / len(results) if results else 0.0,
+        intervention_rate=sum(r.intervention_steps for r in results) / total_steps if total_steps else 0.0,
+        success_source=success_source,
+        policy_path=policy_path,
+        episodes=results,
+    )
+
+
+def write_summary(summary: EvalSummary, output: str | Path) -> Path:
+    """Write the summary as JSON (parents created) and return its path."""
+    path = Path(output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(asdict(summary), indent=2) + "\n")
+    return path
+
+
+def policy_action_fn(train_cfg, policy_path: str, device: str) -> Callable[[dict], torch.Tensor]:
+    """Load the checkpoint like the actor builds its policy and return an observation -> action function."""
+    from lerobot.policies.factory import make_policy, make_pre_post_processors
+
+    train_cfg.policy.pretrained_path = Path(policy_path)
+    train_cfg.policy.device = device
+    policy = make_policy(cfg=train_cfg.policy, env_cfg=train_cfg.env).to(device).eval()
+    preprocessor, postprocessor = make_pre_post_processors(
+        policy_cfg=train_cfg.policy, dataset_stats=train_cfg.policy.dataset_stats
+    )
+    features = train_cfg.policy.input_features
+    discrete = train_cfg.policy.num_discrete_actions is not None
+
+    def select_action(observation: dict[str, Any]) -> torch.Tensor:
+        batch = preprocessor.process_observation({k: v for k, v in observation.items() if k in features})
+        action = policy.select_action(batch=batch)
+        if discrete:
+            continuous = postprocessor.process_action(action[..., :-1])
+            return torch.cat([continuous, action[..., -1:].to(continuous)], dim=-1)
+        return postprocessor.process_action(action)
+
+    return select_action
+
+
+def evaluate(cfg: SO101EvalConfig) -> EvalSummary:
+    """Run the evaluation described by ``cfg`` on the configured robot."""
+    import draccus
+    from lerobot.rl import gym_manipulator
+    from lerobot.rl.train_rl import TrainRLServerPipelineConfig
+
+    train_cfg = draccus.parse(TrainRLServerPipelineConfig, config_path=cfg.train_config, args=[])
+    processor = train_cfg.env.processor
+    if cfg.success_source == "classifier" and (
+        processor.reward_classifier is None or not processor.reward_classifier.pretrained_path
+    ):
+        raise ValueError(
+            "success_source='classifier' needs env.processor.reward_classifier.pretrained_path in "
+            f"{cfg.train_config}; allowed values: set it, or use success_source='keys'"
+        )
+    if cfg.success_source == "keys" and processor.reward_classifier is not None:
+        processor.reward_classifier.pretrained_path = None
+    device = cfg.device or train_cfg.policy.device
+    select_action = policy_action_fn(train_cfg, cfg.policy_path, device)
+    env, teleop = gym_manipulator.make_robot_env(train_cfg.env)
+    try:
+        env_processor, action_processor = gym_manipulator.make_processors(env, teleop, train_cfg.env, device)
+        results = run_episodes(
+            env,
+            env_processor,
+            action_processor,
+            select_action,
+            cfg.n_episodes,
+            fps=train_cfg.env.fps,
+            max_episode_steps=cfg.max_episode_steps,
+        )
+    finally:
+        if teleop is not None and teleop.is_connected:
+            teleop.disconnect()
+        env.close()
+    summary = summarize(results, cfg.success_source, cfg.policy_path)
+    path = write_summary(summary, cfg.output)
+    print(
+        f"Success rate: {summary.success_rate:.1%} ({summary.successes}/{summary.n_episodes}), "
+        f"intervention rate {summary.intervention_rate:.1%}. Summary: {path}"
+    )
+    return summary
+
+
+def main() -> None:
+    """CLI entry point."""
+    import draccus
+
+    logging.basicConfig(level=logging.INFO)
+    evaluate(draccus.parse(SO101EvalConfig))
+
+
+if __name__ == "__main__":
+    main()
