@@ -4,7 +4,8 @@ Importing this package registers, with LeRobot's registries:
 
 * the ``"e2hil"`` RL algorithm config and its algorithm class (see :mod:`.registry`);
 * the headless gym_hil simulation env config and scripted teacher (:mod:`.sim`);
-* the SO101 leader teleoperator with HIL-SERL events (:mod:`.so101`).
+* the SO101 leader teleoperator with HIL-SERL events (:mod:`.so101`);
+* small fixes for LeRobot 0.6.1 bugs that stop these workflows (:mod:`.lerobot_fixes`).
 
 LeRobot's own CLIs (lerobot-eval, lerobot-record, lerobot-teleoperate, ...) import it by
 themselves because the distribution name starts with ``lerobot_policy_``.
@@ -12,9 +13,11 @@ themselves because the distribution name starts with ``lerobot_policy_``.
 
 from .configuration_e2hil import E2HiLAlgorithmConfig
 from .e2hil_algorithm import E2HiLAlgorithm
+from .lerobot_fixes import install_all as _install_lerobot_fixes
 from .registry import install_algorithm_lookup, register_algorithm
 
 install_algorithm_lookup()
+_install_lerobot_fixes()
 
 from . import sim as sim  # noqa: E402  (registers env configs once the lookup is in place)
 from . import so101 as so101  # noqa: E402

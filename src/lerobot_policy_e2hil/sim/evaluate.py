@@ -1,0 +1,57 @@
+"""Teacher-free evaluation of a checkpoint, with the actor's own inference path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def evaluate_checkpoint(pretrained_model: Path, env_cfg: Any, episodes: int, seed: int = 10_000) -> float:
+    """Success fraction of ``pretrained_model`` over ``episodes`` teacher-free episodes.
+
+    Observations go through the policy preprocessor's ``process_observation`` and actions come
+    from ``select_action``, as in LeRobot's actor; the env is the run's env without a teacher.
+
+    Args:
+        pretrained_model: A checkpoint's ``pretrained_model`` directory.
+        env_cfg: The run's :class:`~.config.E2HiLSimEnvConfig`.
+        episodes: Number of episodes.
+        seed: Seed of the cube positions (numpy's global generator, which gym-hil uses).
+
+    Returns:
+        Successful episodes / episodes.
+    """
+    from lerobot.configs.policies import PreTrainedConfig
+    from lerobot.policies import make_policy, make_pre_post_processors
+    from lerobot.processor import VanillaObservationProcessorStep
+
+    from .env import make_sim_env
+
+    policy_cfg = PreTrainedConfig.from_pretrained(pretrained_model)
+    policy_cfg.pretrained_path = str(pretrained_model)
+    policy = make_policy(cfg=policy_cfg, env_cfg=env_cfg).eval()
+    preprocessor, _ = make_pre_post_processors(policy_cfg, pretrained_path=str(pretrained_model))
+    to_lerobot = VanillaObservationProcessorStep()
+    env = make_sim_env({**env_cfg.sim_options(teacher=False), "seed": seed})
+    np.random.seed(seed)
+    successes = 0
+    try:
+        for _ in range(episodes):
+            obs, _ = env.reset()
+            done = False
+            info: dict = {}
+            while not done:
+                batch = {
+                    k: v for k, v in to_lerobot.observation(obs).items() if k in policy_cfg.input_features
+                }
+                with torch.inference_mode():
+                    action = policy.select_action(preprocessor.process_observation(batch))
+                obs, _, terminated, truncated, info = env.step(action.squeeze(0).cpu().numpy())
+                done = terminated or truncated
+            successes += bool(info.get("is_success", False))
+    finally:
+        env.close()
+    return successes / max(1, episodes)

@@ -1,0 +1,311 @@
+"""Narrow hooks into LeRobot's learner and actor modules for headless sim runs.
+
+LeRobot's learner logs only to wandb and its actor paces itself to ``env.fps``. Rather than
+copy either script, the sim entries (:mod:`.learner`, :mod:`.actor`) replace a few module
+attributes that the scripts look up at call time, the way :mod:`..registry` does for the
+algorithm lookup:
+
+* ``lerobot.rl.learner.RLTrainer`` -> :class:`RecordingTrainer` (averages every
+  ``TrainingStats.to_log_dict()``, ``e2hil/*`` diagnostics included, over ``log_freq`` steps and
+  appends them to ``metrics.jsonl``);
+* ``lerobot.rl.learner.process_interaction_message`` -> a wrapper that also appends one record
+  per finished episode;
+* ``lerobot.rl.actor.precise_sleep`` -> no pacing (or ``env.actor_max_hz``) unless ``env.realtime``;
+* ``lerobot.rl.actor.act_with_policy`` -> a wrapper that, once the step budget is spent, lets
+  the transition queues drain and then sets the shutdown event, so the actor exits by itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+METRICS_FILE = "metrics.jsonl"
+RUN_START_ENV = "E2HIL_RUN_START"
+
+
+class MetricsSink:
+    """Append-only JSONL file of metric records, safe to call from several threads.
+
+    Args:
+        path: The file; its parent is created on the first write.
+        start_time: Wall-clock origin of the ``wall_s`` field.
+    """
+
+    def __init__(self, path: Path, start_time: float | None = None):
+        self.path = Path(path)
+        self.start_time = time.time() if start_time is None else start_time
+        self._lock = threading.Lock()
+
+    def write(self, kind: str, **fields: Any) -> None:
+        """Append one record ``{"kind": kind, "wall_s": ..., **fields}``."""
+        record = {"kind": kind, "wall_s": round(time.time() - self.start_time, 3), **fields}
+        line = json.dumps(record, default=_to_builtin)
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a") as f:
+                f.write(line + "\n")
+
+
+def _to_builtin(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+class _LearnerState:
+    """What the learner hooks share: the sink, the episode counters and the live trainer."""
+
+    def __init__(self) -> None:
+        self.sink: MetricsSink | None = None
+        self.log_freq = 100
+        self.trainer: Any = None
+        self.env_step = 0
+        self.episodes = 0
+        self.last_episode_end = -1
+        self.last_message: dict | None = None
+
+
+LEARNER_STATE = _LearnerState()
+
+
+def install_learner_hooks(cfg: Any) -> None:
+    """Make LeRobot's learner write ``<output_dir>/metrics.jsonl``.
+
+    The path is resolved at the first record, after ``train()`` has validated ``cfg`` (which
+    fills in ``output_dir``).
+
+    Args:
+        cfg: The learner's ``TrainRLServerPipelineConfig`` (the object ``train()`` receives).
+    """
+    from lerobot.rl import learner
+    from lerobot.rl.trainer import RLTrainer
+
+    LEARNER_STATE.log_freq = max(1, int(cfg.log_freq))
+    start = float(os.environ.get(RUN_START_ENV, time.time()))
+
+    def sink() -> MetricsSink:
+        if LEARNER_STATE.sink is None:
+            LEARNER_STATE.sink = MetricsSink(Path(cfg.output_dir) / METRICS_FILE, start_time=start)
+        return LEARNER_STATE.sink
+
+    class RecordingTrainer(RLTrainer):
+        """LeRobot's trainer; every ``log_freq`` optimisation steps it writes the mean stats."""
+
+        def __init__(self, *args: Any, **kwargs: Any):
+            super().__init__(*args, **kwargs)
+            self._sums: dict[str, float] = defaultdict(float)
+            self._counts: dict[str, int] = defaultdict(int)
+            LEARNER_STATE.trainer = self
+
+        def training_step(self):
+            stats = super().training_step()
+            for key, value in stats.to_log_dict().items():
+                value = float(value)
+                if math.isfinite(value):
+                    self._sums[key] += value
+                    self._counts[key] += 1
+            step = int(self.algorithm.optimization_step)
+            if step % LEARNER_STATE.log_freq == 0:
+                means = {key: self._sums[key] / self._counts[key] for key in self._sums}
+                replay = (
+                    len(self.data_mixer.online_buffer) if hasattr(self.data_mixer, "online_buffer") else None
+                )
+                sink().write(
+                    "train", opt_step=step, env_step=LEARNER_STATE.env_step, replay_size=replay, **means
+                )
+                self._sums.clear()
+                self._counts.clear()
+            return stats
+
+    original_process = learner.process_interaction_message
+
+    def process_interaction_message(message, interaction_step_shift, wandb_logger=None):
+        message = original_process(message, interaction_step_shift, wandb_logger)
+        step = int(message.get("Interaction step", 0))
+        length = step - LEARNER_STATE.last_episode_end
+        LEARNER_STATE.last_episode_end = step
+        LEARNER_STATE.env_step = step + 1
+        LEARNER_STATE.episodes += 1
+        LEARNER_STATE.last_message = message
+        rate = float(message.get("Intervention rate", 0.0))
+        reward = float(message.get("Episodic reward", 0.0))
+        sink().write(
+            "episode",
+            episode=LEARNER_STATE.episodes,
+            env_step=step + 1,
+            length=length,
+            reward=reward,
+            success=bool(reward >= 0.5),
+            intervened=bool(message.get("Episode intervention", 0)),
+            intervention_steps=int(round(rate * length)),
+            intervention_rate=rate,
+            policy_hz=message.get("Policy frequency [Hz]"),
+        )
+        return message
+
+    learner.RLTrainer = RecordingTrainer
+    learner.process_interaction_message = process_interaction_message
+
+
+def save_final_checkpoint(cfg: Any) -> Path | None:
+    """Checkpoint the live learner state once its loop has stopped (Ctrl-C or end of run).
+
+    Uses LeRobot's own ``save_training_checkpoint`` with the objects the learner built, so the
+    checkpoint has the same layout as the periodic ones (and ``checkpoints/last`` points at it).
+
+    Args:
+        cfg: The learner's config.
+
+    Returns:
+        The checkpoint directory, or None when no training step has run.
+    """
+    from lerobot.common.train_utils import get_step_checkpoint_dir
+    from lerobot.policies import make_pre_post_processors
+    from lerobot.rl import learner
+
+    trainer = LEARNER_STATE.trainer
+    if trainer is None or not cfg.save_checkpoint:
+        return None
+    algorithm = trainer.algorithm
+    step = int(algorithm.optimization_step)
+    if step == 0:
+        return None
+    mixer = trainer.data_mixer
+    _, postprocessor = make_pre_post_processors(policy_cfg=cfg.policy, dataset_stats=cfg.policy.dataset_stats)
+    learner.save_training_checkpoint(
+        cfg=cfg,
+        optimization_step=step,
+        online_steps=cfg.policy.online_steps,
+        interaction_message=LEARNER_STATE.last_message,
+        policy=algorithm.policy,
+        optimizers=algorithm.get_optimizers(),
+        replay_buffer=mixer.online_buffer,
+        algorithm=algorithm,
+        offline_replay_buffer=getattr(mixer, "offline_buffer", None),
+        dataset_repo_id=cfg.dataset.repo_id if cfg.dataset is not None else None,
+        fps=cfg.env.fps,
+        preprocessor=trainer._preprocessor,
+        postprocessor=postprocessor,
+    )
+    checkpoint = get_step_checkpoint_dir(Path(cfg.output_dir), cfg.policy.online_steps, step)
+    if LEARNER_STATE.sink is not None:
+        LEARNER_STATE.sink.write(
+            "checkpoint", opt_step=step, env_step=LEARNER_STATE.env_step, path=str(checkpoint)
+        )
+    return checkpoint
+
+
+def install_actor_hooks(cfg: Any) -> None:
+    """No real-time pacing unless ``env.realtime``; exit by itself once the step budget is spent.
+
+    Args:
+        cfg: The actor's ``TrainRLServerPipelineConfig``.
+    """
+    from lerobot.rl import actor
+
+    if not getattr(cfg.env, "realtime", True):
+        actor.precise_sleep = _RateCap(getattr(cfg.env, "actor_max_hz", None))
+
+    original_act = actor.act_with_policy
+
+    def act_with_policy(cfg, shutdown_event, parameters_queue, transitions_queue, interactions_queue):
+        try:
+            original_act(
+                cfg=cfg,
+                shutdown_event=shutdown_event,
+                parameters_queue=parameters_queue,
+                transitions_queue=transitions_queue,
+                interactions_queue=interactions_queue,
+            )
+        finally:
+            if not shutdown_event.is_set():
+                logging.info("[ACTOR] Step budget spent; flushing queues before shutdown")
+                _wait_until_empty((transitions_queue, interactions_queue), timeout_s=30.0)
+                time.sleep(1.0)
+                shutdown_event.set()
+
+    actor.act_with_policy = act_with_policy
+
+
+class _RateCap:
+    """Replacement for the actor's ``precise_sleep``: no real-time pacing, optionally a rate cap.
+
+    The actor calls it once per env step with the time left to its ``env.fps`` period; that value
+    is ignored. With ``max_hz`` set, it sleeps so that calls are at least ``1 / max_hz`` apart.
+    """
+
+    def __init__(self, max_hz: float | None):
+        self.period = 1.0 / max_hz if max_hz else 0.0
+        self.last = time.perf_counter()
+
+    def __call__(self, seconds: float) -> None:
+        if self.period > 0:
+            remaining = self.period - (time.perf_counter() - self.last)
+            if remaining > 0:
+                time.sleep(remaining)
+        self.last = time.perf_counter()
+
+
+def _wait_until_empty(queues: tuple, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if all(q.empty() for q in queues):
+                return
+        except (OSError, ValueError):
+            return
+        time.sleep(0.2)
+
+
+INTERVENTION_REPO_ID = "local/e2hil_sim_interventions"
+
+
+def use_intervention_buffer(cfg: Any) -> None:
+    """Give a dataset-free sim run an empty intervention (offline) buffer, as HIL-SERL's RLPD mix.
+
+    LeRobot 0.6.1's ``TrainPipelineConfig.validate`` dereferences ``cfg.dataset`` although the RL
+    config declares it optional, and with a dataset the learner loads the offline buffer from it
+    and adds every intervention transition to it. When ``cfg.dataset`` is None this puts a
+    placeholder dataset config in (``repo_id`` :data:`INTERVENTION_REPO_ID`) and, in the learner,
+    makes ``initialize_offline_replay_buffer`` start from an empty buffer instead of loading a
+    dataset. The buffer is only created when the teacher gives demonstrations (the mixer samples
+    it from the first update); otherwise training is online-only.
+
+    Call it before LeRobot validates ``cfg`` (in both the learner and the actor).
+
+    Args:
+        cfg: The ``TrainRLServerPipelineConfig`` about to be run.
+    """
+    if cfg.dataset is not None:
+        return
+    from lerobot.configs.default import DatasetConfig
+    from lerobot.rl import learner
+    from lerobot.rl.buffer import ReplayBuffer
+
+    cfg.dataset = DatasetConfig(repo_id=INTERVENTION_REPO_ID)
+    teacher = getattr(cfg.env, "teacher", None)
+    has_demos = teacher is not None and teacher.mode != "off" and teacher.demo_episodes > 0
+    original = learner.initialize_offline_replay_buffer
+
+    def initialize_offline_replay_buffer(cfg, device, storage_device):
+        if cfg.resume:
+            return original(cfg, device, storage_device)
+        if not has_demos:
+            return None
+        return ReplayBuffer(
+            capacity=cfg.policy.offline_buffer_capacity,
+            device=device,
+            state_keys=cfg.policy.input_features.keys(),
+            storage_device=storage_device,
+            optimize_memory=True,
+        )
+
+    learner.initialize_offline_replay_buffer = initialize_offline_replay_buffer

@@ -1,0 +1,120 @@
+"""Progress lines, the end-of-run summary and the PNG plots, all read from ``metrics.jsonl``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """All complete records of a metrics file (a partly written last line is skipped)."""
+    records = []
+    if not Path(path).exists():
+        return records
+    with open(path) as f:
+        for line in f:
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return records
+
+
+def episode_stats(records: list[dict[str, Any]], window: int) -> dict[str, Any]:
+    """Counters over the run and rates over the last ``window`` episodes.
+
+    The intervention rate is the paper's: intervention steps / all env steps.
+    """
+    episodes = [r for r in records if r["kind"] == "episode"]
+    train = [r for r in records if r["kind"] == "train"]
+    last = episodes[-window:] if window > 0 else episodes
+    steps_last = sum(r["length"] for r in last)
+    steps_all = sum(r["length"] for r in episodes)
+    return {
+        "env_steps": episodes[-1]["env_step"] if episodes else 0,
+        "episodes": len(episodes),
+        "opt_steps": train[-1]["opt_step"] if train else 0,
+        "success_last": (sum(r["success"] for r in last) / len(last)) if last else None,
+        "intervention_rate_last": (sum(r["intervention_steps"] for r in last) / steps_last)
+        if steps_last
+        else None,
+        "intervention_rate_all": (
+            (sum(r["intervention_steps"] for r in episodes) / steps_all) if steps_all else None
+        ),
+        "window": len(last),
+    }
+
+
+def progress_line(stats: dict[str, Any], wall_s: float) -> str:
+    """One human-readable progress line."""
+
+    def pct(value: float | None) -> str:
+        return "  n/a" if value is None else f"{100 * value:5.1f}%"
+
+    return (
+        f"[e2hil-sim {wall_s:7.0f}s] env steps {stats['env_steps']:>7} | episodes {stats['episodes']:>5} | "
+        f"updates {stats['opt_steps']:>6} | success(last {stats['window']}) {pct(stats['success_last'])} | "
+        f"intervention rate(last {stats['window']}) {pct(stats['intervention_rate_last'])}"
+    )
+
+
+def _rolling(values: list[float], window: int) -> list[float]:
+    out, total = [], 0.0
+    for i, value in enumerate(values):
+        total += value
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def write_plots(records: list[dict[str, Any]], out_dir: Path, window: int = 20) -> list[Path]:
+    """Success, intervention rate, policy entropy and kept fraction against env step, as PNGs.
+
+    Args:
+        records: Metrics records.
+        out_dir: Directory for the PNG files (created).
+        window: Rolling window, in episodes, of the success and intervention curves.
+
+    Returns:
+        The files written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    episodes = [r for r in records if r["kind"] == "episode"]
+    train = [r for r in records if r["kind"] == "train"]
+    ep_steps = [r["env_step"] for r in episodes]
+    series = {
+        "success": (
+            ep_steps,
+            _rolling([float(r["success"]) for r in episodes], window),
+            f"success (rolling {window} ep.)",
+        ),
+        "intervention_rate": (
+            ep_steps,
+            _rolling([r["intervention_steps"] / max(1, r["length"]) for r in episodes], window),
+            f"intervention rate (rolling {window} ep.)",
+        ),
+    }
+    for key, name in (("e2hil/entropy", "policy_entropy"), ("e2hil/kept_fraction", "kept_fraction")):
+        points = [(r["env_step"], r[key]) for r in train if key in r]
+        series[name] = ([p[0] for p in points], [p[1] for p in points], key)
+    written = []
+    for name, (xs, ys, label) in series.items():
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.plot(xs, ys)
+        ax.set_xlabel("env step")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        path = out_dir / f"{name}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    return written

@@ -1,0 +1,240 @@
+"""A scripted human teacher for gym_hil's pick-cube task.
+
+The teacher is a gym-hil ``InputController``: it drives gym-hil's own
+``InputsControlWrapper`` exactly like a keyboard or gamepad would, so the wrapper writes
+``info["is_intervention"]`` and ``info["teleop_action"]`` and LeRobot's actor records them
+unchanged. Two parts:
+
+* :func:`expert_action` -- a state-feedback controller (reach above the cube, descend,
+  close, lift) that is stateless, so it can take over in the middle of any episode;
+* :class:`ScriptedTeacher` -- the intervention model: full demonstrations for the first
+  episodes, take-over when the policy stalls or drifts, hand-back after a number of steps,
+  an optional decay of take-overs over training and optional action noise.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from gym_hil.wrappers.hil_wrappers import InputsControlWrapper
+from gym_hil.wrappers.intervention_utils import InputController
+
+from .config import TeacherConfig
+
+# Gym-hil's gripper convention in the EE action space: 0 opens, 1 keeps, 2 closes (it is added,
+# minus one, to the finger actuator command, where 255 is closed).
+GRIPPER_OPEN, GRIPPER_STAY, GRIPPER_CLOSE = 0.0, 1.0, 2.0
+# ``InputsControlWrapper.get_gamepad_action`` maps the controller's "open" to 2.0 and "close" to
+# 0.0, i.e. its names are the reverse of what the fingers do. The teacher asks for a physical
+# motion and this table names the controller command that produces it.
+_COMMAND_FOR_GRIPPER = {GRIPPER_CLOSE: "open", GRIPPER_OPEN: "close", GRIPPER_STAY: "no-op"}
+
+EE_STEP_M = 0.025  # gym-hil's EE wrapper scales actions in [-1, 1] by 2.5 cm per step
+
+
+@dataclass
+class ExpertGains:
+    """Geometry of the scripted pick; distances in metres."""
+
+    hover_height: float = 0.06
+    xy_tolerance: float = 0.008
+    grasp_height: float = 0.005
+    z_tolerance: float = 0.008
+    grasp_distance: float = 0.03
+
+
+def expert_action(
+    tcp: np.ndarray, block: np.ndarray, block_rest_z: float, gripper_closed: bool, gains: ExpertGains
+) -> np.ndarray:
+    """One step of the pick expert, from the current state only.
+
+    Args:
+        tcp: Pinch-site position (x, y, z).
+        block: Cube centre position (x, y, z).
+        block_rest_z: Height of the cube centre when it rests on the table.
+        gripper_closed: Whether the finger actuator command is past half-closed.
+        gains: Geometry of the motion.
+
+    Returns:
+        ``[dx, dy, dz, gripper]`` in gym-hil's EE action space (xyz in [-1, 1], gripper in {0, 1, 2}).
+    """
+    to_block = block - tcp
+    xy_error = float(np.linalg.norm(to_block[:2]))
+    holding = gripper_closed and float(np.linalg.norm(to_block)) < gains.grasp_distance
+    if holding:
+        return _towards(tcp, np.array([block[0], block[1], tcp[2] + EE_STEP_M]), GRIPPER_STAY)
+    if gripper_closed:
+        # Closed on nothing (or lost the cube): open and back off upwards.
+        return np.array([0.0, 0.0, 1.0, GRIPPER_OPEN])
+    grasp_z = block_rest_z + gains.grasp_height
+    if xy_error > gains.xy_tolerance:
+        # Reach above the cube; rise first when low so the fingers do not sweep it away.
+        z_target = block_rest_z + gains.hover_height
+        if xy_error > 3 * gains.xy_tolerance or tcp[2] > z_target:
+            return _towards(tcp, np.array([block[0], block[1], z_target]), GRIPPER_STAY)
+        return _towards(tcp, np.array([block[0], block[1], tcp[2]]), GRIPPER_STAY)
+    if tcp[2] - grasp_z > gains.z_tolerance:
+        return _towards(tcp, np.array([block[0], block[1], grasp_z]), GRIPPER_STAY)
+    return np.array([0.0, 0.0, 0.0, GRIPPER_CLOSE])
+
+
+def _towards(tcp: np.ndarray, target: np.ndarray, gripper: float) -> np.ndarray:
+    delta = np.clip((target - tcp) / EE_STEP_M, -1.0, 1.0)
+    return np.array([*delta, gripper])
+
+
+class ScriptedTeacher(InputController):
+    """A gym-hil input controller whose "person" is the scripted expert plus an intervention model.
+
+    Bind it to the unwrapped ``PandaPickCubeGymEnv`` (:meth:`bind`); the wrapper then calls
+    :meth:`update` once per step and reads :meth:`get_deltas`, :meth:`should_intervene` and
+    :meth:`gripper_command`, as it does for a keyboard. :meth:`reset` starts a new episode.
+
+    Args:
+        config: Intervention model and noise settings.
+        seed: Seed of the teacher's own random generator (noise, decay draws).
+    """
+
+    def __init__(self, config: TeacherConfig, seed: int | None = None):
+        super().__init__(x_step_size=1.0, y_step_size=1.0, z_step_size=1.0)
+        self.config = config
+        self.gains = ExpertGains(
+            hover_height=config.hover_height,
+            xy_tolerance=config.xy_tolerance,
+            grasp_height=config.grasp_height,
+        )
+        self.rng = np.random.default_rng(seed)
+        self.env: Any = None
+        self.episode = -1
+        self._action = np.array([0.0, 0.0, 0.0, GRIPPER_STAY])
+        self._tcp_history: deque[np.ndarray] = deque(maxlen=max(2, config.stall_steps + 1))
+        self._best_distance = np.inf
+        self._intervention_steps = 0
+        self._takeovers = 0
+        self._attentive = True
+        self.total_takeovers = 0
+
+    def bind(self, env: Any) -> None:
+        """Attach the unwrapped gym-hil env whose state the teacher reads."""
+        self.env = env
+
+    # --- InputController interface -------------------------------------------------------
+
+    def reset(self) -> None:
+        """Start a new episode: decide whether the teacher watches it, clear the detectors."""
+        self.episode += 1
+        self.intervention_flag = self.is_demo_episode()
+        self._intervention_steps = 0
+        self._takeovers = 0
+        self._tcp_history.clear()
+        self._best_distance = np.inf
+        self._attentive = bool(self.rng.random() < self.takeover_probability())
+
+    def update(self) -> None:
+        """Read the env state, compute the expert action and the intervention decision."""
+        if self.env is None:
+            raise RuntimeError("ScriptedTeacher.bind(env) must be called before the first step")
+        tcp, block = self._positions()
+        closed = float(self.env.get_gripper_pose()[0]) / 255.0 > 0.5
+        action = expert_action(tcp, block, self._block_rest_z(), closed, self.gains)
+        if self.config.action_noise_std > 0:
+            action[:3] = np.clip(
+                action[:3] + self.rng.normal(0.0, self.config.action_noise_std, size=3), -1.0, 1.0
+            )
+        self._action = action
+        self.intervention_flag = self._decide(tcp, block)
+        self.open_gripper_command = _COMMAND_FOR_GRIPPER[float(action[3])] == "open"
+        self.close_gripper_command = _COMMAND_FOR_GRIPPER[float(action[3])] == "close"
+
+    def get_deltas(self) -> tuple[float, float, float]:
+        """The expert's xyz motion, in [-1, 1] per axis."""
+        return float(self._action[0]), float(self._action[1]), float(self._action[2])
+
+    # --- intervention model ---------------------------------------------------------------
+
+    def is_demo_episode(self) -> bool:
+        """Whether the current episode is one of the first ``demo_episodes`` full demonstrations."""
+        return self.config.mode != "off" and 0 <= self.episode < self.config.demo_episodes
+
+    def takeover_probability(self) -> float:
+        """Probability that the teacher watches (and may take over in) the current episode."""
+        cfg = self.config
+        if cfg.mode == "off":
+            return 0.0
+        if cfg.mode == "always":
+            return 1.0
+        if cfg.decay_episodes <= 0:
+            return 1.0
+        progress = max(0, self.episode - cfg.demo_episodes) / cfg.decay_episodes
+        return float(max(cfg.min_takeover_probability, 1.0 - progress))
+
+    def _decide(self, tcp: np.ndarray, block: np.ndarray) -> bool:
+        cfg = self.config
+        if cfg.mode == "off":
+            return False
+        if cfg.mode == "always" or self.is_demo_episode():
+            return True
+        self._tcp_history.append(tcp.copy())
+        distance = float(np.linalg.norm(block - tcp))
+        self._best_distance = min(self._best_distance, distance)
+        if self.intervention_flag:
+            self._intervention_steps += 1
+            if self._intervention_steps >= cfg.handback_steps or self._lifted(block):
+                self._hand_back()
+                return False
+            return True
+        if not self._attentive or self._takeovers >= cfg.max_takeovers_per_episode:
+            return False
+        stalled = len(self._tcp_history) > cfg.stall_steps and (
+            float(np.linalg.norm(self._tcp_history[-1] - self._tcp_history[0])) < cfg.stall_distance
+        )
+        drifted = distance - self._best_distance > cfg.drift_distance
+        if (stalled and not self._lifted(block)) or drifted:
+            self._takeovers += 1
+            self.total_takeovers += 1
+            self._intervention_steps = 0
+            return True
+        return False
+
+    def _hand_back(self) -> None:
+        self._intervention_steps = 0
+        self._tcp_history.clear()
+        self._best_distance = np.inf
+
+    def _lifted(self, block: np.ndarray) -> bool:
+        return float(block[2]) - self._block_rest_z() > 0.03
+
+    def _positions(self) -> tuple[np.ndarray, np.ndarray]:
+        data = self.env.data
+        tcp = np.asarray(data.sensor("2f85/pinch_pos").data, dtype=np.float64).copy()
+        block = np.asarray(data.sensor("block_pos").data, dtype=np.float64).copy()
+        return tcp, block
+
+    def _block_rest_z(self) -> float:
+        return float(self.env.model.geom("block").size[2])
+
+
+class TeacherControlWrapper(InputsControlWrapper):
+    """gym-hil's ``InputsControlWrapper`` driven by a :class:`ScriptedTeacher` instead of a device.
+
+    Only the constructor differs: it installs the teacher rather than opening a keyboard or a
+    gamepad (which need a display). ``step`` and ``reset`` are gym-hil's, so the teacher's
+    actions reach LeRobot through the same ``info`` keys as a person's.
+
+    Args:
+        env: The EE-action env (gym-hil's ``EEActionWrapper`` or above).
+        teacher: The scripted teacher; bound here to ``env.unwrapped``.
+        use_gripper: Whether the action has a gripper component.
+    """
+
+    def __init__(self, env: Any, teacher: ScriptedTeacher, use_gripper: bool = True):
+        super(InputsControlWrapper, self).__init__(env)
+        self.controller = teacher
+        self.auto_reset = False
+        self.use_gripper = use_gripper
+        self.input_threshold = 0.001
+        teacher.bind(env.unwrapped)
+        self.controller.start()
