@@ -10,10 +10,10 @@ matches the env's (joint positions, or end-effector deltas through ``inverse_kin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from lerobot.envs.configs import EnvConfig, HILSerlRobotEnvConfig
+from lerobot.envs.configs import EnvConfig, HILSerlProcessorConfig, HILSerlRobotEnvConfig, ResetConfig
 from lerobot.utils.constants import OBS_IMAGES
 
 #: Joint order of the SO101 arms (LeRobot's SOFollower / SOLeader buses).
@@ -151,10 +151,36 @@ def validate_so101_env(cfg: HILSerlRobotEnvConfig, prefix: str = "env") -> None:
         )
 
 
+@dataclass
+class SO101ResetConfig(ResetConfig):
+    """LeRobot's ``ResetConfig`` with the reset pose typed ``list[float]``.
+
+    LeRobot 0.6.1 declares ``fixed_reset_joint_positions: Any | None``, which draccus can parse but
+    not encode: the learner's ``save_checkpoint`` (``train_config.json``) then fails with
+    ``TypeError: typing.Any cannot be used with isinstance()`` as soon as a reset pose is set
+    (fixed upstream in huggingface/lerobot PR 4545). Same field, same meaning, encodable type.
+    """
+
+    fixed_reset_joint_positions: list[float] | None = None
+
+
+@dataclass
+class SO101ProcessorConfig(HILSerlProcessorConfig):
+    """LeRobot's ``HILSerlProcessorConfig`` whose ``reset`` block is a :class:`SO101ResetConfig`."""
+
+    reset: SO101ResetConfig | None = None
+
+
 @EnvConfig.register_subclass("so101_hil")
 @dataclass
 class SO101HILEnvConfig(HILSerlRobotEnvConfig):
-    """LeRobot's real-robot HIL-SERL env, checked for the SO101 follower + leader setup at parse time."""
+    """LeRobot's real-robot HIL-SERL env, checked for the SO101 follower + leader setup at parse time.
+
+    Its ``processor`` block is a :class:`SO101ProcessorConfig` (same fields as LeRobot's) so that a
+    config with a reset pose can be written back to JSON by the learner's checkpointing.
+    """
+
+    processor: SO101ProcessorConfig = field(default_factory=SO101ProcessorConfig)
 
     def __post_init__(self) -> None:
         parent_post_init = getattr(super(), "__post_init__", None)

@@ -7,6 +7,9 @@ Usage::
         --policy_path=outputs/train/<run>/checkpoints/last/pretrained_model \\
         --n_episodes=20 --success_source=classifier --output=outputs/eval/e2hil_so101.json
 
+``--env.*`` / ``--policy.*`` arguments override the train config as on the learner's command line
+(e.g. ``--env.robot.type=so101_follower_sim --env.teleop.type=so101_leader_hil_sim`` for a dry run).
+
 The env, processors and policy inference are the actor's (LeRobot's ``make_robot_env``,
 ``make_processors``, ``make_policy``, ``make_pre_post_processors``, ``step_env_and_process_transition``),
 with no learner: the checkpoint's weights are loaded and not updated. An episode succeeds when the
@@ -188,14 +191,48 @@ def write_summary(summary: EvalSummary, output: str | Path) -> Path:
 
 
 def policy_action_fn(train_cfg, policy_path: str, device: str) -> Callable[[dict], torch.Tensor]:
-    """Load the checkpoint like the actor builds its policy and return an observation -> action function."""
-    from lerobot.policies.factory import make_policy, make_pre_post_processors
+    """Load a checkpoint like the actor builds its policy; return an observation -> env action function.
 
-    train_cfg.policy.pretrained_path = Path(policy_path)
+    The weights come from ``<policy_path>/model.safetensors`` and the normalisation from the
+    checkpoint's own pre/post-processor files (``policy_preprocessor.json`` /
+    ``policy_postprocessor.json`` and their state files, as the learner's ``save_checkpoint``
+    writes them), with their device step moved to ``device``.
+
+    Args:
+        train_cfg: The parsed learner/actor config (its ``policy`` and ``env`` blocks).
+        policy_path: The checkpoint's ``pretrained_model`` folder.
+        device: Torch device for inference.
+
+    Returns:
+        A function mapping the env's processed observation to the env action: the unnormalised
+        continuous action, followed by the discrete gripper command when the policy has one.
+
+    Raises:
+        FileNotFoundError: If ``policy_path`` is not a folder with a saved policy and its processors.
+    """
+    from lerobot.policies.factory import make_policy, make_pre_post_processors
+    from lerobot.utils.constants import POLICY_POSTPROCESSOR_DEFAULT_NAME, POLICY_PREPROCESSOR_DEFAULT_NAME
+
+    folder = Path(policy_path)
+    expected = [
+        "model.safetensors",
+        f"{POLICY_PREPROCESSOR_DEFAULT_NAME}.json",
+        f"{POLICY_POSTPROCESSOR_DEFAULT_NAME}.json",
+    ]
+    missing = [name for name in expected if not (folder / name).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"policy_path={policy_path!r} is invalid (missing {missing}); allowed values: a checkpoint's "
+            "pretrained_model folder, e.g. outputs/train/<run>/checkpoints/last/pretrained_model"
+        )
+    train_cfg.policy.pretrained_path = folder
     train_cfg.policy.device = device
     policy = make_policy(cfg=train_cfg.policy, env_cfg=train_cfg.env).to(device).eval()
     preprocessor, postprocessor = make_pre_post_processors(
-        policy_cfg=train_cfg.policy, dataset_stats=train_cfg.policy.dataset_stats
+        policy_cfg=train_cfg.policy,
+        pretrained_path=str(folder),
+        preprocessor_overrides={"device_processor": {"device": device}},
+        postprocessor_overrides={"device_processor": {"device": "cpu"}},
     )
     features = train_cfg.policy.input_features
     discrete = train_cfg.policy.num_discrete_actions is not None
@@ -211,13 +248,24 @@ def policy_action_fn(train_cfg, policy_path: str, device: str) -> Callable[[dict
     return select_action
 
 
-def evaluate(cfg: SO101EvalConfig) -> EvalSummary:
-    """Run the evaluation described by ``cfg`` on the configured robot."""
+def evaluate(cfg: SO101EvalConfig, train_overrides: list[str] | None = None) -> EvalSummary:
+    """Run the evaluation described by ``cfg`` on the configured robot.
+
+    Args:
+        cfg: The evaluation config.
+        train_overrides: Dotted overrides applied to the train config, as on the learner's command
+            line (e.g. ``["--env.robot.type=so101_follower_sim"]``).
+
+    Returns:
+        The summary that was printed and written to ``cfg.output``.
+    """
     import draccus
     from lerobot.rl import gym_manipulator
     from lerobot.rl.train_rl import TrainRLServerPipelineConfig
 
-    train_cfg = draccus.parse(TrainRLServerPipelineConfig, config_path=cfg.train_config, args=[])
+    train_cfg = draccus.parse(
+        TrainRLServerPipelineConfig, config_path=cfg.train_config, args=list(train_overrides or [])
+    )
     processor = train_cfg.env.processor
     if cfg.success_source == "classifier" and (
         processor.reward_classifier is None or not processor.reward_classifier.pretrained_path
@@ -255,12 +303,43 @@ def evaluate(cfg: SO101EvalConfig) -> EvalSummary:
     return summary
 
 
-def main() -> None:
-    """CLI entry point."""
+#: Command-line prefixes forwarded to the train config rather than to :class:`SO101EvalConfig`.
+TRAIN_OVERRIDE_PREFIXES = ("--env.", "--policy.")
+
+
+def split_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Split command-line arguments into the evaluation's own and the train config overrides.
+
+    Args:
+        argv: Arguments without the program name.
+
+    Returns:
+        ``(eval_args, train_overrides)``: ``--env.*`` / ``--policy.*`` arguments go to the train config.
+    """
+    own = [a for a in argv if not a.startswith(TRAIN_OVERRIDE_PREFIXES)]
+    overrides = [a for a in argv if a.startswith(TRAIN_OVERRIDE_PREFIXES)]
+    return own, overrides
+
+
+def main(argv: list[str] | None = None) -> None:
+    """CLI entry point.
+
+    ``--env.*`` and ``--policy.*`` arguments override the train config (e.g. the simulated device
+    types for a dry run); the others fill :class:`SO101EvalConfig`.
+
+    Returns nothing (a console script's return value becomes its exit status): the summary is
+    printed and written to ``--output``.
+
+    Args:
+        argv: Arguments without the program name (default: ``sys.argv[1:]``).
+    """
+    import sys
+
     import draccus
 
     logging.basicConfig(level=logging.INFO)
-    evaluate(draccus.parse(SO101EvalConfig))
+    own, overrides = split_args(sys.argv[1:] if argv is None else list(argv))
+    evaluate(draccus.parse(SO101EvalConfig, args=own), overrides)
 
 
 if __name__ == "__main__":
