@@ -8,7 +8,7 @@ runs LeRobot's ``actor_cli``.
 from lerobot.configs import parser
 from lerobot.rl.train_rl import TrainRLServerPipelineConfig
 
-from .hooks import install_actor_hooks, use_intervention_buffer
+from .hooks import install_actor_hooks, prepare_process
 
 
 @parser.wrap()
@@ -18,13 +18,9 @@ def main(cfg: TrainRLServerPipelineConfig) -> None:
     Args:
         cfg: The parsed training config (from ``--config_path`` and dotted overrides).
     """
-    import torch
     from lerobot.rl import actor
 
-    # One observation at a time gains nothing from intra-op threads, and the actor shares the
-    # cores with the learner: more threads only oversubscribe them.
-    torch.set_num_threads(1)
-    use_intervention_buffer(cfg)
+    prepare_process(cfg)
     install_actor_hooks(cfg)
     actor.actor_cli(cfg)
 

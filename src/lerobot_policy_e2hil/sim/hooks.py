@@ -309,3 +309,16 @@ def use_intervention_buffer(cfg: Any) -> None:
         )
 
     learner.initialize_offline_replay_buffer = initialize_offline_replay_buffer
+
+
+def prepare_process(cfg: Any) -> None:
+    """Set-up shared by the sim learner and actor processes, before LeRobot's CLI runs.
+
+    One torch thread: the two processes share the cores, and with two OpenMP threads each,
+    spin-waiting made a learner update ~20x slower on 2 cores (one thread runs it about as
+    fast alone; the actor infers one observation at a time). Then the intervention buffer.
+    """
+    import torch
+
+    torch.set_num_threads(1)
+    use_intervention_buffer(cfg)

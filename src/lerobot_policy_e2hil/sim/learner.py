@@ -10,7 +10,7 @@ import logging
 from lerobot.configs import parser
 from lerobot.rl.train_rl import TrainRLServerPipelineConfig
 
-from .hooks import install_learner_hooks, save_final_checkpoint, use_intervention_buffer
+from .hooks import install_learner_hooks, prepare_process, save_final_checkpoint
 
 
 @parser.wrap()
@@ -20,13 +20,9 @@ def main(cfg: TrainRLServerPipelineConfig) -> None:
     Args:
         cfg: The parsed training config (from ``--config_path`` and dotted overrides).
     """
-    import torch
     from lerobot.rl import learner
 
-    # The learner shares the cores with the actor: with two OpenMP threads each, spin-waiting
-    # made an update ~20x slower on 2 cores, while one thread runs it about as fast alone.
-    torch.set_num_threads(1)
-    use_intervention_buffer(cfg)
+    prepare_process(cfg)
     install_learner_hooks(cfg)
     learner.train_cli(cfg)
     checkpoint = save_final_checkpoint(cfg)
