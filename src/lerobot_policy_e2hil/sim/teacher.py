@@ -37,11 +37,14 @@ EE_STEP_M = 0.025  # gym-hil's EE wrapper scales actions in [-1, 1] by 2.5 cm pe
 
 @dataclass
 class ExpertGains:
-    """Geometry of the scripted pick; distances in metres."""
+    """Geometry of the scripted pick; distances in metres.
 
-    hover_height: float = 0.06
-    xy_tolerance: float = 0.008
-    grasp_height: float = 0.005
+    The first three come from :class:`TeacherConfig`, which holds their defaults.
+    """
+
+    hover_height: float
+    xy_tolerance: float
+    grasp_height: float
     z_tolerance: float = 0.008
     grasp_distance: float = 0.03
 

@@ -109,28 +109,32 @@ def run(args: list[str]) -> dict[str, Any]:
 
     logs = output_dir.parent / f".{output_dir.name}.launch"
     logs.mkdir(parents=True, exist_ok=True)
-    learner_log = open(logs / "learner.out", "w")  # noqa: SIM115
-    actor_log = open(logs / "actor.out", "w")  # noqa: SIM115
-    py = [sys.executable, "-m"]
-    learner = subprocess.Popen(
-        [*py, "lerobot_policy_e2hil.sim.learner", *passthrough, f"--output_dir={output_dir}"],
-        stdout=learner_log,
-        stderr=subprocess.STDOUT,
-        env=env,
-        start_new_session=True,
-    )
+    log_files = []
+
+    def spawn(role: str, role_output_dir: Path) -> subprocess.Popen:
+        """Start ``sim.<role>`` with the user's arguments, its output in ``<logs>/<role>.out``."""
+        log_files.append(open(logs / f"{role}.out", "w"))  # noqa: SIM115  (closed in finally)
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                f"lerobot_policy_e2hil.sim.{role}",
+                *passthrough,
+                f"--output_dir={role_output_dir}",
+            ],
+            stdout=log_files[-1],
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+
+    learner = spawn("learner", output_dir)
     actor = None
     interrupted = False
     try:
         if not _wait_for_port(port, learner, timeout_s=300):
             raise RuntimeError(f"learner did not start; see {logs / 'learner.out'}")
-        actor = subprocess.Popen(
-            [*py, "lerobot_policy_e2hil.sim.actor", *passthrough, f"--output_dir={output_dir / 'actor'}"],
-            stdout=actor_log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
+        actor = spawn("actor", output_dir / "actor")
         next_print = time.monotonic() + launch.progress_interval_s
         while actor.poll() is None:
             if learner.poll() is not None:
@@ -147,8 +151,8 @@ def run(args: list[str]) -> dict[str, Any]:
         if actor is not None:
             _stop(actor, launch.stop_timeout_s)
         learner_rc = _stop(learner, launch.stop_timeout_s)
-        learner_log.close()
-        actor_log.close()
+        for log_file in log_files:
+            log_file.close()
     train_wall = time.time() - start
 
     records = read_metrics(output_dir / METRICS_FILE)
