@@ -1,7 +1,11 @@
 """The scripted teacher alone, through gym-hil's intervention wrapper, on randomised cubes."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+
+from lerobot_policy_e2hil.errors import ConfigError
 
 pytest.importorskip("gym_hil")
 
@@ -69,7 +73,24 @@ def test_scripted_teacher_demos_then_takes_over_a_stalled_policy():
 
 
 def test_teacher_config_rejects_bad_values():
-    with pytest.raises(ValueError, match="teacher.mode"):
+    with pytest.raises(ConfigError, match="teacher.mode"):
         TeacherConfig(mode="sometimes")
-    with pytest.raises(ValueError, match="handback_steps"):
+    with pytest.raises(ConfigError, match="handback_steps"):
         TeacherConfig(handback_steps=0)
+
+
+def test_bad_teacher_value_is_named_at_parse_time(tmp_path):
+    import json
+
+    import draccus
+    from lerobot.rl.train_rl import TrainRLServerPipelineConfig
+
+    raw = json.loads(
+        (Path(__file__).resolve().parents[1] / "HIL-SERL/train_gym_hil_env_SIM.json").read_text()
+    )
+    raw["env"]["teacher"]["mode"] = "bogus"
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps(raw))
+    with pytest.raises(draccus.utils.ParsingError) as info:
+        draccus.parse(TrainRLServerPipelineConfig, config_path=str(path), args=[])
+    assert "teacher.mode='bogus' is invalid" in str(info.value)

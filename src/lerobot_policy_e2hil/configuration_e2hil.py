@@ -4,20 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from draccus.utils import ParsingError
 from lerobot.rl.algorithms.configs import RLAlgorithmConfig
 from lerobot.rl.algorithms.sac import SACAlgorithmConfig
+
+from .errors import ConfigError
 
 INFLUENCE_FORMS = ("policy_gradient", "natural")
 
 
-class E2HiLConfigError(ParsingError):
-    """An invalid E2HiL config value.
-
-    Derived from draccus' ``ParsingError`` rather than ``ValueError``: draccus replaces a
-    ``ValueError`` raised while it builds a dataclass with a generic "Couldn't instantiate"
-    message, and it shows this one, which names the field and the allowed values, verbatim.
-    """
+class E2HiLConfigError(ConfigError):
+    """An invalid value in the ``"e2hil"`` algorithm config."""
 
 
 @RLAlgorithmConfig.register_subclass("e2hil")

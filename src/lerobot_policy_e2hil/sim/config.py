@@ -19,6 +19,8 @@ from lerobot.configs.types import FeatureType, PolicyFeature
 from lerobot.envs.configs import EnvConfig, GripperConfig, HILSerlProcessorConfig, HILSerlRobotEnvConfig
 from lerobot.utils.constants import ACTION, OBS_ENV_STATE, OBS_IMAGES, OBS_STATE
 
+from ..errors import ConfigError
+
 SIM_TASK = "E2HiLPickCube-v0"
 SIM_GYM_ID = f"gym_hil/{SIM_TASK}"
 TEACHER_MODES = ("scripted", "off", "always")
@@ -57,22 +59,22 @@ class TeacherConfig:
 
     def __post_init__(self) -> None:
         if self.mode not in TEACHER_MODES:
-            raise ValueError(
+            raise ConfigError(
                 f"teacher.mode={self.mode!r} is invalid; allowed values: {', '.join(map(repr, TEACHER_MODES))}"
             )
         for name in ("demo_episodes", "decay_episodes", "max_takeovers_per_episode"):
             if getattr(self, name) < 0:
-                raise ValueError(f"teacher.{name}={getattr(self, name)} is invalid; allowed values: >= 0")
+                raise ConfigError(f"teacher.{name}={getattr(self, name)} is invalid; allowed values: >= 0")
         for name in ("stall_steps", "handback_steps"):
             if getattr(self, name) < 1:
-                raise ValueError(f"teacher.{name}={getattr(self, name)} is invalid; allowed values: >= 1")
+                raise ConfigError(f"teacher.{name}={getattr(self, name)} is invalid; allowed values: >= 1")
         if not 0.0 <= self.min_takeover_probability <= 1.0:
-            raise ValueError(
+            raise ConfigError(
                 f"teacher.min_takeover_probability={self.min_takeover_probability} is invalid; "
                 "allowed values: [0, 1]"
             )
         if self.action_noise_std < 0:
-            raise ValueError(f"teacher.action_noise_std={self.action_noise_std} is invalid; allowed: >= 0")
+            raise ConfigError(f"teacher.action_noise_std={self.action_noise_std} is invalid; allowed: >= 0")
 
 
 @dataclass
@@ -123,11 +125,13 @@ class E2HiLSimEnvConfig(HILSerlRobotEnvConfig):
 
     def __post_init__(self) -> None:
         if self.max_episode_steps < 1:
-            raise ValueError(f"max_episode_steps={self.max_episode_steps} is invalid; allowed values: >= 1")
+            raise ConfigError(f"max_episode_steps={self.max_episode_steps} is invalid; allowed values: >= 1")
         if self.actor_max_hz is not None and not self.actor_max_hz > 0:
-            raise ValueError(f"actor_max_hz={self.actor_max_hz} is invalid; allowed values: > 0 or null")
+            raise ConfigError(f"actor_max_hz={self.actor_max_hz} is invalid; allowed values: > 0 or null")
         if self.task != SIM_TASK:
-            raise ValueError(f"env.task={self.task!r} is invalid for e2hil_sim; allowed values: {SIM_TASK!r}")
+            raise ConfigError(
+                f"env.task={self.task!r} is invalid for e2hil_sim; allowed values: {SIM_TASK!r}"
+            )
         self.features = sim_features(self.image_obs)
         self.features_map = {key: policy_key for key, (policy_key, _) in _FEATURE_TABLE.items()}
         from .env import register_sim_env

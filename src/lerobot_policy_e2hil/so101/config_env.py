@@ -16,6 +16,8 @@ from typing import Any
 from lerobot.envs.configs import EnvConfig, HILSerlProcessorConfig, HILSerlRobotEnvConfig, ResetConfig
 from lerobot.utils.constants import OBS_IMAGES
 
+from ..errors import ConfigError
+
 #: Joint order of the SO101 arms (LeRobot's SOFollower / SOLeader buses).
 SO101_JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
 #: Teleoperator types that provide ``get_teleop_events()`` and can drive HIL-SERL interventions.
@@ -25,7 +27,7 @@ SO101_REACH = {"x": (-0.5, 0.5), "y": (-0.5, 0.5), "z": (-0.1, 0.6)}
 
 
 def _fail(field: str, value: Any, allowed: str) -> None:
-    raise ValueError(f"{field}={value!r} is invalid; allowed values: {allowed}")
+    raise ConfigError(f"{field}={value!r} is invalid; allowed values: {allowed}")
 
 
 def validate_so101_env(cfg: HILSerlRobotEnvConfig, prefix: str = "env") -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from lerobot.teleoperators.config import TeleoperatorConfig
 from lerobot.teleoperators.so_leader.config_so_leader import SOLeaderTeleopConfig
 
+from ..errors import ConfigError
 from .events import validate_key_name
 
 CONTROL_SPACES = ("joint", "ee")
@@ -75,16 +76,16 @@ class SO101LeaderHILConfig(SOLeaderTeleopConfig):
             parent_post_init()
         name = "teleop"
         if not isinstance(self.port, str) or not self.port.strip():
-            raise ValueError(
+            raise ConfigError(
                 f"{name}.port={self.port!r} is invalid; allowed values: the leader's serial port, "
                 "e.g. /dev/ttyACM1 (find it with lerobot-find-port)"
             )
         if self.control_space not in CONTROL_SPACES:
-            raise ValueError(
+            raise ConfigError(
                 f"{name}.control_space={self.control_space!r} is invalid; allowed values: {CONTROL_SPACES}"
             )
         if self.action_format not in ACTION_FORMATS:
-            raise ValueError(
+            raise ConfigError(
                 f"{name}.action_format={self.action_format!r} is invalid; allowed values: {ACTION_FORMATS}"
             )
         keys = {}
@@ -92,32 +93,32 @@ class SO101LeaderHILConfig(SOLeaderTeleopConfig):
             field_name = f"{action}_key"
             key = validate_key_name(f"{name}.{field_name}", getattr(self, field_name))
             if key in keys:
-                raise ValueError(
+                raise ConfigError(
                     f"{name}.{field_name}={key!r} is already bound to {name}.{keys[key]}_key; "
                     "allowed values: four distinct keys"
                 )
             keys[key] = action
             setattr(self, field_name, key)
         if self.auto_intervention_threshold is not None and not self.auto_intervention_threshold > 0:
-            raise ValueError(
+            raise ConfigError(
                 f"{name}.auto_intervention_threshold={self.auto_intervention_threshold} is invalid; "
                 "allowed values: null (off) or a positive number of degrees"
             )
         if self.control_space == "ee":
             if not self.urdf_path:
-                raise ValueError(
+                raise ConfigError(
                     f"{name}.urdf_path is required when {name}.control_space='ee'; allowed values: the path "
                     "of the SO101 URDF (the same as env.processor.inverse_kinematics.urdf_path)"
                 )
             if set(self.end_effector_step_sizes) != {"x", "y", "z"} or not all(
                 float(v) > 0 for v in self.end_effector_step_sizes.values()
             ):
-                raise ValueError(
+                raise ConfigError(
                     f"{name}.end_effector_step_sizes={self.end_effector_step_sizes} is invalid; allowed "
                     "values: positive metres for exactly the keys x, y, z"
                 )
         if not 0 <= self.gripper_low_threshold < self.gripper_high_threshold <= 100:
-            raise ValueError(
+            raise ConfigError(
                 f"{name}.gripper_low_threshold={self.gripper_low_threshold} / gripper_high_threshold="
                 f"{self.gripper_high_threshold} are invalid; allowed values: 0 <= low < high <= 100"
             )

@@ -14,6 +14,8 @@ from typing import Any
 
 from lerobot.teleoperators.utils import TeleopEvents
 
+from ..errors import ConfigError
+
 logger = logging.getLogger(__name__)
 
 #: Key names accepted besides single printable characters (pynput ``Key`` attribute names).
@@ -48,13 +50,13 @@ def validate_key_name(field: str, key: str) -> str:
         ValueError: If the key cannot be bound.
     """
     if not isinstance(key, str) or not key:
-        raise ValueError(f"{field}={key!r} is invalid; allowed values: a single character or {NAMED_KEYS}")
+        raise ConfigError(f"{field}={key!r} is invalid; allowed values: a single character or {NAMED_KEYS}")
     name = key.lower()
     if len(name) == 1 and name.isprintable() and not name.isspace():
         return name
     if name in NAMED_KEYS:
         return name
-    raise ValueError(f"{field}={key!r} is invalid; allowed values: a single character or {NAMED_KEYS}")
+    raise ConfigError(f"{field}={key!r} is invalid; allowed values: a single character or {NAMED_KEYS}")
 
 
 class TeleopEventState:
