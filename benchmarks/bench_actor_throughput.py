@@ -3,11 +3,14 @@
 Runs LeRobot's actor inner loop pieces (``make_robot_env``, ``make_processors``, policy
 ``select_action``, ``step_env_and_process_transition``) on the ``e2hil_sim`` env with the
 scripted teacher, without gRPC and without a learner, so the figure is the actor's ceiling.
+It measures gym-hil's own controller and our :mod:`lerobot_policy_e2hil.sim.opspace` side by
+side, in alternating rounds, and prints the median of each and their ratio.
 
-Usage: ``MUJOCO_GL=egl python benchmarks/bench_actor_throughput.py [--steps 2000] [--config PATH]``
+Usage: ``MUJOCO_GL=egl python benchmarks/bench_actor_throughput.py [--steps 1000] [--rounds 3]``
 """
 
 import argparse
+import statistics
 import time
 
 import draccus
@@ -16,8 +19,8 @@ import torch
 import lerobot_policy_e2hil  # noqa: F401  (registers e2hil_sim)
 
 
-def main() -> None:
-    """Measure and print env steps per second."""
+def steps_per_second(config: str, fast_controller: bool, steps: int) -> float:
+    """Env steps per second of the actor loop over ``steps`` steps (set-up not timed)."""
     from lerobot.policies import make_policy, make_pre_post_processors
     from lerobot.processor import TransitionKey
     from lerobot.rl.gym_manipulator import (
@@ -28,22 +31,15 @@ def main() -> None:
     )
     from lerobot.rl.train_rl import TrainRLServerPipelineConfig
 
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--config", default="HIL-SERL/train_gym_hil_env_SIM.json")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (the sim actor uses 1)")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-
-    cfg = draccus.parse(TrainRLServerPipelineConfig, config_path=args.config, args=[])
+    args = [f"--env.fast_controller={str(fast_controller).lower()}"]
+    cfg = draccus.parse(TrainRLServerPipelineConfig, config_path=config, args=args)
     env, teleop = make_robot_env(cfg.env)
     env_processor, action_processor = make_processors(env, teleop, cfg.env, "cpu")
     policy = make_policy(cfg=cfg.policy, env_cfg=cfg.env).eval()
     preprocessor, _ = make_pre_post_processors(policy_cfg=cfg.policy, dataset_stats=cfg.policy.dataset_stats)
     transition = reset_and_build_transition(env, env_processor, action_processor)
-    episodes = 0
     start = time.perf_counter()
-    for _ in range(args.steps):
+    for _ in range(steps):
         obs = {
             k: v for k, v in transition[TransitionKey.OBSERVATION].items() if k in cfg.policy.input_features
         }
@@ -51,14 +47,31 @@ def main() -> None:
             action = policy.select_action(preprocessor.process_observation(obs))
         transition = step_env_and_process_transition(env, transition, action, env_processor, action_processor)
         if transition.get(TransitionKey.DONE) or transition.get(TransitionKey.TRUNCATED):
-            episodes += 1
             transition = reset_and_build_transition(env, env_processor, action_processor)
     elapsed = time.perf_counter() - start
     env.close()
-    print(
-        f"{args.steps} env steps, {episodes} episodes in {elapsed:.1f} s: "
-        f"{args.steps / elapsed:.1f} env steps/s (torch threads {torch.get_num_threads()})"
-    )
+    return steps / elapsed
+
+
+def main() -> None:
+    """Measure and print env steps per second for both controllers."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--steps", type=int, default=1000, help="env steps per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--config", default="HIL-SERL/train_gym_hil_env_SIM.json")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (the sim actor uses 1)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    results: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(args.rounds):
+        for fast in (False, True):
+            results[fast].append(steps_per_second(args.config, fast, args.steps))
+    gym_hil, ours = statistics.median(results[False]), statistics.median(results[True])
+    print(f"torch threads {torch.get_num_threads()}, {args.rounds} rounds of {args.steps} env steps (median)")
+    print(f"gym-hil opspace controller : {gym_hil:6.1f} env steps/s  {[round(v, 1) for v in results[False]]}")
+    print(f"fast_controller (default)  : {ours:6.1f} env steps/s  {[round(v, 1) for v in results[True]]}")
+    print(f"ratio fast / gym-hil       : {ours / gym_hil:.2f}")
 
 
 if __name__ == "__main__":

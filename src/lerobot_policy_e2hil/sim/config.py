@@ -119,6 +119,9 @@ class E2HiLSimEnvConfig(HILSerlRobotEnvConfig):
     max_episode_steps: int = 100
     # Seed of the MuJoCo env
     env_seed: int = 0
+    # True: our buffered evaluation of gym-hil's operational-space controller (same torques, ~2x
+    # faster env steps); False: gym-hil's own ``opspace`` function
+    fast_controller: bool = True
     processor: HILSerlProcessorConfig = field(default_factory=_default_processor)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     launch: LaunchConfig = field(default_factory=LaunchConfig)
@@ -160,6 +163,7 @@ class E2HiLSimEnvConfig(HILSerlRobotEnvConfig):
             "reset_delay_seconds": self.reset_delay_seconds if self.realtime else 0.0,
             "max_episode_steps": self.max_episode_steps,
             "seed": self.env_seed,
+            "fast_controller": self.fast_controller,
             "use_gripper": self.use_gripper,
             "gripper_penalty": self.gripper_penalty,
             "teacher": dataclasses.asdict(self.teacher) if teacher else None,

@@ -31,7 +31,7 @@ def make_sim_env(sim_options: dict[str, Any] | None = None, **ignored: Any) -> g
 
     Args:
         sim_options: Output of ``E2HiLSimEnvConfig.sim_options`` (defaults: state-only, fixed cube,
-            no teacher, no reset delay).
+            no teacher, no reset delay, the fast controller of :mod:`.opspace`).
         **ignored: What LeRobot's ``make_robot_env`` passes (``image_obs=True``, ``render_mode="human"``,
             ``use_gripper``, ``gripper_penalty``); the config's values in ``sim_options`` win.
 
@@ -52,12 +52,19 @@ def make_sim_env(sim_options: dict[str, Any] | None = None, **ignored: Any) -> g
         "reset_delay_seconds": 0.0,
         "max_episode_steps": 100,
         "seed": 0,
+        "fast_controller": True,
         "use_gripper": True,
         "gripper_penalty": 0.0,
         "teacher": None,
         **(sim_options or {}),
     }
-    env: gym.Env = PandaPickCubeGymEnv(
+    if options["fast_controller"]:
+        from .opspace import fast_control_env_class
+
+        env_class = fast_control_env_class()
+    else:
+        env_class = PandaPickCubeGymEnv
+    env: gym.Env = env_class(
         seed=int(options["seed"]),
         render_mode="rgb_array",
         image_obs=bool(options["image_obs"]),
