@@ -2,28 +2,60 @@
 
 LeRobot's ``lerobot.rl.learner`` and ``lerobot.rl.actor`` do not call
 ``register_third_party_plugins()``, so a config with ``"algorithm": {"type": "e2hil"}`` would
-fail to parse there. These entry points import the plugin first and then hand the untouched
-command line (``--config_path=...`` and dotted overrides) to LeRobot's CLI functions.
+fail to parse there. These entry points import the plugin, parse the command line as LeRobot
+does (``--config_path=...`` and dotted overrides), install the fault handling of
+:mod:`.faults` (its ``--faults.*`` flags are taken out first) and call LeRobot's ``train_cli`` /
+``actor_cli``. The learner writes a final checkpoint once LeRobot's loop stops (Ctrl-C). A bad
+setup ends with a one-paragraph ``error:`` line and a non-zero exit code.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: LeRobot's ``parser.wrap`` reads the annotation as a type.
+
+import logging
+
+from lerobot.configs import parser
+from lerobot.rl.train_rl import TrainRLServerPipelineConfig
+
+from . import faults, install_algorithm_lookup
+from .faults import FaultSettings
+
+_SETTINGS: list[FaultSettings] = [FaultSettings()]
+
+
+@parser.wrap()
+def _learner(cfg: TrainRLServerPipelineConfig) -> None:
+    from lerobot.rl import learner
+
+    faults.check_features(cfg)
+    faults.install_learner_faults(cfg, _SETTINGS[0])
+    learner.train_cli(cfg)
+    if faults.fatal_message() is None:
+        logging.info(f"[LEARNER] final checkpoint: {faults.save_final_checkpoint(cfg)}")
+
+
+@parser.wrap()
+def _actor(cfg: TrainRLServerPipelineConfig) -> None:
+    from lerobot.rl import actor
+
+    faults.check_features(cfg)
+    faults.install_actor_faults(cfg, _SETTINGS[0])
+    actor.actor_cli(cfg)
+
+
+def _run(body) -> None:
+    def main(settings: FaultSettings) -> None:
+        _SETTINGS[0] = settings
+        install_algorithm_lookup()
+        body()
+
+    faults.run_entry(main)
 
 
 def learner_main() -> None:
-    """``e2hil-learner``: ``python -m lerobot.rl.learner`` with E2HiL registered."""
-    from . import install_algorithm_lookup
-
-    install_algorithm_lookup()
-    from lerobot.rl.learner import train_cli
-
-    train_cli()
+    """``e2hil-learner``: ``python -m lerobot.rl.learner`` with E2HiL registered and fault handling."""
+    _run(_learner)
 
 
 def actor_main() -> None:
-    """``e2hil-actor``: ``python -m lerobot.rl.actor`` with E2HiL registered."""
-    from . import install_algorithm_lookup
-
-    install_algorithm_lookup()
-    from lerobot.rl.actor import actor_cli
-
-    actor_cli()
+    """``e2hil-actor``: ``python -m lerobot.rl.actor`` with E2HiL registered and fault handling."""
+    _run(_actor)

@@ -13,6 +13,11 @@ algorithm lookup:
 * ``lerobot.rl.actor.precise_sleep`` -> no pacing (or ``env.actor_max_hz``) unless ``env.realtime``;
 * ``lerobot.rl.actor.act_with_policy`` -> a wrapper that, once the step budget is spent, lets
   the transition queues drain and then sets the shutdown event, so the actor exits by itself.
+
+They are installed after the fault handling of :mod:`..faults` and build on it: the trainer
+subclasses the fault-aware one, episode lengths and env steps come from its run counter (right
+across learner restarts and replacement actors), and its events (transitions received and
+rejected, checkpoints, resumes) are written to ``metrics.jsonl`` too.
 """
 
 from __future__ import annotations
@@ -61,16 +66,11 @@ def _to_builtin(value: Any) -> Any:
 
 
 class _LearnerState:
-    """What the learner hooks share: the sink, the episode counters and the live trainer."""
+    """What the learner hooks share: the sink and the logging period."""
 
     def __init__(self) -> None:
         self.sink: MetricsSink | None = None
         self.log_freq = 100
-        self.trainer: Any = None
-        self.env_step = 0
-        self.episodes = 0
-        self.last_episode_end = -1
-        self.last_message: dict | None = None
 
 
 LEARNER_STATE = _LearnerState()
@@ -80,36 +80,50 @@ def install_learner_hooks(cfg: Any) -> None:
     """Make LeRobot's learner write ``<output_dir>/metrics.jsonl``.
 
     The path is resolved at the first record, after ``train()`` has validated ``cfg`` (which
-    fills in ``output_dir``).
+    fills in ``output_dir``). Install :func:`..faults.install_learner_faults` first.
 
     Args:
         cfg: The learner's ``TrainRLServerPipelineConfig`` (the object ``train()`` receives).
     """
     from lerobot.rl import learner
-    from lerobot.rl.trainer import RLTrainer
+
+    from ..faults import LEARNER
 
     LEARNER_STATE.log_freq = max(1, int(cfg.log_freq))
     start = float(os.environ.get(RUN_START_ENV, time.time()))
 
     def sink() -> MetricsSink:
         if LEARNER_STATE.sink is None:
-            LEARNER_STATE.sink = MetricsSink(Path(cfg.output_dir) / METRICS_FILE, start_time=start)
+            output_dir = LEARNER.cfg.output_dir if LEARNER.cfg is not None else cfg.output_dir
+            LEARNER_STATE.sink = MetricsSink(Path(output_dir) / METRICS_FILE, start_time=start)
         return LEARNER_STATE.sink
 
-    class RecordingTrainer(RLTrainer):
+    def record_transitions(accepted: int, rejected: int) -> None:
+        validator = LEARNER.validator
+        sink().write("transitions", batch=accepted, received=validator.accepted, rejected=rejected)
+
+    LEARNER.validator.listeners.append(record_transitions)
+    LEARNER.listeners.append(lambda kind, fields: sink().write(kind, **fields))
+    learner.RLTrainer = _recording_trainer(learner.RLTrainer, sink)
+    learner.process_interaction_message = _recording_interactions(learner.process_interaction_message, sink)
+
+
+def _recording_trainer(base: type, sink: Any) -> type:
+    from ..faults import LEARNER
+
+    class RecordingTrainer(base):
         """LeRobot's trainer; every ``log_freq`` optimisation steps it writes the mean stats."""
 
         def __init__(self, *args: Any, **kwargs: Any):
             super().__init__(*args, **kwargs)
             self._sums: dict[str, float] = defaultdict(float)
             self._counts: dict[str, int] = defaultdict(int)
-            LEARNER_STATE.trainer = self
 
         def training_step(self):
             stats = super().training_step()
             for key, value in stats.to_log_dict().items():
                 value = float(value)
-                if math.isfinite(value):
+                if math.isfinite(value) and not key.startswith("faults/"):
                     self._sums[key] += value
                     self._counts[key] += 1
             step = int(self.algorithm.optimization_step)
@@ -119,28 +133,35 @@ def install_learner_hooks(cfg: Any) -> None:
                     len(self.data_mixer.online_buffer) if hasattr(self.data_mixer, "online_buffer") else None
                 )
                 sink().write(
-                    "train", opt_step=step, env_step=LEARNER_STATE.env_step, replay_size=replay, **means
+                    "train",
+                    opt_step=step,
+                    env_step=LEARNER.counter.steps,
+                    replay_size=replay,
+                    transitions_received=LEARNER.validator.accepted,
+                    transitions_rejected=LEARNER.validator.rejected,
+                    **means,
                 )
                 self._sums.clear()
                 self._counts.clear()
             return stats
 
-    original_process = learner.process_interaction_message
+    return RecordingTrainer
+
+
+def _recording_interactions(original_process: Any, sink: Any) -> Any:
+    """Wrap ``process_interaction_message`` to write one ``episode`` record per message."""
+    from ..faults import LEARNER
 
     def process_interaction_message(message, interaction_step_shift, wandb_logger=None):
+        steps_before = LEARNER.counter.steps
         message = original_process(message, interaction_step_shift, wandb_logger)
-        step = int(message.get("Interaction step", 0))
-        length = step - LEARNER_STATE.last_episode_end
-        LEARNER_STATE.last_episode_end = step
-        LEARNER_STATE.env_step = step + 1
-        LEARNER_STATE.episodes += 1
-        LEARNER_STATE.last_message = message
+        length = LEARNER.counter.steps - steps_before
         rate = float(message.get("Intervention rate", 0.0))
         reward = float(message.get("Episodic reward", 0.0))
         sink().write(
             "episode",
-            episode=LEARNER_STATE.episodes,
-            env_step=step + 1,
+            episode=LEARNER.counter.episodes,
+            env_step=LEARNER.counter.steps,
             length=length,
             reward=reward,
             success=bool(reward >= 0.5),
@@ -151,56 +172,7 @@ def install_learner_hooks(cfg: Any) -> None:
         )
         return message
 
-    learner.RLTrainer = RecordingTrainer
-    learner.process_interaction_message = process_interaction_message
-
-
-def save_final_checkpoint(cfg: Any) -> Path | None:
-    """Checkpoint the live learner state once its loop has stopped (Ctrl-C or end of run).
-
-    Uses LeRobot's own ``save_training_checkpoint`` with the objects the learner built, so the
-    checkpoint has the same layout as the periodic ones (and ``checkpoints/last`` points at it).
-
-    Args:
-        cfg: The learner's config.
-
-    Returns:
-        The checkpoint directory, or None when no training step has run.
-    """
-    from lerobot.common.train_utils import get_step_checkpoint_dir
-    from lerobot.policies import make_pre_post_processors
-    from lerobot.rl import learner
-
-    trainer = LEARNER_STATE.trainer
-    if trainer is None or not cfg.save_checkpoint:
-        return None
-    algorithm = trainer.algorithm
-    step = int(algorithm.optimization_step)
-    if step == 0:
-        return None
-    mixer = trainer.data_mixer
-    _, postprocessor = make_pre_post_processors(policy_cfg=cfg.policy, dataset_stats=cfg.policy.dataset_stats)
-    learner.save_training_checkpoint(
-        cfg=cfg,
-        optimization_step=step,
-        online_steps=cfg.policy.online_steps,
-        interaction_message=LEARNER_STATE.last_message,
-        policy=algorithm.policy,
-        optimizers=algorithm.get_optimizers(),
-        replay_buffer=mixer.online_buffer,
-        algorithm=algorithm,
-        offline_replay_buffer=getattr(mixer, "offline_buffer", None),
-        dataset_repo_id=cfg.dataset.repo_id if cfg.dataset is not None else None,
-        fps=cfg.env.fps,
-        preprocessor=trainer._preprocessor,
-        postprocessor=postprocessor,
-    )
-    checkpoint = get_step_checkpoint_dir(Path(cfg.output_dir), cfg.policy.online_steps, step)
-    if LEARNER_STATE.sink is not None:
-        LEARNER_STATE.sink.write(
-            "checkpoint", opt_step=step, env_step=LEARNER_STATE.env_step, path=str(checkpoint)
-        )
-    return checkpoint
+    return process_interaction_message
 
 
 def install_actor_hooks(cfg: Any) -> None:
@@ -228,7 +200,7 @@ def install_actor_hooks(cfg: Any) -> None:
         finally:
             if not shutdown_event.is_set():
                 logging.info("[ACTOR] Step budget spent; flushing queues before shutdown")
-                _wait_until_empty((transitions_queue, interactions_queue), timeout_s=30.0)
+                _wait_until_empty((transitions_queue, interactions_queue, _Backlog()), timeout_s=30.0)
                 time.sleep(1.0)
                 shutdown_event.set()
 
@@ -254,6 +226,15 @@ class _RateCap:
         self.last = time.perf_counter()
 
 
+class _Backlog:
+    """The messages the fault handling took back from broken streams, as a queue-like ``empty()``."""
+
+    def empty(self) -> bool:
+        from ..faults import ACTOR
+
+        return ACTOR.backlog() == 0
+
+
 def _wait_until_empty(queues: tuple, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -276,8 +257,8 @@ def use_intervention_buffer(cfg: Any) -> None:
     and adds every intervention transition to it. When ``cfg.dataset`` is None this puts a
     placeholder dataset config in (``repo_id`` :data:`INTERVENTION_REPO_ID`) and, in the learner,
     makes ``initialize_offline_replay_buffer`` start from an empty buffer instead of loading a
-    dataset. The buffer is only created when the teacher gives demonstrations (the mixer samples
-    it from the first update); otherwise training is online-only.
+    dataset. The buffer is only created when the teacher can intervene (demonstrations or
+    take-overs; every intervention transition is added to it); otherwise training is online-only.
 
     Call it before LeRobot validates ``cfg`` (in both the learner and the actor).
 
@@ -292,13 +273,13 @@ def use_intervention_buffer(cfg: Any) -> None:
 
     cfg.dataset = DatasetConfig(repo_id=INTERVENTION_REPO_ID)
     teacher = getattr(cfg.env, "teacher", None)
-    has_demos = teacher is not None and teacher.mode != "off" and teacher.demo_episodes > 0
+    intervenes = teacher is not None and teacher.mode != "off"
     original = learner.initialize_offline_replay_buffer
 
     def initialize_offline_replay_buffer(cfg, device, storage_device):
         if cfg.resume:
             return original(cfg, device, storage_device)
-        if not has_demos:
+        if not intervenes:
             return None
         return ReplayBuffer(
             capacity=cfg.policy.offline_buffer_capacity,

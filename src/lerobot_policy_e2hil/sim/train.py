@@ -7,10 +7,15 @@ talking gRPC on 127.0.0.1 on a free port, prints progress from the learner's ``m
 stops when the actor has spent ``policy.online_steps`` env steps, then evaluates the final
 policy teacher-free (:mod:`.evaluate`) and writes ``summary.json`` and ``plots/*.png`` next to
 ``checkpoints/``. Ctrl-C stops both processes; the learner writes a final checkpoint on the way out.
+
+``--resume=true --output_dir=<run>`` continues an interrupted run from its newest complete
+checkpoint: the learner resumes (LeRobot's ``--resume``, with :mod:`..faults`), and a new actor
+runs the env steps left of ``policy.online_steps``. ``--faults.*`` flags go to both processes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -22,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..faults.settings import FLAG_PREFIX, split_fault_args
 from .hooks import METRICS_FILE, RUN_START_ENV
 from .report import episode_stats, progress_line, read_metrics, write_plots
 
@@ -54,6 +60,19 @@ def load_config(args: list[str]) -> Any:
     return draccus.parse(TrainRLServerPipelineConfig, config_path=config_path, args=rest)
 
 
+def _without(args: list[str], name: str) -> list[str]:
+    """``args`` without the flag ``name`` (``name=value`` or ``name value``)."""
+    kept, skip = [], False
+    for i, arg in enumerate(args):
+        if skip:
+            skip = False
+        elif arg == name:
+            skip = i + 1 < len(args) and not args[i + 1].startswith("--")
+        elif not arg.startswith(name + "="):
+            kept.append(arg)
+    return kept
+
+
 def _is_config_path_arg(args: list[str], i: int) -> bool:
     arg = args[i]
     return arg.startswith("--config_path") or (i > 0 and args[i - 1] == "--config_path")
@@ -83,20 +102,66 @@ def _stop(process: subprocess.Popen, timeout_s: float) -> int:
         return process.wait()
 
 
+def _fault_flags(args: list[str]) -> tuple[list[str], list[str]]:
+    """The ``--faults.*`` flags, validated and normalised, and the other arguments."""
+    settings, rest = split_fault_args(args)
+    flags = [f"{FLAG_PREFIX}{f.name}={getattr(settings, f.name)}" for f in dataclasses.fields(settings)]
+    return flags, rest
+
+
+def _resume_budget(cfg: Any, output_dir: Path) -> int:
+    """Env steps left to the actor of a resumed run; exits with a message when there is nothing to do."""
+    from ..faults.checkpoints import newest_complete, read_marker
+
+    checkpoint = newest_complete(output_dir)
+    if checkpoint is None:
+        raise SystemExit(
+            f"[e2hil-sim] --resume=true but {output_dir}/checkpoints has no complete checkpoint; "
+            "start a new run without --resume"
+        )
+    done = int(read_marker(checkpoint).get("interaction_step") or 0)
+    remaining = cfg.policy.online_steps - done
+    if remaining <= 0:
+        raise SystemExit(
+            f"[e2hil-sim] {checkpoint} already has {done} env steps of policy.online_steps="
+            f"{cfg.policy.online_steps}; raise --policy.online_steps to train longer"
+        )
+    print(f"[e2hil-sim] resuming from {checkpoint} ({done} env steps done, {remaining} to go)")
+    return remaining
+
+
+def _actor_output_dir(output_dir: Path, resume: bool) -> Path:
+    """``<output_dir>/actor``, or a new ``actor-resume<N>`` (LeRobot refuses an existing one)."""
+    if not resume:
+        return output_dir / "actor"
+    n = 1
+    while (output_dir / f"actor-resume{n}").exists():
+        n += 1
+    return output_dir / f"actor-resume{n}"
+
+
 def run(args: list[str]) -> dict[str, Any]:
     """Run one training session; returns the summary (also written to ``summary.json``)."""
     import lerobot_policy_e2hil  # noqa: F401  (registers e2hil and e2hil_sim before parsing)
 
+    fault_flags, args = _fault_flags(args)
     cfg = load_config(args)
     output_dir = (
         Path(cfg.output_dir)
         if cfg.output_dir
         else (Path("outputs/e2hil_sim") / f"{dt.datetime.now():%Y-%m-%d_%H-%M-%S}_{cfg.job_name or 'run'}")
     )
-    if output_dir.exists():
-        raise SystemExit(f"Output directory {output_dir} already exists; choose another --output_dir")
+    resume = bool(cfg.resume)
+    if resume and not cfg.output_dir:
+        raise SystemExit("[e2hil-sim] --resume=true needs --output_dir=<the run to resume>")
+    if not resume and output_dir.exists():
+        raise SystemExit(
+            f"Output directory {output_dir} already exists; choose another --output_dir "
+            "(or add --resume=true to continue that run)"
+        )
+    actor_args = [f"--policy.online_steps={_resume_budget(cfg, output_dir)}"] if resume else []
     launch = cfg.env.launch
-    passthrough = [a for i, a in enumerate(args) if not a.startswith("--output_dir")]
+    passthrough = _without(_without(args, "--output_dir"), "--resume") + fault_flags
     port = int(_flag_value(args, PORT_FLAG) or free_port())
     if _flag_value(args, PORT_FLAG) is None:
         passthrough.append(f"{PORT_FLAG}={port}")
@@ -111,15 +176,16 @@ def run(args: list[str]) -> dict[str, Any]:
     logs.mkdir(parents=True, exist_ok=True)
     log_files = []
 
-    def spawn(role: str, role_output_dir: Path) -> subprocess.Popen:
+    def spawn(role: str, role_output_dir: Path, extra: list[str]) -> subprocess.Popen:
         """Start ``sim.<role>`` with the user's arguments, its output in ``<logs>/<role>.out``."""
-        log_files.append(open(logs / f"{role}.out", "w"))  # noqa: SIM115  (closed in finally)
+        log_files.append(open(logs / f"{role}.out", "a" if resume else "w"))  # noqa: SIM115  (closed in finally)
         return subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 f"lerobot_policy_e2hil.sim.{role}",
                 *passthrough,
+                *extra,
                 f"--output_dir={role_output_dir}",
             ],
             stdout=log_files[-1],
@@ -128,17 +194,20 @@ def run(args: list[str]) -> dict[str, Any]:
             start_new_session=True,
         )
 
-    learner = spawn("learner", output_dir)
+    learner = spawn("learner", output_dir, ["--resume=true"] if resume else [])
     actor = None
     interrupted = False
     try:
         if not _wait_for_port(port, learner, timeout_s=300):
             raise RuntimeError(f"learner did not start; see {logs / 'learner.out'}")
-        actor = spawn("actor", output_dir / "actor")
+        actor = spawn("actor", _actor_output_dir(output_dir, resume), actor_args)
         next_print = time.monotonic() + launch.progress_interval_s
         while actor.poll() is None:
             if learner.poll() is not None:
-                raise RuntimeError(f"learner exited early; see {logs / 'learner.out'}")
+                raise RuntimeError(
+                    f"learner exited early; see {logs / 'learner.out'}. Continue the run from its last "
+                    f"checkpoint with the same command plus --resume=true --output_dir={output_dir}"
+                )
             time.sleep(0.5)
             if time.monotonic() >= next_print:
                 stats = episode_stats(read_metrics(output_dir / METRICS_FILE), launch.summary_window)

@@ -1,0 +1,329 @@
+"""Actor-side fault handling, installed into ``lerobot.rl.actor`` by :func:`install_actor_faults`.
+
+LeRobot 0.6.1's actor calls the learner's ``Ready()`` without a deadline (a replacement actor
+can hang there for ever, issue 3979), and each of its three gRPC streams (parameters,
+transitions, interactions) ends for good at the first error: when the learner restarts, the
+actor keeps stepping the env but nothing reaches the new learner. The hooks here:
+
+* ``establish_learner_connection`` -> :func:`wait_for_learner`: ``Ready()`` with a deadline,
+  retried every ``retry_interval_s`` for at most ``connect_timeout_s``, every attempt logged;
+* ``send_transitions``, ``send_interactions``, ``receive_policy`` -> reconnecting loops: when a
+  stream ends while the actor runs, wait for the learner as above and open it again. The
+  message that was being sent when the stream broke is sent again, and everything queued while
+  the learner was away is sent after the reconnection;
+* ``learner_service_client`` -> the same channel with gRPC's reconnect back-off capped at
+  ``retry_interval_s`` (its default grows to 120 s);
+* ``get_frequency_stats`` -> the episode message also carries ``"Episode steps"``;
+* ``push_transitions_to_transport_queue`` -> counts the transitions handed to the learner;
+* ``reset_and_build_transition`` -> checks the first observation against the policy's features;
+* ``act_with_policy`` -> a :class:`~.entry.SetupError` in it becomes a one-paragraph fatal error.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from queue import Empty
+from typing import Any
+
+from .checks import check_observation
+from .entry import SetupError, record_fatal
+from .learner import EPISODE_STEPS_KEY
+from .settings import FaultSettings
+from .sync import EitherEvent
+
+_INSTALLED = "_e2hil_faults_installed"
+
+
+class ActorFaults:
+    """State the actor hooks share in one actor process."""
+
+    def __init__(self) -> None:
+        self.settings = FaultSettings()
+        self.address = ("127.0.0.1", 50051)
+        self.queued_transitions = 0
+        self.backlogs: list[Backlog] = []
+        self.reconnect_lock = threading.Lock()
+
+    def backlog(self) -> int:
+        """Messages taken back from broken streams and not yet sent again."""
+        return sum(len(b) for b in self.backlogs)
+
+
+ACTOR = ActorFaults()
+
+
+def install_actor_faults(cfg: Any, settings: FaultSettings) -> None:
+    """Install every actor-side fault handler into ``lerobot.rl.actor`` (once per process).
+
+    With ``policy.concurrency.actor="processes"`` the stream hooks are left out (LeRobot starts
+    those streams in spawned processes, which do not carry them); the rest still applies.
+
+    Args:
+        cfg: The actor's ``TrainRLServerPipelineConfig``.
+        settings: The ``--faults.*`` settings.
+    """
+    from lerobot.rl import actor
+
+    address = cfg.policy.actor_learner_config
+    ACTOR.settings, ACTOR.address = settings, (address.learner_host, address.learner_port)
+    if getattr(actor, _INSTALLED, False):
+        return
+    if cfg.policy.concurrency.actor == "threads":
+        actor.learner_service_client = _client_factory()
+        actor.establish_learner_connection = _establish_connection
+        actor.send_transitions = _reconnecting(actor, actor.send_transitions, "transitions", retain=True)
+        actor.send_interactions = _reconnecting(actor, actor.send_interactions, "interactions", retain=True)
+        actor.receive_policy = _reconnecting(actor, actor.receive_policy, "parameters", retain=False)
+    else:
+        logging.warning(
+            "[ACTOR] concurrency.actor='processes': the actor will not reconnect to a restarted learner"
+        )
+    actor.get_frequency_stats = _with_episode_steps(actor.get_frequency_stats)
+    actor.push_transitions_to_transport_queue = _counting(actor.push_transitions_to_transport_queue)
+    actor.reset_and_build_transition = _checked_first_reset(cfg, actor.reset_and_build_transition)
+    actor.act_with_policy = _fatal_on_setup_error(actor.act_with_policy)
+    setattr(actor, _INSTALLED, True)
+
+
+def _address() -> str:
+    return f"{ACTOR.address[0]}:{ACTOR.address[1]}"
+
+
+def _client_factory() -> Callable[..., Any]:
+    """Like LeRobot's: one stub and channel per address, shared by the streams."""
+    clients: dict[tuple[str, int], tuple[Any, Any]] = {}
+    lock = threading.Lock()
+
+    def learner_service_client(host: str = "127.0.0.1", port: int = 50051) -> tuple[Any, Any]:
+        with lock:
+            if (host, port) not in clients:
+                clients[host, port] = _new_client(host, port)
+            return clients[host, port]
+
+    return learner_service_client
+
+
+def _new_client(host: str, port: int) -> tuple[Any, Any]:
+    """LeRobot's channel options, plus gRPC's reconnect back-off capped at ``retry_interval_s``."""
+    import grpc
+    from lerobot.transport import services_pb2_grpc
+    from lerobot.transport.utils import grpc_channel_options
+
+    backoff_ms = int(ACTOR.settings.retry_interval_s * 1000)
+    options = [
+        *grpc_channel_options(),
+        ("grpc.initial_reconnect_backoff_ms", min(500, backoff_ms)),
+        ("grpc.min_reconnect_backoff_ms", min(500, backoff_ms)),
+        ("grpc.max_reconnect_backoff_ms", backoff_ms),
+    ]
+    channel = grpc.insecure_channel(f"{host}:{port}", options)
+    logging.info(f"[ACTOR] Learner service client created for {host}:{port}")
+    return services_pb2_grpc.LearnerServiceStub(channel), channel
+
+
+def wait_for_learner(stub: Any, shutdown_event: Any) -> bool:
+    """Call ``Ready()`` until the learner answers, for at most ``connect_timeout_s``.
+
+    Args:
+        stub: The learner service stub.
+        shutdown_event: Ends the wait early when set.
+
+    Returns:
+        True once the learner answered; False on timeout or shutdown.
+    """
+    import grpc
+    from lerobot.transport import services_pb2
+
+    settings = ACTOR.settings
+    start = time.monotonic()
+    deadline = start + settings.connect_timeout_s
+    attempt = 0
+    while not shutdown_event.is_set():
+        attempt += 1
+        remaining = deadline - time.monotonic()
+        try:
+            stub.Ready(
+                services_pb2.Empty(),
+                timeout=max(0.1, min(settings.ready_timeout_s, remaining)),
+                wait_for_ready=True,
+            )
+            logging.info(
+                f"[ACTOR] Learner at {_address()} is ready (attempt {attempt}, {time.monotonic() - start:.1f} s)"
+            )
+            return True
+        except grpc.RpcError as err:
+            reason = f"{err.code().name}: {err.details()}"
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            logging.error(
+                f"[ACTOR] Learner at {_address()} not ready after {attempt} attempts ({reason}); giving up"
+            )
+            return False
+        logging.warning(
+            f"[ACTOR] Learner at {_address()} not ready (attempt {attempt}: {reason}); "
+            f"retrying for up to {remaining:.0f} s more"
+        )
+        shutdown_event.wait(min(settings.retry_interval_s, remaining))
+    return False
+
+
+def _establish_connection(stub: Any, shutdown_event: Any, attempts: int = 30) -> bool:
+    """Replacement of LeRobot's ``establish_learner_connection`` (its ``attempts`` is ignored)."""
+    if wait_for_learner(stub, shutdown_event):
+        return True
+    if not shutdown_event.is_set():
+        record_fatal(
+            f"the actor could not reach the learner at {_address()} within "
+            f"{ACTOR.settings.connect_timeout_s:.0f} s. Start the learner first (with the same config), "
+            "check policy.actor_learner_config.learner_host and learner_port, or wait longer with "
+            "--faults.connect_timeout_s=<seconds>."
+        )
+    return False
+
+
+class Backlog:
+    """Messages of one stream to send again after a reconnection, oldest first."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.items: deque[Any] = deque()
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+class AttemptQueue:
+    """The transport queue as one stream attempt sees it.
+
+    LeRobot's stream generator takes a message from the queue and yields its chunks to gRPC; when
+    the stream breaks, that message is gone. This view remembers the message being sent until the
+    generator asks for the next one (gRPC has taken all its chunks by then) and, when the attempt
+    ends, puts it back in front of the backlog. Messages the backlog holds are served first.
+
+    Args:
+        queue: The actor's transport queue.
+        backlog: The stream's backlog, shared by its attempts.
+        ended: Set when this attempt is over; a late ``get`` of an abandoned generator then
+            returns its message to the backlog and raises ``Empty``.
+    """
+
+    def __init__(self, queue: Any, backlog: Backlog, ended: threading.Event):
+        self.queue = queue
+        self.backlog = backlog
+        self.ended = ended
+        self.in_flight: Any = None
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        with self.backlog.lock:
+            self.in_flight = None
+            item = self.backlog.items.popleft() if self.backlog.items else None
+        if item is None:
+            item = self.queue.get(block=block, timeout=timeout)
+        with self.backlog.lock:
+            if self.ended.is_set():
+                self.backlog.items.appendleft(item)
+                raise Empty
+            self.in_flight = item
+        return item
+
+    def close(self) -> None:
+        """End the attempt; the message in flight goes back to the front of the backlog."""
+        with self.backlog.lock:
+            self.ended.set()
+            if self.in_flight is not None:
+                self.backlog.items.appendleft(self.in_flight)
+                self.in_flight = None
+
+
+def _reconnecting(actor: Any, original: Callable[..., None], name: str, retain: bool) -> Callable[..., None]:
+    """Run one of LeRobot's stream functions again whenever it ends while the actor is running."""
+
+    def stream(cfg: Any, queue: Any, shutdown_event: Any, *args: Any, **kwargs: Any) -> None:
+        backlog = Backlog()
+        ACTOR.backlogs.append(backlog)
+        while True:
+            ended = threading.Event()
+            view = AttemptQueue(queue, backlog, ended) if retain else queue
+            original(cfg, view, EitherEvent(shutdown_event, ended), *args, **kwargs)
+            if retain:
+                view.close()
+            ended.set()
+            if shutdown_event.is_set():
+                return
+            lost = time.monotonic()
+            logging.warning(f"[ACTOR] The {name} stream to the learner ended; reconnecting")
+            if not _reconnect(actor, shutdown_event):
+                return
+            logging.info(f"[ACTOR] The {name} stream reconnected after {time.monotonic() - lost:.1f} s")
+
+    return stream
+
+
+def _reconnect(actor: Any, shutdown_event: Any) -> bool:
+    """Wait for the learner to come back; one stream waits (and logs), the others queue behind it."""
+    with ACTOR.reconnect_lock:
+        if shutdown_event.is_set():
+            return False
+        host, port = ACTOR.address
+        stub, _ = actor.learner_service_client(host=host, port=port)
+        if wait_for_learner(stub, shutdown_event):
+            return True
+        if not shutdown_event.is_set():
+            record_fatal(
+                f"the actor lost the learner at {_address()} and could not reconnect within "
+                f"{ACTOR.settings.connect_timeout_s:.0f} s; it stops, and the transitions it had not "
+                "sent are lost. Restart the learner with --resume=true and the same --output_dir, then "
+                "start the actor again."
+            )
+            shutdown_event.set()
+        return False
+
+
+def _with_episode_steps(original: Callable[[Any], dict]) -> Callable[[Any], dict]:
+    def get_frequency_stats(timer: Any) -> dict:
+        return {**original(timer), EPISODE_STEPS_KEY: timer.count}
+
+    return get_frequency_stats
+
+
+def _counting(original: Callable[..., None]) -> Callable[..., None]:
+    def push_transitions_to_transport_queue(transitions: list, transitions_queue: Any) -> None:
+        original(transitions=transitions, transitions_queue=transitions_queue)
+        ACTOR.queued_transitions += len(transitions)
+        logging.info(
+            f"[ACTOR] Queued {len(transitions)} transitions for the learner "
+            f"(total {ACTOR.queued_transitions}, resend backlog {ACTOR.backlog()})"
+        )
+
+    return push_transitions_to_transport_queue
+
+
+def _checked_first_reset(cfg: Any, original: Callable[..., Any]) -> Callable[..., Any]:
+    checked = False
+
+    def reset_and_build_transition(*args: Any, **kwargs: Any) -> Any:
+        nonlocal checked
+        transition = original(*args, **kwargs)
+        if not checked:
+            from lerobot.processor import TransitionKey
+
+            check_observation(transition[TransitionKey.OBSERVATION], cfg.policy)
+            checked = True
+        return transition
+
+    return reset_and_build_transition
+
+
+def _fatal_on_setup_error(original: Callable[..., None]) -> Callable[..., None]:
+    def act_with_policy(cfg: Any, shutdown_event: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            original(cfg, shutdown_event, *args, **kwargs)
+        except SetupError as err:
+            record_fatal(str(err))
+            shutdown_event.set()
+
+    return act_with_policy

@@ -1,0 +1,61 @@
+"""How the entry points end on a bad setup or a fatal fault: one paragraph on stderr, no traceback.
+
+LeRobot's learner and actor catch every exception of their main loops, log its traceback and
+return normally, so a fault detected inside them cannot end the process by raising. The hooks
+therefore :func:`record_fatal` the message, stop the loop through LeRobot's shutdown event, and
+:func:`run_entry` prints the message and exits non-zero once LeRobot's CLI has returned.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+
+from ..errors import ConfigError
+from .settings import FaultSettings, split_fault_args
+
+EXIT_SETUP = 2
+EXIT_FATAL = 1
+
+_FATAL: list[str] = []
+
+
+class SetupError(RuntimeError):
+    """A setup the learner or actor cannot run with; the message says what to change."""
+
+
+def record_fatal(message: str) -> None:
+    """Log ``message`` as an error and make the entry point exit with it after LeRobot returns."""
+    logging.error(message)
+    _FATAL.append(message)
+
+
+def fatal_message() -> str | None:
+    """The first fatal message recorded in this process, if any."""
+    return _FATAL[0] if _FATAL else None
+
+
+def run_entry(main: Callable[[FaultSettings], None]) -> None:
+    """Run an entry point with the ``--faults.*`` flags taken out of ``sys.argv``.
+
+    Args:
+        main: The entry's body; it receives the settings and parses the rest of ``sys.argv``.
+
+    Exits with :data:`EXIT_SETUP` on a :class:`SetupError` or :class:`~..errors.ConfigError`,
+    with :data:`EXIT_FATAL` when a hook recorded a fatal fault, printing ``error: <message>``.
+    """
+    from .checks import check_algorithm_type
+
+    try:
+        settings, rest = split_fault_args(sys.argv[1:])
+        sys.argv = [sys.argv[0], *rest]
+        check_algorithm_type(rest)
+        main(settings)
+    except (SetupError, ConfigError) as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_SETUP)
+    message = fatal_message()
+    if message is not None:
+        print(f"error: {message}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_FATAL)

@@ -1,0 +1,409 @@
+"""Learner-side fault handling, installed into ``lerobot.rl.learner`` by :func:`install_learner_faults`.
+
+Every piece replaces one module attribute that LeRobot's learner looks up at call time, and
+wraps or subclasses LeRobot's object rather than copying it:
+
+* ``save_training_checkpoint`` -> :class:`~.checkpoints.AtomicCheckpointer`;
+* ``handle_resume_logic`` -> picks the newest complete checkpoint, loads the policy weights from
+  it (LeRobot 0.6.1 rebuilds the policy from the checkpoint's config, whose ``pretrained_path`` is
+  empty, so the actor weights would restart from random), keeps ``--output_dir``, checks the port;
+* ``load_training_state`` -> fails loudly instead of silently restarting from step 0, restores the
+  run counters and reports what was restored;
+* ``bytes_to_transitions`` -> drops bad transitions (:mod:`.transitions`);
+* ``process_interaction_message`` -> counts env steps across restarts and replacement actors;
+* ``LearnerService`` -> ends a parameter stream when its actor is gone (issue 3979);
+  ``MAX_WORKERS`` -> headroom for a replacement actor; ``start_learner`` -> a clear error when
+  the gRPC server cannot start;
+* ``RLTrainer`` -> adds the transition counters to the logged training stats.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import inspect
+import json
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from lerobot.utils.constants import PRETRAINED_MODEL_DIR, TRAINING_STATE_DIR, TRAINING_STEP
+
+from .checkpoints import AtomicCheckpointer, prepare_resume, read_marker
+from .checks import check_port_free
+from .entry import SetupError, record_fatal
+from .settings import FaultSettings
+from .sync import EitherEvent
+from .transitions import TransitionSpec, TransitionValidator
+
+EPISODE_STEPS_KEY = "Episode steps"
+_INSTALLED = "_e2hil_faults_installed"
+
+
+class RunCounter:
+    """Env steps and episodes of a run, across learner restarts and replacement actors.
+
+    LeRobot's actor numbers its steps from 0 and the learner adds the step count of the checkpoint
+    it resumed from. That double counts when the actor kept running across the restart, and the
+    count saved in checkpoints is usually 0 (the learner saves the last interaction message of
+    the current loop iteration, mostly None). Here each episode adds its length: the actor hook
+    sends it (``"Episode steps"``); without it, the step difference to the same actor's previous
+    episode, or the step count of a new actor (whose steps start again from 0).
+    """
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self.episodes = 0
+        self.actor_step: int | None = None
+
+    def count(self, message: Mapping[str, Any]) -> int:
+        """Account for one episode message; returns the run-wide index of its last env step."""
+        raw = int(message["Interaction step"])
+        length = message.get(EPISODE_STEPS_KEY)
+        if length is None:
+            same_actor = self.actor_step is not None and raw > self.actor_step
+            length = raw - self.actor_step if same_actor else raw + 1
+        self.steps += int(length)
+        self.episodes += 1
+        self.actor_step = raw
+        return self.steps - 1
+
+    def state(self) -> dict[str, Any]:
+        return {"interaction_step": self.steps, "episodes": self.episodes, "actor_step": self.actor_step}
+
+    def restore(self, saved: Mapping[str, Any]) -> None:
+        self.steps = int(saved.get("interaction_step") or 0)
+        self.episodes = int(saved.get("episodes") or 0)
+        self.actor_step = saved.get("actor_step")
+
+
+class LearnerFaults:
+    """State the learner hooks share in one learner process."""
+
+    def __init__(self) -> None:
+        self.settings = FaultSettings()
+        self.counter = RunCounter()
+        self.validator = TransitionValidator(self._spec, self.settings.warn_interval_s)
+        self.cfg: Any = None
+        self.checkpoint: Path | None = None
+        self.trainer: Any = None
+        self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
+
+    def _spec(self) -> TransitionSpec:
+        return TransitionSpec.from_policy_config(self.cfg.policy)
+
+    def emit(self, kind: str, **fields: Any) -> None:
+        """Tell the listeners (the sim's metrics file) about a fault-handling event."""
+        for listener in self.listeners:
+            listener(kind, fields)
+
+
+LEARNER = LearnerFaults()
+
+
+def install_learner_faults(cfg: Any, settings: FaultSettings) -> None:
+    """Install every learner-side fault handler into ``lerobot.rl.learner`` (once per process).
+
+    With ``policy.concurrency.learner="processes"`` the gRPC server hooks are left out (LeRobot
+    runs the server in a spawned process, which does not carry them); the rest still applies.
+
+    Args:
+        cfg: The learner's ``TrainRLServerPipelineConfig`` as parsed.
+        settings: The ``--faults.*`` settings.
+    """
+    from lerobot.rl import learner
+
+    LEARNER.settings = settings
+    LEARNER.validator.warn_interval_s = settings.warn_interval_s
+    if getattr(learner, _INSTALLED, False):
+        return
+    if cfg.policy.concurrency.learner == "threads":
+        _install_server(learner, settings)
+    _install_transitions(learner)
+    _install_resume(learner)
+    _install_counter(learner)
+    _install_trainer(learner)
+    learner.save_training_checkpoint = AtomicCheckpointer(
+        learner.save_training_checkpoint,
+        keep_buffers=settings.keep_buffers,
+        run_state=LEARNER.counter.state,
+        on_saved=lambda marker, path: LEARNER.emit("checkpoint", path=str(path), **marker),
+    )
+    setattr(learner, _INSTALLED, True)
+
+
+def _install_server(learner: Any, settings: FaultSettings) -> None:
+    learner.MAX_WORKERS = settings.grpc_workers
+    learner.LearnerService = _peer_aware_service(learner.LearnerService)
+    original = learner.start_learner
+    signature = inspect.signature(original)
+
+    def start_learner(*args: Any, **kwargs: Any) -> None:
+        arguments = signature.bind(*args, **kwargs).arguments
+        try:
+            original(*args, **kwargs)
+        except Exception as err:
+            address = arguments["cfg"].policy.actor_learner_config
+            record_fatal(
+                f"the learner's gRPC server could not start on {address.learner_host}:"
+                f"{address.learner_port} ({err}); the learner stops. Free the port or choose another "
+                "with --policy.actor_learner_config.learner_port."
+            )
+            arguments["shutdown_event"].set()
+
+    learner.start_learner = start_learner
+
+
+def _peer_aware_service(service_class: type) -> type:
+    """``LearnerService`` whose parameter stream ends when its actor is gone.
+
+    LeRobot's ``StreamParameters`` loops until the learner shuts down; while no new parameters
+    arrive it never writes to the stream, so it never notices that its actor died and keeps a
+    server thread. Each call here gets its own copy of the service whose shutdown event is also
+    set by gRPC's end-of-call callback.
+    """
+
+    class PeerAwareLearnerService(service_class):
+        def StreamParameters(self, request: Any, context: Any):  # noqa: N802  (gRPC method name)
+            ended = threading.Event()
+            if not context.add_callback(ended.set):
+                return
+            view = copy.copy(self)
+            view.shutdown_event = EitherEvent(self.shutdown_event, ended)
+            yield from service_class.StreamParameters(view, request, context)
+            if ended.is_set() and not self.shutdown_event.is_set():
+                logging.info("[LEARNER] An actor's parameter stream ended (actor gone); its thread is free")
+
+    return PeerAwareLearnerService
+
+
+def _install_transitions(learner: Any) -> None:
+    original = learner.bytes_to_transitions
+
+    def bytes_to_transitions(buffer: bytes) -> list:
+        try:
+            transitions = original(buffer)
+        except Exception as err:  # a corrupt message must not end the training loop
+            LEARNER.validator.reject_message(err)
+            return []
+        return LEARNER.validator.filter(transitions if isinstance(transitions, list) else [transitions])
+
+    learner.bytes_to_transitions = bytes_to_transitions
+
+
+def _install_resume(learner: Any) -> None:
+    original_resume = learner.handle_resume_logic
+
+    def handle_resume_logic(cfg: Any) -> Any:
+        chosen = prepare_resume(Path(cfg.output_dir)) if cfg.resume else None
+        final = original_resume(cfg)
+        if chosen is not None:
+            final.output_dir = cfg.output_dir
+            final.policy.pretrained_path = chosen / PRETRAINED_MODEL_DIR
+            _apply_address_flags(final)
+            saved = json.loads((chosen / TRAINING_STATE_DIR / TRAINING_STEP).read_text())
+            LEARNER.counter.restore(saved)
+        address = final.policy.actor_learner_config
+        check_port_free(address.learner_host, address.learner_port)
+        LEARNER.cfg, LEARNER.checkpoint = final, chosen
+        return final
+
+    learner.handle_resume_logic = handle_resume_logic
+    learner.load_training_state = _checked_load(learner.load_training_state)
+    learner.initialize_offline_replay_buffer = _offline_buffer_on_resume(
+        learner.initialize_offline_replay_buffer
+    )
+
+
+def _apply_address_flags(cfg: Any) -> None:
+    """Let ``--policy.actor_learner_config.learner_host/learner_port`` flags override the checkpoint.
+
+    LeRobot resumes with the checkpoint's config and ignores the command line; the address is the
+    one setting a restarted learner may need to change (the old port taken, another machine).
+    """
+    from lerobot.configs import parser
+
+    address = cfg.policy.actor_learner_config
+    for name in ("learner_host", "learner_port"):
+        value = parser.parse_arg(f"policy.actor_learner_config.{name}")
+        if value is not None:
+            setattr(address, name, type(getattr(address, name))(value))
+
+
+def _checked_load(original: Callable[..., tuple]) -> Callable[..., tuple]:
+    signature = inspect.signature(original)
+
+    def load_training_state(*args: Any, **kwargs: Any) -> tuple:
+        arguments = signature.bind(*args, **kwargs).arguments
+        step, interaction_step = original(*args, **kwargs)
+        if not arguments["cfg"].resume:
+            return step, interaction_step
+        if step is None:
+            message = (
+                f"resuming failed: the training state of {LEARNER.checkpoint} could not be loaded (the "
+                "log above says why). Nothing was trained; fix or delete that checkpoint and resume again."
+            )
+            record_fatal(message)
+            raise SetupError(message)
+        _report_resume(step, arguments)
+        return step, interaction_step
+
+    return load_training_state
+
+
+def _report_resume(step: int, arguments: Mapping[str, Any]) -> None:
+    mixer = LEARNER.trainer.data_mixer if LEARNER.trainer is not None else None
+    online = getattr(mixer, "online_buffer", None)
+    offline = getattr(mixer, "offline_buffer", None)
+    algorithm = arguments.get("algorithm")
+    digests = state_digests(algorithm, arguments["optimizers"]) if algorithm is not None else {}
+    fields = {
+        "checkpoint": str(LEARNER.checkpoint),
+        "opt_step": step,
+        **LEARNER.counter.state(),
+        "online_buffer": len(online) if online is not None else None,
+        "offline_buffer": len(offline) if offline is not None else None,
+        "digests": digests,
+    }
+    logging.info(
+        f"[LEARNER] Resumed from {fields['checkpoint']}: optimization step {step}, "
+        f"{fields['interaction_step']} env steps, online buffer {fields['online_buffer']}, "
+        f"offline buffer {fields['offline_buffer']}; state digests {digests}"
+    )
+    LEARNER.emit("resume", **fields)
+
+
+def _offline_buffer_on_resume(original: Callable[..., Any]) -> Callable[..., Any]:
+    """No offline buffer on resume when the checkpoint saved none (LeRobot would look for one)."""
+
+    def initialize_offline_replay_buffer(cfg: Any, device: Any, storage_device: Any) -> Any:
+        marker = read_marker(LEARNER.checkpoint) if cfg.resume and LEARNER.checkpoint else None
+        if marker is not None and marker.get("offline_buffer") is None:
+            return None
+        return original(cfg, device, storage_device)
+
+    return initialize_offline_replay_buffer
+
+
+def _install_counter(learner: Any) -> None:
+    def process_interaction_message(message: bytes, interaction_step_shift: int, wandb_logger: Any = None):
+        message = learner.bytes_to_python_object(message)
+        message["Interaction step"] = LEARNER.counter.count(message)
+        if wandb_logger:
+            wandb_logger.log_dict(d=message, mode="train", custom_step_key="Interaction step")
+        return message
+
+    learner.process_interaction_message = process_interaction_message
+
+
+def _install_trainer(learner: Any) -> None:
+    class FaultAwareTrainer(learner.RLTrainer):
+        """LeRobot's trainer; its stats also carry the transition counters (to wandb and metrics)."""
+
+        def __init__(self, *args: Any, **kwargs: Any):
+            super().__init__(*args, **kwargs)
+            LEARNER.trainer = self
+
+        def training_step(self):
+            stats = super().training_step()
+            stats.extra["faults/transitions_received"] = float(LEARNER.validator.accepted)
+            stats.extra["faults/transitions_rejected"] = float(LEARNER.validator.rejected)
+            return stats
+
+    learner.RLTrainer = FaultAwareTrainer
+
+
+def save_final_checkpoint(cfg: Any) -> Path | None:
+    """Checkpoint the learner's live state once LeRobot's loop has stopped (Ctrl-C, end of run).
+
+    LeRobot's learner saves only every ``save_freq`` steps: without this, stopping it loses
+    everything received since. Uses ``lerobot.rl.learner.save_training_checkpoint`` (atomic,
+    see :mod:`.checkpoints`) on the objects the learner built.
+
+    Args:
+        cfg: The learner's config as parsed (the resumed config is used when there is one).
+
+    Returns:
+        The checkpoint directory, or None when nothing was trained or checkpoints are off.
+    """
+    from lerobot.common.train_utils import get_step_checkpoint_dir
+    from lerobot.policies import make_pre_post_processors
+    from lerobot.rl import learner
+
+    cfg = LEARNER.cfg if LEARNER.cfg is not None else cfg
+    trainer = LEARNER.trainer
+    if trainer is None or not cfg.save_checkpoint or int(trainer.algorithm.optimization_step) == 0:
+        return None
+    algorithm, mixer = trainer.algorithm, trainer.data_mixer
+    step = int(algorithm.optimization_step)
+    _, postprocessor = make_pre_post_processors(policy_cfg=cfg.policy, dataset_stats=cfg.policy.dataset_stats)
+    learner.save_training_checkpoint(
+        cfg=cfg,
+        optimization_step=step,
+        online_steps=cfg.policy.online_steps,
+        interaction_message=None,
+        policy=algorithm.policy,
+        optimizers=algorithm.get_optimizers(),
+        replay_buffer=mixer.online_buffer,
+        algorithm=algorithm,
+        offline_replay_buffer=getattr(mixer, "offline_buffer", None),
+        dataset_repo_id=cfg.dataset.repo_id if cfg.dataset is not None else None,
+        fps=cfg.env.fps,
+        preprocessor=trainer._preprocessor,
+        postprocessor=postprocessor,
+    )
+    return get_step_checkpoint_dir(Path(cfg.output_dir), cfg.policy.online_steps, step)
+
+
+def tensor_digest(tensors: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 over names, dtypes, shapes and values of a tensor mapping (order-independent)."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """An optimizer's state tensors under the names LeRobot's checkpoints use (``state/<i>/<name>``)."""
+    return {
+        f"state/{index}/{name}": value
+        for index, entries in optimizer.state_dict()["state"].items()
+        for name, value in entries.items()
+        if isinstance(value, torch.Tensor)
+    }
+
+
+def unique_tensors(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict without the entries that share storage with an earlier name (sorted order).
+
+    The policy's encoders are shared between actor and critics; its ``model.safetensors`` keeps
+    each tensor once, under the first of its names, which this reproduces.
+    """
+    seen, unique = set(), {}
+    for name in sorted(state_dict):
+        tensor = state_dict[name]
+        key = (tensor.data_ptr(), tuple(tensor.shape))
+        if key not in seen:
+            seen.add(key)
+            unique[name] = tensor
+    return unique
+
+
+def state_digests(algorithm: Any, optimizers: Mapping[str, torch.optim.Optimizer]) -> dict[str, str]:
+    """Digests of the policy, the algorithm tensors (critics, targets, log_alpha) and the optimizers.
+
+    Each equals :func:`tensor_digest` of the matching checkpoint file (``model.safetensors`` of
+    ``pretrained_model`` and ``algorithm``, ``optimizer_state.safetensors`` of each optimizer).
+    """
+    digests = {
+        "policy": tensor_digest(unique_tensors(algorithm.policy.state_dict())),
+        "algorithm": tensor_digest(algorithm.state_dict()),
+    }
+    for name, optimizer in optimizers.items():
+        digests[f"optimizer/{name}"] = tensor_digest(optimizer_tensors(optimizer))
+    return digests
