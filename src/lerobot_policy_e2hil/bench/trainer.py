@@ -1,0 +1,509 @@
+"""Synchronous single-process HIL training for benchmarks, built from LeRobot's own pieces.
+
+One loop alternates acting and learning, with the classes the distributed learner and actor use:
+
+* acting is LeRobot's actor step: ``make_robot_env`` (our ``e2hil_sim`` env with the scripted
+  teacher, randomised cube), ``make_processors``, the policy pre/post-processors,
+  ``select_action`` and ``step_env_and_process_transition``; transitions are built as the
+  actor builds them and handed over at the end of each episode through the actor's
+  ``push_transitions_to_transport_queue`` and the learner's ``process_transitions`` (so every
+  transition goes to the online ``ReplayBuffer`` and each intervention also to the offline
+  buffer, exactly as in the learner);
+* learning is LeRobot's ``RLTrainer`` over an ``OnlineOfflineMixer``, the algorithm built by
+  ``make_algorithm`` (``sac`` or ``e2hil``) with its own ``configure_data_iterator``. The only
+  change to the trainer: batches are sampled in the calling thread (``async_prefetch=False``)
+  so that a seed fixes the run;
+* ``updates_per_env_step`` ``update()`` calls per env step once ``learning_starts`` online
+  transitions are stored (fractional ratios accumulate).
+
+Differences from the distributed path, all about timing: the actor acts with the learner's
+current weights (no push period), and no update runs while the env steps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import queue
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .config import RunConfig, load_pipeline_config
+from .probe import ActorStepProbe, ProbeSettings
+
+RESULT_FILE = "result.json"
+SAMPLES_FILE = "samples.npz"
+EVAL_SEED_OFFSET = 100_000
+PROBE_SEED_OFFSET = 7_919
+
+
+class RecordingIterator:
+    """Preprocesses each batch as LeRobot's trainer does and remembers the last one (``last``)."""
+
+    def __init__(self, raw: Iterator[Any], preprocessor: Any | None):
+        self.raw = raw
+        self.preprocessor = preprocessor
+        self.last: Any = None
+
+    def __iter__(self) -> RecordingIterator:
+        return self
+
+    def __next__(self) -> Any:
+        from lerobot.rl.trainer import preprocess_rl_batch
+
+        batch = next(self.raw)
+        if self.preprocessor is not None:
+            batch = preprocess_rl_batch(self.preprocessor, batch)
+        self.last = batch
+        return batch
+
+
+def make_bench_trainer(algorithm: Any, data_mixer: Any, batch_size: int, preprocessor: Any) -> Any:
+    """LeRobot's ``RLTrainer`` whose data iterator samples in the calling thread and records batches."""
+    from lerobot.rl.trainer import RLTrainer
+
+    class BenchRLTrainer(RLTrainer):
+        def _build_data_iterator(self) -> RecordingIterator:
+            raw = self.algorithm.configure_data_iterator(
+                data_mixer=self.data_mixer, batch_size=self.batch_size, async_prefetch=False
+            )
+            self.recorder = RecordingIterator(raw, self._preprocessor)
+            return self.recorder
+
+    trainer = BenchRLTrainer(algorithm, data_mixer, batch_size, preprocessor=preprocessor)
+    trainer.recorder = RecordingIterator(iter(()), None)
+    return trainer
+
+
+class _BatchSource:
+    """Gives the probe the trainer's current recorder (the trainer builds it lazily)."""
+
+    def __init__(self, trainer: Any):
+        self.trainer = trainer
+
+    @property
+    def last(self) -> Any:
+        return self.trainer.recorder.last
+
+
+class SyncTrainer:
+    """Build the pieces of one run (:meth:`build`) and train (:meth:`run`).
+
+    Args:
+        run: What to run.
+        root: Directory that a relative config path is resolved against.
+        progress: Show a tqdm bar over env steps.
+        log: Where progress lines go (evaluations, the end-of-run summary).
+    """
+
+    def __init__(
+        self,
+        run: RunConfig,
+        root: Path | None = None,
+        progress: bool = False,
+        log: Callable[[str], None] = print,
+    ):
+        self.run_cfg = run
+        self.root = root
+        self.progress = progress
+        self.log = log
+
+    # --- construction -----------------------------------------------------------------------
+
+    def build(self) -> None:
+        """Seed everything and build env, processors, policy, algorithm, buffers and trainer."""
+        from lerobot.policies import make_policy, make_pre_post_processors
+        from lerobot.rl.algorithms.factory import make_algorithm
+        from lerobot.rl.buffer import ReplayBuffer
+        from lerobot.rl.data_sources import OnlineOfflineMixer
+        from lerobot.rl.gym_manipulator import make_processors, make_robot_env
+        from lerobot.rl.learner import initialize_replay_buffer
+        from lerobot.utils.random_utils import set_seed
+
+        from ..sim.hooks import INTERVENTION_REPO_ID
+
+        run = self.run_cfg
+        torch.set_num_threads(run.threads)
+        set_seed(run.seed)
+        cfg = load_pipeline_config(run, self.root)
+        self.cfg = cfg
+        self.device = str(cfg.policy.device)
+        self.env, teleop = make_robot_env(cfg.env)
+        self.env_processor, self.action_processor = make_processors(self.env, teleop, cfg.env, self.device)
+        self.policy = make_policy(cfg=cfg.policy, env_cfg=cfg.env)
+        self.policy.train()
+        self.algorithm = make_algorithm(cfg=cfg.algorithm, policy=self.policy)
+        self.preprocessor, self.postprocessor = make_pre_post_processors(
+            policy_cfg=cfg.policy, dataset_stats=cfg.policy.dataset_stats
+        )
+        self.online_buffer = initialize_replay_buffer(cfg, self.device, str(cfg.policy.storage_device))
+        # The sim learner's intervention buffer (sim.hooks.use_intervention_buffer): it exists when
+        # the teacher gives demonstrations, and every intervention transition is added to it.
+        teacher = cfg.env.teacher
+        self.offline_buffer = None
+        if teacher.mode != "off" and teacher.demo_episodes > 0:
+            self.offline_buffer = ReplayBuffer(
+                capacity=cfg.policy.offline_buffer_capacity,
+                device=self.device,
+                state_keys=cfg.policy.input_features.keys(),
+                storage_device=str(cfg.policy.storage_device),
+                optimize_memory=True,
+            )
+        self.dataset_repo_id = INTERVENTION_REPO_ID if self.offline_buffer is not None else None
+        self.mixer = OnlineOfflineMixer(
+            online_buffer=self.online_buffer,
+            offline_buffer=self.offline_buffer,
+            online_ratio=cfg.online_ratio,
+        )
+        self.trainer = make_bench_trainer(self.algorithm, self.mixer, cfg.batch_size, self.preprocessor)
+        self.probe = None
+        if run.probe_every > 0:
+            algo_cfg = cfg.algorithm
+            settings = ProbeSettings(
+                every=run.probe_every,
+                entropy_samples=run.entropy_samples,
+                num_action_samples=getattr(algo_cfg, "num_action_samples", 8),
+                seed=run.seed + PROBE_SEED_OFFSET,
+            )
+            self.probe = ActorStepProbe(self.algorithm, _BatchSource(self.trainer), settings)
+        self.learning_starts = (
+            run.learning_starts if run.learning_starts is not None else cfg.policy.online_step_before_learning
+        )
+        self.transport: queue.Queue = queue.Queue()
+        self.shutdown = threading.Event()
+        self._eval_env: Any = None
+
+    # --- acting ---------------------------------------------------------------------------
+
+    def _select_action(self, transition: dict) -> tuple[dict, torch.Tensor]:
+        from lerobot.processor import TransitionKey
+
+        features = self.cfg.policy.input_features
+        observation = {k: v for k, v in transition[TransitionKey.OBSERVATION].items() if k in features}
+        self.policy.eval()
+        with torch.no_grad():
+            action = self.policy.select_action(batch=self.preprocessor.process_observation(observation))
+            if self.cfg.policy.num_discrete_actions is not None:
+                continuous = self.postprocessor.process_action(action[..., :-1])
+                discrete = action[..., -1:].to(device=continuous.device, dtype=continuous.dtype)
+                action = torch.cat([continuous, discrete], dim=-1)
+            else:
+                action = self.postprocessor.process_action(action)
+        return observation, action
+
+    def _env_step(self, transition: dict) -> tuple[dict, dict, bool, bool]:
+        """One actor step; returns (next transition, transition for the learner, intervened, success)."""
+        from lerobot.processor import TransitionKey
+        from lerobot.rl.gym_manipulator import step_env_and_process_transition
+        from lerobot.teleoperators.utils import TeleopEvents
+        from lerobot.utils.transition import Transition
+
+        observation, action = self._select_action(transition)
+        new = step_env_and_process_transition(
+            env=self.env,
+            transition=transition,
+            action=action,
+            env_processor=self.env_processor,
+            action_processor=self.action_processor,
+        )
+        features = self.cfg.policy.input_features
+        next_observation = {k: v for k, v in new[TransitionKey.OBSERVATION].items() if k in features}
+        complementary = new[TransitionKey.COMPLEMENTARY_DATA]
+        info = new[TransitionKey.INFO]
+        intervened = bool(info.get(TeleopEvents.IS_INTERVENTION, False))
+        learner_transition = Transition(
+            state=observation,
+            action=complementary["teleop_action"],
+            reward=new[TransitionKey.REWARD],
+            next_state=next_observation,
+            done=new.get(TransitionKey.DONE, False),
+            truncated=new.get(TransitionKey.TRUNCATED, False),
+            complementary_info={
+                "discrete_penalty": torch.tensor([complementary.get("discrete_penalty", 0.0)]),
+                TeleopEvents.IS_INTERVENTION.value: intervened,
+            },
+        )
+        return new, learner_transition, intervened, bool(info.get("is_success", False))
+
+    def _hand_over(self, transitions: list) -> None:
+        """The actor's push at the end of an episode and the learner's ingestion of it."""
+        from lerobot.rl.actor import push_transitions_to_transport_queue
+        from lerobot.rl.learner import process_transitions
+
+        if not transitions:
+            return
+        push_transitions_to_transport_queue(transitions=transitions, transitions_queue=self.transport)
+        process_transitions(
+            transition_queue=self.transport,
+            replay_buffer=self.online_buffer,
+            offline_replay_buffer=self.offline_buffer,
+            dataset_repo_id=self.dataset_repo_id,
+            shutdown_event=self.shutdown,
+        )
+
+    # --- evaluation -----------------------------------------------------------------------
+
+    def evaluate(self, episodes: int) -> float:
+        """Teacher-free success rate over ``episodes`` on a fixed set of cube positions.
+
+        The same env stack with the teacher switched off (``teacher.mode="off"``), LeRobot's
+        processors and the actor's inference path. The cube positions and the policy's action
+        noise come from ``seed + 100000``; the training run's random state is restored after.
+        """
+        from lerobot.processor import TransitionKey
+        from lerobot.rl.gym_manipulator import (
+            make_processors,
+            reset_and_build_transition,
+            step_env_and_process_transition,
+        )
+        from lerobot.utils.random_utils import seeded_context
+
+        from ..sim.env import make_sim_env
+
+        env_cfg = self.cfg.env
+        if self._eval_env is None:
+            options = env_cfg.sim_options(teacher=True)
+            options["teacher"] = {**asdict(env_cfg.teacher), "mode": "off"}
+            env = make_sim_env(options)
+            self._eval_env = (env, *make_processors(env, None, env_cfg, self.device))
+        env, env_processor, action_processor = self._eval_env
+        successes = 0
+        with seeded_context(self.run_cfg.seed + EVAL_SEED_OFFSET):
+            for _ in range(episodes):
+                transition = reset_and_build_transition(env, env_processor, action_processor)
+                success, done = False, False
+                while not done:
+                    _, action = self._select_action(transition)
+                    transition = step_env_and_process_transition(
+                        env, transition, action, env_processor, action_processor
+                    )
+                    success = success or bool(transition[TransitionKey.INFO].get("is_success", False))
+                    done = bool(transition.get(TransitionKey.DONE) or transition.get(TransitionKey.TRUNCATED))
+                successes += success
+        return successes / episodes
+
+    # --- the loop -------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        """Train for ``env_steps`` and return the run's record (see :func:`save_result`)."""
+        from lerobot.processor import TransitionKey
+        from lerobot.rl.gym_manipulator import reset_and_build_transition
+        from tqdm import tqdm
+
+        run = self.run_cfg
+        if not hasattr(self, "trainer"):
+            self.build()
+        cfg = self.cfg
+        actor_lr = float(cfg.algorithm.actor_lr)
+        teacher = cfg.env.teacher
+        demo_episodes = teacher.demo_episodes if teacher.mode != "off" else 0
+        timing = defaultdict(float)
+        episodes: list[list] = []
+        evals: list[dict[str, float]] = []
+        train_log: list[dict[str, float]] = []
+        sums: dict[str, float] = defaultdict(float)
+        counts: dict[str, int] = defaultdict(int)
+        pending: list = []
+        intervention_steps = 0
+        ep_length = ep_interventions = 0
+        ep_success = False
+        update_credit = 0.0
+        start = time.perf_counter()
+
+        t0 = time.perf_counter()
+        transition = reset_and_build_transition(self.env, self.env_processor, self.action_processor)
+        timing["env"] += time.perf_counter() - t0
+        bar = tqdm(total=run.env_steps, disable=not self.progress, desc=run.name, mininterval=2.0)
+        for step in range(1, run.env_steps + 1):
+            t0 = time.perf_counter()
+            transition, learner_transition, intervened, success = self._env_step(transition)
+            pending.append(learner_transition)
+            ep_length += 1
+            ep_interventions += intervened
+            intervention_steps += intervened
+            ep_success = ep_success or success
+            if transition.get(TransitionKey.DONE) or transition.get(TransitionKey.TRUNCATED):
+                self._hand_over(pending)
+                pending = []
+                episodes.append(
+                    [step, ep_length, ep_interventions, int(ep_success), int(len(episodes) < demo_episodes)]
+                )
+                ep_length = ep_interventions = 0
+                ep_success = False
+                transition = reset_and_build_transition(self.env, self.env_processor, self.action_processor)
+            timing["env"] += time.perf_counter() - t0
+
+            if len(self.online_buffer) >= self.learning_starts:
+                update_credit += run.updates_per_env_step
+                while update_credit >= 1.0:
+                    update_credit -= 1.0
+                    self._update(step, actor_lr, timing, sums, counts, train_log)
+
+            if run.eval_every > 0 and step % run.eval_every == 0 and step < run.env_steps:
+                t0 = time.perf_counter()
+                success_rate = self.evaluate(run.eval_episodes)
+                timing["eval"] += time.perf_counter() - t0
+                evals.append({"env_step": step, "success": success_rate, "episodes": run.eval_episodes})
+                self.log(
+                    f"[{run.name}] env step {step}/{run.env_steps}: teacher-free success "
+                    f"{success_rate:.2f} ({run.eval_episodes} ep.), intervention rate so far "
+                    f"{intervention_steps / step:.3f}, updates {self.algorithm.optimization_step} | "
+                    f"{step / max(timing['env'], 1e-9):.1f} env steps/s, "
+                    f"{self.algorithm.optimization_step / max(timing['update'], 1e-9):.1f} updates/s, "
+                    f"{time.perf_counter() - start:.0f} s"
+                )
+            if step % 100 == 0:
+                bar.update(100)
+                bar.set_postfix(
+                    episodes=len(episodes),
+                    updates=self.algorithm.optimization_step,
+                    interv=f"{intervention_steps / step:.2f}",
+                )
+        bar.close()
+        t0 = time.perf_counter()
+        final_success = self.evaluate(run.final_eval_episodes)
+        timing["eval"] += time.perf_counter() - t0
+        evals.append(
+            {"env_step": run.env_steps, "success": final_success, "episodes": run.final_eval_episodes}
+        )
+        timing["wall"] = time.perf_counter() - start
+        updates = int(self.algorithm.optimization_step)
+        result = {
+            "name": run.name,
+            "config": run.to_dict(),
+            "summary": {
+                "final_success": final_success,
+                "env_steps": run.env_steps,
+                "updates": updates,
+                "episodes": len(episodes),
+                "intervention_steps": int(intervention_steps),
+                "intervention_rate": intervention_steps / run.env_steps,
+                "replay_size": len(self.online_buffer),
+                "offline_size": len(self.offline_buffer) if self.offline_buffer is not None else 0,
+            },
+            "timing": {
+                "wall_s": timing["wall"],
+                "env_s": timing["env"],
+                "update_s": timing["update"],
+                "probe_s": timing["probe"],
+                "eval_s": timing["eval"],
+                "env_steps_per_s": run.env_steps / max(timing["env"], 1e-9),
+                "updates_per_s": updates / timing["update"] if timing["update"] > 0 else float("nan"),
+            },
+            "episodes": episodes,
+            "evals": evals,
+            "train_log": train_log,
+            "probes": self.probe.records.steps if self.probe is not None else [],
+        }
+        self.log(summary_line(result))
+        return result
+
+    def _update(
+        self,
+        step: int,
+        actor_lr: float,
+        timing: dict[str, float],
+        sums: dict[str, float],
+        counts: dict[str, int],
+        train_log: list[dict[str, float]],
+    ) -> None:
+        self.policy.train()
+        t0 = time.perf_counter()
+        stats = self.trainer.training_step()
+        timing["update"] += time.perf_counter() - t0
+        opt_step = int(self.algorithm.optimization_step)
+        if self.probe is not None:
+            t0 = time.perf_counter()
+            self.probe.after_update(opt_step, step, actor_lr)
+            elapsed = time.perf_counter() - t0
+            timing["probe"] += elapsed
+        for key, value in stats.to_log_dict().items():
+            value = float(value)
+            if math.isfinite(value):
+                sums[key] += value
+                counts[key] += 1
+        if opt_step % self.run_cfg.log_every == 0:
+            record = {"opt_step": opt_step, "env_step": step}
+            record.update({key: sums[key] / counts[key] for key in sums})
+            train_log.append(record)
+            sums.clear()
+            counts.clear()
+
+    def close(self) -> None:
+        """Close the envs."""
+        for env in (getattr(self, "env", None), (self._eval_env or (None,))[0]):
+            if env is not None:
+                env.close()
+
+
+def summary_line(result: dict[str, Any]) -> str:
+    """One line: final success, interventions, throughput."""
+    s, t = result["summary"], result["timing"]
+    return (
+        f"[{result['name']}] done: teacher-free success {s['final_success']:.2f}, intervention rate "
+        f"{s['intervention_rate']:.3f} ({s['intervention_steps']} steps), {s['env_steps']} env steps, "
+        f"{s['updates']} updates | {t['env_steps_per_s']:.1f} env steps/s, {t['updates_per_s']:.1f} updates/s, "
+        f"wall {t['wall_s']:.0f} s (env {t['env_s']:.0f}, updates {t['update_s']:.0f}, "
+        f"probe {t['probe_s']:.0f}, eval {t['eval_s']:.0f})"
+    )
+
+
+def train_run(
+    run: RunConfig,
+    out_dir: Path | None = None,
+    root: Path | None = None,
+    progress: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Build, train, save (if ``out_dir``) and return the result of one run."""
+    trainer = SyncTrainer(run, root=root, progress=progress, log=log)
+    try:
+        trainer.build()
+        result = trainer.run()
+        if out_dir is not None:
+            samples = trainer.probe.records.sample_arrays() if trainer.probe is not None else {}
+            save_result(result, samples, Path(out_dir))
+    finally:
+        trainer.close()
+    return result
+
+
+def save_result(result: dict[str, Any], samples: dict[str, np.ndarray], out_dir: Path) -> None:
+    """Write ``result.json`` and the probe's per-sample arrays (``samples.npz``) to ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if samples:
+        np.savez_compressed(out_dir / SAMPLES_FILE, **samples)
+    tmp = out_dir / (RESULT_FILE + ".tmp")
+    tmp.write_text(json.dumps(result, indent=1, default=_json_default))
+    tmp.replace(out_dir / RESULT_FILE)
+
+
+def load_result(out_dir: Path) -> dict[str, Any] | None:
+    """The saved result of a run directory, or None."""
+    path = Path(out_dir) / RESULT_FILE
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())
+
+
+def load_samples(out_dir: Path) -> dict[str, np.ndarray]:
+    """The probe's per-sample arrays of a run directory (empty if none)."""
+    path = Path(out_dir) / SAMPLES_FILE
+    if not path.exists():
+        return {}
+    with np.load(path) as data:
+        return {key: data[key] for key in data.files}
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
