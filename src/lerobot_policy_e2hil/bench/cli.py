@@ -143,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         runs_dir = args.runs_dir or ((QUICK_DIR / "runs") if args.quick else Path("outputs/bench/runs"))
         report_dir = args.report_dir or ((QUICK_DIR / "report") if args.quick else Path("docs/benchmarks"))
-        command = "e2hil-bench " + " ".join(shlex.quote(a) for a in argv)
+        # --report-only rebuilds what the same command without it wrote
+        command = "e2hil-bench " + " ".join(shlex.quote(a) for a in argv if a != "--report-only")
         if args.seeds is None:
             args.seeds = 2 if args.quick else (5 if args.command == "suite" else 3)
         if args.seeds < 1:

@@ -73,6 +73,7 @@ def plot_influence_scatter(
         ax.set_xlabel("predicted dH = actor_lr * mean c (kept samples)")
         ax.set_ylabel("measured dH (after - before actor step)")
         ax.set_xscale("symlog", linthresh=_linthresh(predicted))
+        ax.tick_params(axis="x", labelsize=7)
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return _save(fig, path)
@@ -137,7 +138,8 @@ def plot_sweep(
     x = np.arange(len(labels))
     for ax, (title, (means, halves)) in zip(axes.flat, metrics.items(), strict=True):
         errors = np.nan_to_num(np.asarray(halves, dtype=float), nan=0.0)
-        ax.bar(x, means, yerr=errors, capsize=3, color="tab:orange", alpha=0.8)
+        colors = [COLORS["sac"] if label.startswith("HIL-SERL") else COLORS["e2hil"] for label in labels]
+        ax.bar(x, means, yerr=errors, capsize=3, color=colors, alpha=0.8)
         ax.set_xticks(x, labels, rotation=35, ha="right", fontsize=8)
         ax.set_ylabel(title)
         ax.grid(alpha=0.3, axis="y")
@@ -148,7 +150,7 @@ def plot_sweep(
 def _linthresh(values: np.ndarray) -> float:
     finite = np.abs(np.asarray(values, dtype=float))
     finite = finite[np.isfinite(finite) & (finite > 0)]
-    return float(np.percentile(finite, 10)) if finite.size else 1e-6
+    return float(np.percentile(finite, 25)) if finite.size else 1e-6
 
 
 def _save(fig, path: Path) -> Path:
