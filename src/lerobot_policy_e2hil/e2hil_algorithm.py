@@ -172,10 +172,32 @@ def sample_with_log_prob(
     Returns:
         ``([K, B, action_dim] actions, [K, B] log-probabilities)``.
     """
+    diagonal = diagonal_base(distribution)
+    return squash_with_log_prob(distribution, diagonal.sample((num_samples,)))
+
+
+def diagonal_base(distribution: torch.distributions.TransformedDistribution) -> torch.distributions.Normal:
+    """The actor's base Gaussian as independent per-dimension normals (its covariance is diagonal)."""
     base = distribution.base_dist
-    diagonal = torch.distributions.Normal(base.loc, torch.diagonal(base.scale_tril, dim1=-2, dim2=-1))
-    x = diagonal.sample((num_samples,))
-    log_prob = diagonal.log_prob(x).sum(dim=-1)
+    return torch.distributions.Normal(base.loc, torch.diagonal(base.scale_tril, dim1=-2, dim2=-1))
+
+
+def squash_with_log_prob(
+    distribution: torch.distributions.TransformedDistribution, x: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Push pre-squash samples ``x`` through ``distribution``'s transforms, with their log-probabilities.
+
+    The log-probability is the base density of ``x`` minus the log-Jacobians (change of variables),
+    never computed by inverting tanh, so saturated actions stay finite.
+
+    Args:
+        distribution: The actor's ``TanhMultivariateNormalDiag``.
+        x: ``[..., B, action_dim]`` samples of its base Gaussian.
+
+    Returns:
+        ``(actions, log-probabilities)``, shaped ``x`` and ``x`` without its last dimension.
+    """
+    log_prob = diagonal_base(distribution).log_prob(x).sum(dim=-1)
     event_dim = len(distribution.event_shape)
     for transform in distribution.transforms:
         y = transform(x)

@@ -27,9 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-from torch.distributions.utils import _sum_rightmost
 
-from ..e2hil_algorithm import INTERVENTION_KEY, action_distribution
+from ..e2hil_algorithm import INTERVENTION_KEY, action_distribution, diagonal_base, squash_with_log_prob
 from ..influence import entropy_bounded_mask, influence_values
 
 
@@ -46,18 +45,8 @@ def log_prob_from_noise(
         ``([M, B, action_dim] actions, [M, B] log-probabilities)`` (change of variables from
         the pre-squash sample, never by inverting tanh).
     """
-    base = distribution.base_dist
-    scale = torch.diagonal(base.scale_tril, dim1=-2, dim2=-1)
-    x = base.loc + scale * noise
-    log_prob = torch.distributions.Normal(base.loc, scale).log_prob(x).sum(dim=-1)
-    event_dim = len(distribution.event_shape)
-    for transform in distribution.transforms:
-        y = transform(x)
-        log_prob = log_prob - _sum_rightmost(
-            transform.log_abs_det_jacobian(x, y), event_dim - transform.codomain.event_dim
-        )
-        x = y
-    return x, log_prob
+    base = diagonal_base(distribution)
+    return squash_with_log_prob(distribution, base.loc + base.scale * noise)
 
 
 def entropy_from_noise(distribution: torch.distributions.TransformedDistribution, noise: Tensor) -> float:
