@@ -37,13 +37,15 @@ def test_quick_suite_and_sweep_write_their_reports(tmp_path, capsys, monkeypatch
     assert main(["suite", *common, "--report-only"]) == 0
     assert json.loads((report / "suite.json").read_text())["timing"]["trained"] == 4
 
-    # the sweep reuses the suite's default E2HiL run of seed 0 and trains the six other variants
+    # in a shared cache the sweep reuses the suite's E2HiL and SAC runs of seed 0 (same quick
+    # budget) and trains the six other variants
     assert main(["sweep", *common, "--seeds", "1", "--workers", "2"]) == 0
     out = capsys.readouterr().out
-    assert "7 runs, 1 cached, 6 to train, 2 worker(s)" in out
+    assert "8 runs, 2 cached, 6 to train, 2 worker(s)" in out
     sweep = (report / "sweep.md").read_text()
     for label in ("default (l=0.05, u=0.90, K=8)", "l=0", "l=0.10", "u=0.85", "u=1.0", "K=4", "K=16"):
         assert f"| {label} |" in sweep
+    assert "| HIL-SERL (SAC), reference |" in sweep
     assert (report / "sweep.png").stat().st_size > 0
     assert (runs / "e2hil_K16_seed0" / "result.json").exists()
 
@@ -53,3 +55,17 @@ def test_bad_arguments_fail_with_the_field_name(capsys):
     assert "bench.env_steps=0 is invalid; allowed values: >= 1" in capsys.readouterr().err
     assert main(["suite", "--quick", "--seeds", "0"]) == 2
     assert "--seeds=0 is invalid" in capsys.readouterr().err
+
+
+def test_suite_and_sweep_have_their_own_budget_and_run_cache():
+    from lerobot_policy_e2hil.bench.cli import _budget, _default_runs_dir, build_parser
+    from lerobot_policy_e2hil.bench.suite import DEFAULT_BUDGET, QUICK_BUDGET, SWEEP_BUDGET
+
+    parse = build_parser().parse_args
+    assert _budget(parse(["suite"])) == DEFAULT_BUDGET
+    assert _budget(parse(["sweep"])) == SWEEP_BUDGET != DEFAULT_BUDGET
+    assert _budget(parse(["sweep", "--quick"])) == QUICK_BUDGET
+    assert _budget(parse(["sweep", "--env-steps", "123"])).env_steps == 123
+    assert _budget(parse(["sweep", "--env-steps", "123"])).batch_size == SWEEP_BUDGET.batch_size
+    # a suite run and a sweep run of the same name must not overwrite each other
+    assert _default_runs_dir(parse(["suite"])) != _default_runs_dir(parse(["sweep"]))

@@ -5,9 +5,10 @@
     e2hil-bench sweep [--quick] [--seeds 3] [--workers 2]           # runs + docs/benchmarks/sweep.*
 
 Budget flags (``--env-steps``, ``--updates-per-env-step``, ``--batch-size``, ...) default to
-:data:`.suite.DEFAULT_BUDGET`, or :data:`.suite.QUICK_BUDGET` with ``--quick``. Finished runs
-are cached in ``--runs-dir`` and reused when their config matches, so an interrupted suite
-resumes and the report can be rebuilt without training.
+:data:`.suite.DEFAULT_BUDGET` (``run``, ``suite``), :data:`.suite.SWEEP_BUDGET` (``sweep``), or
+:data:`.suite.QUICK_BUDGET` with ``--quick``. Finished runs are cached in ``--runs-dir``
+(default ``outputs/bench/<command>_runs``) and reused when their config matches, so an
+interrupted suite resumes and the report can be rebuilt without training.
 """
 
 from __future__ import annotations
@@ -48,9 +49,9 @@ def _add_budget_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _budget(args: argparse.Namespace):
-    from .suite import DEFAULT_BUDGET, QUICK_BUDGET
+    from .suite import DEFAULT_BUDGET, QUICK_BUDGET, SWEEP_BUDGET
 
-    base = QUICK_BUDGET if args.quick else DEFAULT_BUDGET
+    base = QUICK_BUDGET if args.quick else {"sweep": SWEEP_BUDGET}.get(args.command, DEFAULT_BUDGET)
     changes = {}
     for name in (
         "env_steps",
@@ -82,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--lower-quantile", type=float)
     run.add_argument("--upper-quantile", type=float)
     run.add_argument(
-        "--out-dir", type=Path, help="where result.json goes (default: outputs/bench/runs/<name>)"
+        "--out-dir", type=Path, help="where result.json goes (default: outputs/bench/run_runs/<name>)"
     )
     _add_budget_flags(run)
 
@@ -94,12 +95,17 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--seeds", type=int, help=f"seeds per method/variant (default {seeds}; --quick: 2)")
         p.add_argument("--first-seed", type=int, default=0)
         p.add_argument("--workers", type=int, default=2, help="parallel runs, one torch thread each")
-        p.add_argument("--runs-dir", type=Path, help="run cache (default outputs/bench/runs)")
+        p.add_argument("--runs-dir", type=Path, help=f"run cache (default outputs/bench/{name}_runs)")
         p.add_argument("--report-dir", type=Path, help="report files (default docs/benchmarks)")
         p.add_argument("--force", action="store_true", help="retrain runs even if cached")
         p.add_argument("--report-only", action="store_true", help="rebuild the report from cached runs")
         _add_budget_flags(p)
     return parser
+
+
+def _default_runs_dir(args: argparse.Namespace) -> Path:
+    """``outputs/bench/<command>_runs`` (``outputs/bench/quick/runs`` with ``--quick``)."""
+    return QUICK_DIR / "runs" if args.quick else Path("outputs/bench") / f"{args.command}_runs"
 
 
 def _root(config: str) -> Path:
@@ -137,11 +143,11 @@ def main(argv: list[str] | None = None) -> int:
                     if v is not None
                 },
             )
-            out_dir = args.out_dir or (QUICK_DIR if args.quick else Path("outputs/bench")) / "runs" / run.name
+            out_dir = args.out_dir or _default_runs_dir(args) / run.name
             train_run(run, out_dir=out_dir, root=root, progress=True)
             print(f"result: {out_dir / 'result.json'}")
             return 0
-        runs_dir = args.runs_dir or ((QUICK_DIR / "runs") if args.quick else Path("outputs/bench/runs"))
+        runs_dir = args.runs_dir or _default_runs_dir(args)
         report_dir = args.report_dir or ((QUICK_DIR / "report") if args.quick else Path("docs/benchmarks"))
         # --report-only rebuilds what the same command without it wrote
         command = "e2hil-bench " + " ".join(shlex.quote(a) for a in argv if a != "--report-only")
@@ -154,8 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             runs = [
                 r
-                for _, variant in suite.sweep_runs(budget, args.seeds, args.config, args.first_seed)
-                for r in variant
+                for _, rows in suite.sweep_runs(budget, args.seeds, args.config, args.first_seed)
+                for r in rows
             ]
         timing = None
         if not args.report_only:
