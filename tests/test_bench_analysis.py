@@ -123,3 +123,12 @@ def test_curve_band_and_moving_average():
     assert high[0] - mean[0] == pytest.approx(4.3027 / math.sqrt(3))
     assert mean[1] == 1.0 and low[1] == high[1] == 1.0  # one seed: no band
     np.testing.assert_allclose(an.moving_average([1, 2, 3, 4], 2), [1, 1.5, 2.5, 3.5])
+
+
+def test_late_intervention_rate_counts_only_episodes_ending_in_the_last_fifth():
+    from lerobot_policy_e2hil.bench.suite import late_intervention_rate
+
+    # [end env step, length, intervention steps, success, is demo]; budget 100 -> window (80, 100]
+    episodes = [[50, 50, 50, 1, 1], [80, 30, 30, 0, 0], [90, 10, 5, 0, 0], [100, 10, 0, 1, 0]]
+    assert late_intervention_rate(episodes, 100) == pytest.approx(5 / 20)
+    assert math.isnan(late_intervention_rate(episodes[:2], 100))

@@ -30,6 +30,7 @@ SUCCESS_THRESHOLD = 0.8
 CURVE_BINS = 10
 SERIES_BINS = 20
 EARLY_FRACTION = 0.2
+LATE_FRACTION = 0.2
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,7 @@ def run_facts(result: dict[str, Any]) -> dict[str, Any]:
         "steps_to_80": an.steps_to_threshold(steps, success, SUCCESS_THRESHOLD),
         "intervention_rate": s["intervention_rate"],
         "intervention_steps": s["intervention_steps"],
+        "late_intervention_rate": late_intervention_rate(result["episodes"], s["env_steps"]),
         "episodes": s["episodes"],
         "updates": s["updates"],
         "wall_s": t["wall_s"],
@@ -218,6 +220,22 @@ def run_facts(result: dict[str, Any]) -> dict[str, Any]:
         if result["config"]["method"] == "e2hil"
         else 1.0,
     }
+
+
+def late_intervention_rate(episodes: Sequence[Sequence[int]], env_steps: int) -> float:
+    """Intervention steps / env steps over the episodes that end in the last :data:`LATE_FRACTION` of the run.
+
+    Args:
+        episodes: ``[end env step, length, intervention steps, success, is demo]`` per episode.
+        env_steps: The run's budget.
+
+    Returns:
+        The rate, or NaN when no episode ends in that window.
+    """
+    start = (1.0 - LATE_FRACTION) * env_steps
+    late = [e for e in episodes if e[0] > start]
+    length = sum(e[1] for e in late)
+    return sum(e[2] for e in late) / length if length else float("nan")
 
 
 def _mean_of(records: list[dict[str, Any]], key: str) -> float:
@@ -237,6 +255,7 @@ def method_summary(facts: list[dict[str, Any]]) -> dict[str, Any]:
         "final_success": _ci_dict([f["final_success"] for f in facts]),
         "intervention_rate": _ci_dict([f["intervention_rate"] for f in facts]),
         "intervention_steps": _ci_dict([f["intervention_steps"] for f in facts]),
+        "late_intervention_rate": _ci_dict([f["late_intervention_rate"] for f in facts]),
         "kept_fraction": _ci_dict([f["kept_fraction"] for f in facts]),
         "steps_to_80_reached": len(reached),
         "steps_to_80_median": float(np.median(reached)) if reached else None,
@@ -446,7 +465,7 @@ def suite_report(
     facts = {m: [run_facts(r) for r in results[m]] for m in METHODS}
     summary = {m: method_summary(facts[m]) for m in METHODS}
     paired = {}
-    for key in ("final_success", "intervention_rate", "intervention_steps"):
+    for key in ("final_success", "intervention_rate", "late_intervention_rate", "intervention_steps"):
         diffs = [e[key] - s[key] for e, s in zip(facts["e2hil"], facts["sac"], strict=True)]
         paired[key] = _ci_dict(diffs)
     validation = {m: influence_validation(results[m], budget.env_steps) for m in METHODS}
@@ -529,22 +548,24 @@ def suite_markdown(report: dict[str, Any], budget: Budget) -> str:
         f"Budget: {budget_line(budget, seeds)}. Means with 95% Student-t intervals over seeds in brackets.",
         "",
         "| method | teacher-free success (final) | env steps to 80% success | intervention rate | "
-        "intervention steps | kept fraction | env steps/s | updates/s | wall per run |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        f"intervention rate, last {int(100 * LATE_FRACTION)}% | intervention steps | kept fraction | "
+        "env steps/s | updates/s | wall per run |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for m in METHODS:
         x = s[m]
         kept = "1 (all)" if m == "sac" else _num(x["kept_fraction"], 3)
         lines.append(
             f"| {_label(m)} | {_pct(x['final_success'])} | {_steps80(x)} | {_pct(x['intervention_rate'])} | "
-            f"{_num(x['intervention_steps'])} | {kept} | {x['env_steps_per_s']:.1f} | {x['updates_per_s']:.1f} | "
+            f"{_pct(x['late_intervention_rate'])} | {_num(x['intervention_steps'])} | {kept} | {x['env_steps_per_s']:.1f} | {x['updates_per_s']:.1f} | "
             f"{x['wall_s']:.0f} s |"
         )
     lines += [
         "",
         "Paired by seed (same seed = same initial weights, teacher and cube sequence), E2HiL minus SAC: "
         f"success {_signed_pct(paired['final_success'])}, intervention rate "
-        f"{_signed_pct(paired['intervention_rate'])}, intervention steps {_num(paired['intervention_steps'])}.",
+        f"{_signed_pct(paired['intervention_rate'])} (last {int(100 * LATE_FRACTION)}% of the env steps: "
+        f"{_signed_pct(paired['late_intervention_rate'])}), intervention steps {_num(paired['intervention_steps'])}.",
         "",
         "Per seed (final success / env steps to 80% / intervention rate / intervention steps):",
         "",
