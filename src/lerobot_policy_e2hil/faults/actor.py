@@ -173,15 +173,22 @@ def wait_for_learner(stub: Any, shutdown_event: Any) -> bool:
 
 def _establish_connection(stub: Any, shutdown_event: Any, attempts: int = 30) -> bool:
     """Replacement of LeRobot's ``establish_learner_connection`` (its ``attempts`` is ignored)."""
+    return _wait_or_record_fatal(
+        stub,
+        shutdown_event,
+        f"the actor could not reach the learner at {_address()} within "
+        f"{ACTOR.settings.connect_timeout_s:.0f} s. Start the learner first (with the same config), "
+        "check policy.actor_learner_config.learner_host and learner_port, or wait longer with "
+        "--faults.connect_timeout_s=<seconds>.",
+    )
+
+
+def _wait_or_record_fatal(stub: Any, shutdown_event: Any, message: str) -> bool:
+    """:func:`wait_for_learner`; when it gives up (not on shutdown), record ``message`` as fatal."""
     if wait_for_learner(stub, shutdown_event):
         return True
     if not shutdown_event.is_set():
-        record_fatal(
-            f"the actor could not reach the learner at {_address()} within "
-            f"{ACTOR.settings.connect_timeout_s:.0f} s. Start the learner first (with the same config), "
-            "check policy.actor_learner_config.learner_host and learner_port, or wait longer with "
-            "--faults.connect_timeout_s=<seconds>."
-        )
+        record_fatal(message)
     return False
 
 
@@ -270,16 +277,16 @@ def _reconnect(actor: Any, shutdown_event: Any) -> bool:
             return False
         host, port = ACTOR.address
         stub, _ = actor.learner_service_client(host=host, port=port)
-        if wait_for_learner(stub, shutdown_event):
+        if _wait_or_record_fatal(
+            stub,
+            shutdown_event,
+            f"the actor lost the learner at {_address()} and could not reconnect within "
+            f"{ACTOR.settings.connect_timeout_s:.0f} s; it stops, and the transitions it had not "
+            "sent are lost. Restart the learner with --resume=true and the same --output_dir, then "
+            "start the actor again.",
+        ):
             return True
-        if not shutdown_event.is_set():
-            record_fatal(
-                f"the actor lost the learner at {_address()} and could not reconnect within "
-                f"{ACTOR.settings.connect_timeout_s:.0f} s; it stops, and the transitions it had not "
-                "sent are lost. Restart the learner with --resume=true and the same --output_dir, then "
-                "start the actor again."
-            )
-            shutdown_event.set()
+        shutdown_event.set()
         return False
 
 
