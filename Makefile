@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export MUJOCO_GL ?= egl
 
-.PHONY: install mesa test lint format sim bench clean
+.PHONY: install mesa test test-fast lint format sim bench clean
 
 install: $(STAMP) mesa
 
@@ -19,6 +19,10 @@ mesa:
 
 test: install
 	$(PY) -m pytest
+
+# The developer loop: everything but the slow and end-to-end tests.
+test-fast: install
+	$(PY) -m pytest -m "not slow and not e2e"
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks
