@@ -24,6 +24,12 @@ from ..errors import ConfigError
 SIM_TASK = "E2HiLPickCube-v0"
 SIM_GYM_ID = f"gym_hil/{SIM_TASK}"
 TEACHER_MODES = ("scripted", "off", "always")
+TEACHER_PROFILES = ("scripted", "human_like")
+REWARDS = ("lift", "touch")
+# Where a cube may be placed: gym-hil's cube sampling area (``_SAMPLING_BOUNDS``), on the table
+# and within the arm's reach; the env ends an episode when the cube leaves it by 5 cm.
+CUBE_X_RANGE = (0.3, 0.5)
+CUBE_Y_RANGE = (-0.15, 0.15)
 
 
 @dataclass
@@ -56,12 +62,64 @@ class TeacherConfig:
     grasp_height: float = 0.005
     # Seed of the teacher's random generator (noise and decay draws); None: unseeded
     seed: int | None = 0
+    # "scripted": the noise-free expert and the intervention model above; "human_like": the same
+    # expert moved by an imprecise, late, sometimes absent operator (the knobs below)
+    profile: str = "scripted"
+    # human_like: steps from the moment a take-over is warranted to the take-over, uniform in
+    # [min, max]; 2-5 steps = 0.2-0.5 s at 10 Hz, a person's reaction time plus a decision
+    reaction_delay_min_steps: int = 2
+    reaction_delay_max_steps: int = 5
+    # human_like: std of the hand's noise on the xyz command (action units; 0.15 = 4 mm per step)
+    motion_noise_std: float = 0.15
+    # human_like: AR(1) coefficient of that noise from step to step (a hand drifts; 0 = white noise)
+    motion_noise_correlation: float = 0.7
+    # human_like: gain on the expert's proportional xyz command; > 1 overshoots a target and corrects back
+    overshoot_gain: float = 1.6
+    # human_like: a take-over lasts handback_steps plus a uniform draw in [-jitter, +jitter] steps
+    # (early or late hand-back), and continues for up to jitter steps after a lift
+    handback_jitter_steps: int = 6
+    # human_like: probability that a take-over or demonstration pauses above the cube (redundant hovering)
+    hover_probability: float = 0.3
+    # human_like: steps of that pause (the hand holds still, noise only)
+    hover_steps: int = 5
+    # human_like: probability that a take-over or demonstration starts with a detour out of the
+    # cube's area (up and away from the cube at full speed, as when the operator looks for the arm)
+    detour_probability: float = 0.1
+    # human_like: steps of that detour (up to 2.5 cm per step)
+    detour_steps: int = 4
+    # human_like: probability that the operator does not step in at all in an episode (demonstrations excepted)
+    absent_probability: float = 0.15
 
     def __post_init__(self) -> None:
         if self.mode not in TEACHER_MODES:
             raise ConfigError(
                 f"teacher.mode={self.mode!r} is invalid; allowed values: {', '.join(map(repr, TEACHER_MODES))}"
             )
+        if self.profile not in TEACHER_PROFILES:
+            raise ConfigError(
+                f"teacher.profile={self.profile!r} is invalid; allowed values: "
+                f"{', '.join(map(repr, TEACHER_PROFILES))}"
+            )
+        for name in ("reaction_delay_min_steps", "handback_jitter_steps", "hover_steps", "detour_steps"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"teacher.{name}={getattr(self, name)} is invalid; allowed values: >= 0")
+        if self.reaction_delay_max_steps < self.reaction_delay_min_steps:
+            raise ConfigError(
+                f"teacher.reaction_delay_max_steps={self.reaction_delay_max_steps} is invalid; allowed "
+                f"values: >= reaction_delay_min_steps ({self.reaction_delay_min_steps})"
+            )
+        for name in ("hover_probability", "detour_probability", "absent_probability"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"teacher.{name}={getattr(self, name)} is invalid; allowed values: [0, 1]")
+        if not 0.0 <= self.motion_noise_correlation < 1.0:
+            raise ConfigError(
+                f"teacher.motion_noise_correlation={self.motion_noise_correlation} is invalid; "
+                "allowed values: [0, 1)"
+            )
+        if self.motion_noise_std < 0:
+            raise ConfigError(f"teacher.motion_noise_std={self.motion_noise_std} is invalid; allowed: >= 0")
+        if not self.overshoot_gain > 0:
+            raise ConfigError(f"teacher.overshoot_gain={self.overshoot_gain} is invalid; allowed values: > 0")
         for name in ("demo_episodes", "decay_episodes", "max_takeovers_per_episode"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"teacher.{name}={getattr(self, name)} is invalid; allowed values: >= 0")
@@ -113,6 +171,12 @@ class E2HiLSimEnvConfig(HILSerlRobotEnvConfig):
     image_obs: bool = False
     # Sample the cube in x 0.3-0.5 m, y -0.15-0.15 m at every reset; False: always at (0.5, 0)
     random_block_position: bool = False
+    # Cube positions [[x, y], ...] in metres (x in 0.3-0.5, y in -0.15-0.15), one drawn uniformly
+    # per episode; replaces random_block_position when not empty. Empty: as random_block_position
+    cube_positions: list[list[float]] = field(default_factory=list)
+    # Success (reward 1, episode ends): "lift" = cube 0.1 m above its rest height (gym-hil's);
+    # "touch" = a finger of the gripper touches the cube (the paper's Touch-Cube)
+    reward: str = "lift"
     # Seconds gym-hil sleeps at every reset (only when realtime; it sleeps 1 s by default)
     reset_delay_seconds: float = 1.0
     # Episode length limit in env steps (gym-hil: 100 at 10 Hz)
@@ -135,6 +199,11 @@ class E2HiLSimEnvConfig(HILSerlRobotEnvConfig):
             raise ConfigError(
                 f"env.task={self.task!r} is invalid for e2hil_sim; allowed values: {SIM_TASK!r}"
             )
+        if self.reward not in REWARDS:
+            raise ConfigError(
+                f"env.reward={self.reward!r} is invalid; allowed values: {', '.join(map(repr, REWARDS))}"
+            )
+        self.cube_positions = [validate_cube_position(i, p) for i, p in enumerate(self.cube_positions)]
         self.features = sim_features(self.image_obs)
         self.features_map = {key: policy_key for key, (policy_key, _) in _FEATURE_TABLE.items()}
         from .env import register_sim_env
@@ -160,6 +229,8 @@ class E2HiLSimEnvConfig(HILSerlRobotEnvConfig):
         return {
             "image_obs": self.image_obs,
             "random_block_position": self.random_block_position,
+            "cube_positions": [list(p) for p in self.cube_positions],
+            "reward": self.reward,
             "reset_delay_seconds": self.reset_delay_seconds if self.realtime else 0.0,
             "max_episode_steps": self.max_episode_steps,
             "seed": self.env_seed,
@@ -191,6 +262,29 @@ class E2HiLSimEnvConfig(HILSerlRobotEnvConfig):
             [factory(s) for s in seeds], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP, **kwargs
         )
         return {self.type: {0: vec}}
+
+
+def validate_cube_position(index: int, position: Any) -> list[float]:
+    """``position`` as ``[x, y]`` floats, or a ConfigError naming ``env.cube_positions[index]``.
+
+    Args:
+        index: Position of the entry in ``env.cube_positions``.
+        position: The entry as parsed (a list or tuple of two numbers).
+    """
+    allowed = (
+        f"[x, y] in metres with x in [{CUBE_X_RANGE[0]}, {CUBE_X_RANGE[1]}] and y in "
+        f"[{CUBE_Y_RANGE[0]}, {CUBE_Y_RANGE[1]}] (gym-hil's cube area on the table)"
+    )
+    try:
+        x, y = (float(v) for v in position)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"env.cube_positions[{index}]={position!r} is invalid; allowed values: {allowed}"
+        ) from None
+    inside = CUBE_X_RANGE[0] <= x <= CUBE_X_RANGE[1] and CUBE_Y_RANGE[0] <= y <= CUBE_Y_RANGE[1]
+    if not inside:
+        raise ConfigError(f"env.cube_positions[{index}]={[x, y]} is invalid; allowed values: {allowed}")
+    return [x, y]
 
 
 # gym key -> (policy key, type)

@@ -1,6 +1,7 @@
 """Construction of the headless pick-cube env from gym-hil's own parts.
 
-The stack, inside out, is gym-hil's: ``PandaPickCubeGymEnv`` -> ``GripperPenaltyWrapper`` ->
+The stack, inside out, is gym-hil's: ``PandaPickCubeGymEnv`` -> :class:`TaskVariant` (only for listed
+cube positions or the touch reward) -> ``GripperPenaltyWrapper`` ->
 ``EEActionWrapper`` -> intervention wrapper (:class:`~.teacher.TeacherControlWrapper`, gym-hil's
 ``InputsControlWrapper`` driven by the scripted teacher) -> ``ResetDelayWrapper`` (only with a
 non-zero delay) -> gymnasium's ``TimeLimit`` -> :class:`SuccessInfo`.
@@ -11,10 +12,79 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 
 from .config import SIM_GYM_ID
 
 ENTRY_POINT = f"{__name__}:make_sim_env"
+# info key with the index (into env.cube_positions) of the episode's cube position
+POSITION_INFO_KEY = "cube_position_index"
+# Bodies of the 2F-85 gripper whose collision geoms count as its fingers for the touch reward
+FINGER_BODIES = ("left_pad", "right_pad", "left_follower", "right_follower")
+
+
+class TaskVariant(gym.Wrapper):
+    """Listed cube positions and the touch reward, around gym-hil's raw pick-cube env.
+
+    With ``cube_positions``, every reset moves the cube to one of them, drawn uniformly with
+    numpy's global generator (as gym-hil draws its random positions, so a seed fixes both), and
+    every ``info`` carries its index under :data:`POSITION_INFO_KEY`. With ``reward="touch"``,
+    the reward is 1 and the episode ends (``info["succeed"]``) at the first step whose final
+    physics state has a contact between the cube and a finger geom (:data:`FINGER_BODIES`).
+
+    Args:
+        env: gym-hil's ``PandaPickCubeGymEnv`` (unwrapped).
+        cube_positions: ``[[x, y], ...]`` in metres; empty keeps gym-hil's placement.
+        reward: ``"lift"`` (gym-hil's) or ``"touch"``.
+    """
+
+    def __init__(self, env: gym.Env, cube_positions: list[list[float]], reward: str):
+        super().__init__(env)
+        self.cube_positions = [tuple(float(v) for v in p) for p in cube_positions]
+        self.reward_kind = reward
+        self.position_index: int | None = None
+        model = env.unwrapped.model
+        fingers = {model.body(name).id for name in FINGER_BODIES}
+        self._finger_geoms = frozenset(
+            g
+            for g in range(model.ngeom)
+            if model.geom_bodyid[g] in fingers and (model.geom_contype[g] or model.geom_conaffinity[g])
+        )
+        self._block_geom = model.geom("block").id
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        if self.cube_positions:
+            import mujoco
+
+            raw = self.env.unwrapped
+            self.position_index = int(np.random.randint(len(self.cube_positions)))
+            x, y = self.cube_positions[self.position_index]
+            raw.data.jnt("block").qpos[:3] = (x, y, raw.model.geom("block").size[2])
+            raw.data.jnt("block").qvel[:] = 0.0
+            mujoco.mj_forward(raw.model, raw.data)
+            obs = raw._compute_observation()
+            info = {**info, POSITION_INFO_KEY: self.position_index}
+        return obs, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if self.reward_kind == "touch":
+            touched = self.fingers_touch_cube()
+            reward, info["succeed"] = float(touched), touched
+            terminated = bool(terminated or touched)
+        if self.position_index is not None:
+            info[POSITION_INFO_KEY] = self.position_index
+        return obs, reward, terminated, truncated, info
+
+    def fingers_touch_cube(self) -> bool:
+        """Whether the current MuJoCo state has a contact between a finger geom and the cube."""
+        data = self.env.unwrapped.data
+        for contact in data.contact[: data.ncon]:
+            pair = (int(contact.geom1), int(contact.geom2))
+            if self._block_geom in pair and (pair[0] in self._finger_geoms or pair[1] in self._finger_geoms):
+                return True
+        return False
 
 
 class SuccessInfo(gym.Wrapper):
@@ -49,6 +119,8 @@ def make_sim_env(sim_options: dict[str, Any] | None = None, **ignored: Any) -> g
     options = {
         "image_obs": False,
         "random_block_position": False,
+        "cube_positions": [],
+        "reward": "lift",
         "reset_delay_seconds": 0.0,
         "max_episode_steps": 100,
         "seed": 0,
@@ -70,6 +142,8 @@ def make_sim_env(sim_options: dict[str, Any] | None = None, **ignored: Any) -> g
         image_obs=bool(options["image_obs"]),
         random_block_position=bool(options["random_block_position"]),
     )
+    if options["cube_positions"] or options["reward"] != "lift":
+        env = TaskVariant(env, options["cube_positions"], options["reward"])
     if options["use_gripper"]:
         env = GripperPenaltyWrapper(env, penalty=float(options["gripper_penalty"]))
     env = EEActionWrapper(env, ee_action_step_size=DEFAULT_EE_STEP_SIZE, use_gripper=True)

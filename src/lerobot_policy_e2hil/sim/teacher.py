@@ -10,6 +10,13 @@ unchanged. Two parts:
 * :class:`ScriptedTeacher` -- the intervention model: full demonstrations for the first
   episodes, take-over when the policy stalls or drifts, hand-back after a number of steps,
   an optional decay of take-overs over training and optional action noise.
+
+``TeacherConfig.profile = "human_like"`` puts an imperfect operator between the two (see
+:class:`TeacherConfig` for every knob): a reaction delay between the moment a take-over is
+warranted and the take-over, correlated hand noise and overshoot on the expert's command,
+take-overs that end early or late, pauses above the cube, detours out of the cube's area at
+the start of a take-over, and episodes in which the operator does not step in. The default
+``"scripted"`` profile is the noise-free teacher, unchanged.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import numpy as np
 from gym_hil.wrappers.hil_wrappers import InputsControlWrapper
 from gym_hil.wrappers.intervention_utils import InputController
 
-from .config import TeacherConfig
+from .config import CUBE_X_RANGE, CUBE_Y_RANGE, TeacherConfig
 
 # Gym-hil's gripper convention in the EE action space: 0 opens, 1 keeps, 2 closes (it is added,
 # minus one, to the finger actuator command, where 255 is closed).
@@ -33,6 +40,10 @@ GRIPPER_OPEN, GRIPPER_STAY, GRIPPER_CLOSE = 0.0, 1.0, 2.0
 _COMMAND_FOR_GRIPPER = {GRIPPER_CLOSE: "open", GRIPPER_OPEN: "close", GRIPPER_STAY: "no-op"}
 
 EE_STEP_M = 0.025  # gym-hil's EE wrapper scales actions in [-1, 1] by 2.5 cm per step
+# Centre of the cube's area; a human-like detour heads away from it
+_WORKSPACE_CENTRE = np.array([sum(CUBE_X_RANGE) / 2, sum(CUBE_Y_RANGE) / 2])
+# Half-angle of the spread of a detour's direction around "away from the centre"
+_DETOUR_SPREAD = np.pi / 3
 
 
 @dataclass
@@ -119,6 +130,17 @@ class ScriptedTeacher(InputController):
         self._takeovers = 0
         self._attentive = True
         self.total_takeovers = 0
+        # human_like state: correlated hand noise, pending take-over delay, the current
+        # take-over's length and lift hold, and the hover and detour steps left in this segment
+        self._noise = np.zeros(3)
+        self._pending: int | None = None
+        self._takeover_length = config.handback_steps
+        self._lift_hold = 0
+        self._after_lift = 0
+        self._hover_left = 0
+        self._detour_left = 0
+        self._detour_spread = 0.0
+        self._detour_direction: np.ndarray | None = None
 
     def bind(self, env: Any) -> None:
         """Attach the unwrapped gym-hil env whose state the teacher reads."""
@@ -135,6 +157,19 @@ class ScriptedTeacher(InputController):
         self._tcp_history.clear()
         self._best_distance = np.inf
         self._attentive = bool(self.rng.random() < self.takeover_probability())
+        if self.human_like:
+            absent = bool(self.rng.random() < self.config.absent_probability)
+            self._attentive = self._attentive and not absent
+            self._pending = None
+            self._noise[:] = 0.0
+            self._hover_left = self._detour_left = 0
+            if self.config.mode == "always" or self.intervention_flag:
+                self._start_segment()
+
+    @property
+    def human_like(self) -> bool:
+        """Whether the operator is the ``"human_like"`` profile."""
+        return self.config.profile == "human_like"
 
     def update(self) -> None:
         """Read the env state, compute the expert action and the intervention decision."""
@@ -142,13 +177,19 @@ class ScriptedTeacher(InputController):
             raise RuntimeError("ScriptedTeacher.bind(env) must be called before the first step")
         tcp, block = self._positions()
         closed = float(self.env.get_gripper_pose()[0]) / 255.0 > 0.5
-        action = expert_action(tcp, block, self._block_rest_z(), closed, self.gains)
+        if self.human_like:
+            # Decide first: a take-over that starts now starts its hover and detour draws now.
+            self.intervention_flag = self._decide_human(tcp, block)
+            action = self._human_action(tcp, block, closed)
+        else:
+            action = expert_action(tcp, block, self._block_rest_z(), closed, self.gains)
         if self.config.action_noise_std > 0:
             action[:3] = np.clip(
                 action[:3] + self.rng.normal(0.0, self.config.action_noise_std, size=3), -1.0, 1.0
             )
         self._action = action
-        self.intervention_flag = self._decide(tcp, block)
+        if not self.human_like:
+            self.intervention_flag = self._decide(tcp, block)
         self.open_gripper_command = _COMMAND_FOR_GRIPPER[float(action[3])] == "open"
         self.close_gripper_command = _COMMAND_FOR_GRIPPER[float(action[3])] == "close"
 
@@ -201,6 +242,98 @@ class ScriptedTeacher(InputController):
             self._intervention_steps = 0
             return True
         return False
+
+    # --- human-like operator ----------------------------------------------------------------
+
+    def _start_segment(self) -> None:
+        """Draw the length, hover and detour of a take-over (or of a teacher-driven episode)."""
+        cfg = self.config
+        jitter = cfg.handback_jitter_steps
+        self._takeover_length = max(1, cfg.handback_steps + int(self.rng.integers(-jitter, jitter + 1)))
+        self._lift_hold = int(self.rng.integers(0, jitter + 1))
+        self._after_lift = 0
+        self._hover_left = cfg.hover_steps if self.rng.random() < cfg.hover_probability else 0
+        self._detour_left = cfg.detour_steps if self.rng.random() < cfg.detour_probability else 0
+        # drawn now, turned into a direction at the detour's first step (at a reset the arm is not placed yet)
+        self._detour_spread = float(self.rng.uniform(-_DETOUR_SPREAD, _DETOUR_SPREAD))
+        self._detour_direction = None
+
+    def _human_action(self, tcp: np.ndarray, block: np.ndarray, closed: bool) -> np.ndarray:
+        """The expert's action as the operator executes it: detour, hover, overshoot, hand noise."""
+        cfg = self.config
+        action = expert_action(tcp, block, self._block_rest_z(), closed, self.gains)
+        if self._detour_left > 0:
+            self._detour_left -= 1
+            if self._detour_direction is None:
+                away = tcp[:2] - _WORKSPACE_CENTRE
+                angle = float(np.arctan2(away[1], away[0])) if np.linalg.norm(away) > 1e-6 else 0.0
+                angle += self._detour_spread
+                self._detour_direction = np.array([np.cos(angle), np.sin(angle), 0.5])
+            action = np.array([*self._detour_direction, GRIPPER_STAY])
+        elif self._hover_left > 0 and (
+            self._hover_left < self.config.hover_steps or self._above_cube(tcp, block, closed)
+        ):
+            # the pause starts above the cube and then lasts its hover_steps
+            self._hover_left -= 1
+            action = np.array([0.0, 0.0, 0.0, GRIPPER_STAY])
+        else:
+            action[:3] = action[:3] * cfg.overshoot_gain
+        rho = cfg.motion_noise_correlation
+        innovation = self.rng.normal(0.0, cfg.motion_noise_std, size=3)
+        self._noise = rho * self._noise + np.sqrt(1.0 - rho * rho) * innovation
+        action[:3] = np.clip(action[:3] + self._noise, -1.0, 1.0)
+        return action
+
+    def _above_cube(self, tcp: np.ndarray, block: np.ndarray, closed: bool) -> bool:
+        """Gripper open, over the cube and not yet at grasp height: where a person hesitates."""
+        xy_error = float(np.linalg.norm(block[:2] - tcp[:2]))
+        grasp_z = self._block_rest_z() + self.gains.grasp_height
+        return not closed and xy_error <= 2 * self.gains.xy_tolerance and tcp[2] - grasp_z > 0.02
+
+    def _decide_human(self, tcp: np.ndarray, block: np.ndarray) -> bool:
+        """:meth:`_decide` with a reaction delay, a drawn take-over length and a lift hold."""
+        cfg = self.config
+        if cfg.mode == "off":
+            return False
+        if cfg.mode == "always" or self.is_demo_episode():
+            return True
+        self._tcp_history.append(tcp.copy())
+        distance = float(np.linalg.norm(block - tcp))
+        self._best_distance = min(self._best_distance, distance)
+        if self.intervention_flag:
+            self._intervention_steps += 1
+            if self._lifted(block):
+                self._after_lift += 1
+            if self._intervention_steps >= self._takeover_length or self._after_lift > self._lift_hold:
+                self._hand_back()
+                return False
+            return True
+        if self._pending is not None:
+            self._pending -= 1
+            if self._pending > 0:
+                return False
+            self._pending = None
+            return self._take_over()
+        if not self._attentive or self._takeovers >= cfg.max_takeovers_per_episode:
+            return False
+        stalled = len(self._tcp_history) > cfg.stall_steps and (
+            float(np.linalg.norm(self._tcp_history[-1] - self._tcp_history[0])) < cfg.stall_distance
+        )
+        drifted = distance - self._best_distance > cfg.drift_distance
+        if not ((stalled and not self._lifted(block)) or drifted):
+            return False
+        delay = int(self.rng.integers(cfg.reaction_delay_min_steps, cfg.reaction_delay_max_steps + 1))
+        if delay == 0:
+            return self._take_over()
+        self._pending = delay
+        return False
+
+    def _take_over(self) -> bool:
+        self._takeovers += 1
+        self.total_takeovers += 1
+        self._intervention_steps = 0
+        self._start_segment()
+        return True
 
     def _hand_back(self) -> None:
         self._intervention_steps = 0
