@@ -151,3 +151,44 @@ def test_parsed_flags_set_the_variant():
     assert cfg.sim_options(teacher=True)["teacher"]["profile"] == "human_like"
     with pytest.raises(Exception, match="teacher.profile='robot' is invalid"):
         draccus.parse(E2HiLSimEnvConfig, args=["--teacher.profile=robot"])
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_launcher_reports_success_per_position_in_metrics_summary_and_plots(tmp_path):
+    pytest.importorskip("grpc")
+    import json
+
+    out = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "lerobot_policy_e2hil.sim.train",
+        "--config_path", "HIL-SERL/train_gym_hil_env_SIM.json",
+        f"--output_dir={out}",
+        "--env.cube_positions=[[0.4,-0.12],[0.4,0.12]]",
+        "--env.reward=touch",
+        "--env.teacher.profile=human_like",
+        "--env.teacher.demo_episodes=6",
+        "--policy.online_steps=300",
+        "--policy.online_step_before_learning=100",
+        "--log_freq=10",
+        "--save_freq=100000",
+        "--batch_size=32",
+        "--env.launch.eval_episodes=2",
+        "--env.launch.summary_window=10",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=420, cwd=ROOT)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    episodes = [r for r in records if r["kind"] == "episode"]
+    assert {r["position"] for r in episodes} == {0, 1}
+    summary = json.loads((out / "summary.json").read_text())
+    by_position = summary["success_by_position"]
+    assert set(by_position) == {"0", "1"}
+    for index, stats in by_position.items():
+        mine = [r for r in episodes if r["position"] == int(index)][-10:]
+        assert stats["window"] == len(mine)
+        assert stats["success_last"] == pytest.approx(sum(r["success"] for r in mine) / len(mine))
+    # the demonstrations (human-like, touch) succeed, and the success reaches the records
+    assert all(r["success"] for r in episodes[:6])
+    assert (out / "plots" / "success_by_position.png").stat().st_size > 0

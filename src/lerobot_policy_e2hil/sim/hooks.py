@@ -12,7 +12,10 @@ algorithm lookup:
   per finished episode;
 * ``lerobot.rl.actor.precise_sleep`` -> no pacing (or ``env.actor_max_hz``) unless ``env.realtime``;
 * ``lerobot.rl.actor.act_with_policy`` -> a wrapper that, once the step budget is spent, lets
-  the transition queues drain and then sets the shutdown event, so the actor exits by itself.
+  the transition queues drain and then sets the shutdown event, so the actor exits by itself;
+  it also adds the episode's cube position index (``env.cube_positions``, from the env's
+  ``info``, seen through ``lerobot.rl.actor.step_env_and_process_transition``) to each
+  interaction message, so the episode record has a ``position``.
 
 They are installed after the fault handling of :mod:`..faults` and build on it: the trainer
 subclasses the fault-aware one, episode lengths and env steps come from its run counter (right
@@ -33,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 METRICS_FILE = "metrics.jsonl"
+# Key of the cube position index in the actor's interaction message (absent without env.cube_positions)
+POSITION_MESSAGE_KEY = "Cube position index"
 RUN_START_ENV = "E2HIL_RUN_START"
 
 
@@ -169,6 +174,7 @@ def _recording_interactions(original_process: Any, sink: Any) -> Any:
             intervention_steps=int(round(rate * length)),
             intervention_rate=rate,
             policy_hz=message.get("Policy frequency [Hz]"),
+            **({"position": int(message[POSITION_MESSAGE_KEY])} if POSITION_MESSAGE_KEY in message else {}),
         )
         return message
 
@@ -187,6 +193,8 @@ def install_actor_hooks(cfg: Any) -> None:
         actor.precise_sleep = _RateCap(getattr(cfg.env, "actor_max_hz", None))
 
     original_act = actor.act_with_policy
+    position = _PositionTracker(actor.step_env_and_process_transition)
+    actor.step_env_and_process_transition = position.step
 
     def act_with_policy(cfg, shutdown_event, parameters_queue, transitions_queue, interactions_queue):
         try:
@@ -195,7 +203,7 @@ def install_actor_hooks(cfg: Any) -> None:
                 shutdown_event=shutdown_event,
                 parameters_queue=parameters_queue,
                 transitions_queue=transitions_queue,
-                interactions_queue=interactions_queue,
+                interactions_queue=_PositionTaggingQueue(interactions_queue, position),
             )
         finally:
             if not shutdown_event.is_set():
@@ -205,6 +213,48 @@ def install_actor_hooks(cfg: Any) -> None:
                 shutdown_event.set()
 
     actor.act_with_policy = act_with_policy
+
+
+class _PositionTracker:
+    """Wraps the actor's env step; remembers the cube position index of the latest step's ``info``."""
+
+    def __init__(self, original_step: Any):
+        self.original_step = original_step
+        self.index: int | None = None
+
+    def step(self, *args: Any, **kwargs: Any) -> Any:
+        from lerobot.processor import TransitionKey
+
+        from .env import POSITION_INFO_KEY
+
+        transition = self.original_step(*args, **kwargs)
+        index = (transition.get(TransitionKey.INFO) or {}).get(POSITION_INFO_KEY)
+        self.index = None if index is None else int(index)
+        return transition
+
+
+class _PositionTaggingQueue:
+    """The actor's interactions queue; ``put`` adds the episode's cube position to the message.
+
+    The actor puts an episode's message after its last step and before the reset, so the
+    tracker still holds that episode's index. Everything else goes to the wrapped queue.
+    """
+
+    def __init__(self, queue: Any, tracker: _PositionTracker):
+        self._queue = queue
+        self._tracker = tracker
+
+    def put(self, data: Any, *args: Any, **kwargs: Any) -> None:
+        if self._tracker.index is not None:
+            from lerobot.transport.utils import bytes_to_python_object, python_object_to_bytes
+
+            message = bytes_to_python_object(data)
+            message[POSITION_MESSAGE_KEY] = self._tracker.index
+            data = python_object_to_bytes(message)
+        self._queue.put(data, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._queue, name)
 
 
 class _RateCap:

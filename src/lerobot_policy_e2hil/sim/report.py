@@ -43,7 +43,36 @@ def episode_stats(records: list[dict[str, Any]], window: int) -> dict[str, Any]:
             (sum(r["intervention_steps"] for r in episodes) / steps_all) if steps_all else None
         ),
         "window": len(last),
+        "success_by_position": position_success(episodes, window),
     }
+
+
+def position_success(episodes: list[dict[str, Any]], window: int) -> dict[str, dict[str, Any]] | None:
+    """Per cube position (``env.cube_positions`` index): success and intervention rate over its last episodes.
+
+    Args:
+        episodes: ``episode`` records; those of a run with listed positions have a ``position``.
+        window: Episodes per position that the rates are over (0: all of them).
+
+    Returns:
+        ``{"<index>": {"success_last", "intervention_rate_last", "window", "episodes"}}``, or None
+        when no episode has a position (the cube is not placed from a list).
+    """
+    indices = sorted({int(r["position"]) for r in episodes if r.get("position") is not None})
+    if not indices:
+        return None
+    out = {}
+    for index in indices:
+        mine = [r for r in episodes if r.get("position") == index]
+        last = mine[-window:] if window > 0 else mine
+        steps = sum(r["length"] for r in last)
+        out[str(index)] = {
+            "success_last": sum(r["success"] for r in last) / len(last),
+            "intervention_rate_last": sum(r["intervention_steps"] for r in last) / steps if steps else None,
+            "window": len(last),
+            "episodes": len(mine),
+        }
+    return out
 
 
 def progress_line(stats: dict[str, Any], wall_s: float) -> str:
@@ -114,6 +143,26 @@ def write_plots(records: list[dict[str, Any]], out_dir: Path, window: int = 20) 
         ax.grid(alpha=0.3)
         fig.tight_layout()
         path = out_dir / f"{name}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    positions = sorted({int(r["position"]) for r in episodes if r.get("position") is not None})
+    if positions:
+        # the collapse signature of the two-position task: one position solved, the other not
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for index in positions:
+            mine = [r for r in episodes if r.get("position") == index]
+            ax.plot(
+                [r["env_step"] for r in mine],
+                _rolling([float(r["success"]) for r in mine], window),
+                label=f"position {index}",
+            )
+        ax.set_xlabel("env step")
+        ax.set_ylabel(f"success per cube position\n(rolling {window} ep. of that position)")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        path = out_dir / "success_by_position.png"
         fig.savefig(path, dpi=100)
         plt.close(fig)
         written.append(path)
