@@ -266,7 +266,7 @@ class SyncTrainer:
         )
         from lerobot.utils.random_utils import seeded_context
 
-        from ..sim.env import make_sim_env
+        from ..sim.env import POSITION_INFO_KEY, make_sim_env
 
         env_cfg = self.cfg.env
         if self._eval_env is None:
@@ -276,6 +276,7 @@ class SyncTrainer:
             self._eval_env = (env, *make_processors(env, None, env_cfg, self.device))
         env, env_processor, action_processor = self._eval_env
         successes = 0
+        self.last_eval_by_position: dict[str, list[int]] = {}
         with seeded_context(self.run_cfg.seed + EVAL_SEED_OFFSET):
             for _ in range(episodes):
                 transition = reset_and_build_transition(env, env_processor, action_processor)
@@ -288,6 +289,9 @@ class SyncTrainer:
                     success = success or bool(transition[TransitionKey.INFO].get("is_success", False))
                     done = bool(transition.get(TransitionKey.DONE) or transition.get(TransitionKey.TRUNCATED))
                 successes += success
+                position = transition[TransitionKey.INFO].get(POSITION_INFO_KEY)
+                if position is not None:
+                    self.last_eval_by_position.setdefault(str(position), []).append(int(success))
         return successes / episodes
 
     # --- the loop -------------------------------------------------------------------------
@@ -298,6 +302,8 @@ class SyncTrainer:
         from lerobot.rl.gym_manipulator import reset_and_build_transition
         from tqdm import tqdm
 
+        from ..sim.env import POSITION_INFO_KEY
+
         run = self.run_cfg
         if not hasattr(self, "trainer"):
             self.build()
@@ -307,7 +313,9 @@ class SyncTrainer:
         demo_episodes = teacher.demo_episodes if teacher.mode != "off" else 0
         timing = defaultdict(float)
         episodes: list[list] = []
-        evals: list[dict[str, float]] = []
+        # cube position index (env.cube_positions) of each episode; empty without listed positions
+        episode_positions: list[int] = []
+        evals: list[dict[str, Any]] = []
         train_log: list[dict[str, float]] = []
         sums: dict[str, float] = defaultdict(float)
         counts: dict[str, int] = defaultdict(int)
@@ -336,6 +344,9 @@ class SyncTrainer:
                 episodes.append(
                     [step, ep_length, ep_interventions, int(ep_success), int(len(episodes) < demo_episodes)]
                 )
+                position = transition[TransitionKey.INFO].get(POSITION_INFO_KEY)
+                if position is not None:
+                    episode_positions.append(int(position))
                 ep_length = ep_interventions = 0
                 ep_success = False
                 transition = reset_and_build_transition(self.env, self.env_processor, self.action_processor)
@@ -351,7 +362,14 @@ class SyncTrainer:
                 t0 = time.perf_counter()
                 success_rate = self.evaluate(run.eval_episodes)
                 timing["eval"] += time.perf_counter() - t0
-                evals.append({"env_step": step, "success": success_rate, "episodes": run.eval_episodes})
+                evals.append(
+                    {
+                        "env_step": step,
+                        "success": success_rate,
+                        "episodes": run.eval_episodes,
+                        **self._by_position(),
+                    }
+                )
                 self.log(
                     f"[{run.name}] env step {step}/{run.env_steps}: teacher-free success "
                     f"{success_rate:.2f} ({run.eval_episodes} ep.), intervention rate so far "
@@ -372,7 +390,12 @@ class SyncTrainer:
         final_success = self.evaluate(run.final_eval_episodes)
         timing["eval"] += time.perf_counter() - t0
         evals.append(
-            {"env_step": run.env_steps, "success": final_success, "episodes": run.final_eval_episodes}
+            {
+                "env_step": run.env_steps,
+                "success": final_success,
+                "episodes": run.final_eval_episodes,
+                **self._by_position(),
+            }
         )
         timing["wall"] = time.perf_counter() - start
         updates = int(self.algorithm.optimization_step)
@@ -399,12 +422,20 @@ class SyncTrainer:
                 "updates_per_s": updates / timing["update"] if timing["update"] > 0 else float("nan"),
             },
             "episodes": episodes,
+            "episode_positions": episode_positions,
             "evals": evals,
             "train_log": train_log,
             "probes": self.probe.records.steps if self.probe is not None else [],
         }
         self.log(summary_line(result))
         return result
+
+    def _by_position(self) -> dict[str, Any]:
+        """The last evaluation's success per cube position (``{"by_position": {index: rate}}``), if listed."""
+        outcomes = getattr(self, "last_eval_by_position", {})
+        if not outcomes:
+            return {}
+        return {"by_position": {k: sum(v) / len(v) for k, v in sorted(outcomes.items())}}
 
     def _update(
         self,
