@@ -16,7 +16,8 @@ actor keeps stepping the env but nothing reaches the new learner. The hooks here
 * ``get_frequency_stats`` -> the episode message also carries ``"Episode steps"``;
 * ``push_transitions_to_transport_queue`` -> counts the transitions handed to the learner;
 * ``reset_and_build_transition`` -> checks the first observation against the policy's features;
-* ``act_with_policy`` -> a :class:`~.entry.SetupError` in it becomes a one-paragraph fatal error.
+* ``act_with_policy`` -> any exception in it (a :class:`~.entry.SetupError`: its message) becomes a
+  one-line fatal error and a non-zero exit.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from collections.abc import Callable
 from queue import Empty
 from typing import Any
 
-from .checks import check_observation
-from .entry import SetupError, record_fatal
+from .checks import check_budgets, check_observation
+from .entry import SetupError, one_line, record_fatal
 from .learner import EPISODE_STEPS_KEY
 from .settings import FaultSettings
 from .sync import EitherEvent
@@ -61,13 +62,19 @@ def install_actor_faults(cfg: Any, settings: FaultSettings) -> None:
 
     With ``policy.concurrency.actor="processes"`` the stream hooks are left out (LeRobot starts
     those streams in spawned processes, which do not carry them); the rest still applies.
+    Every actor entry point calls it right after parsing, so it first refuses budgets and sizes
+    the actor cannot run with (:func:`~.checks.check_budgets`).
 
     Args:
         cfg: The actor's ``TrainRLServerPipelineConfig``.
         settings: The ``--faults.*`` settings.
+
+    Raises:
+        ConfigError: A budget or size outside its allowed values.
     """
     from lerobot.rl import actor
 
+    check_budgets(cfg, "actor")
     address = cfg.policy.actor_learner_config
     ACTOR.settings, ACTOR.address = settings, (address.learner_host, address.learner_port)
     if getattr(actor, _INSTALLED, False):
@@ -85,7 +92,7 @@ def install_actor_faults(cfg: Any, settings: FaultSettings) -> None:
     actor.get_frequency_stats = _with_episode_steps(actor.get_frequency_stats)
     actor.push_transitions_to_transport_queue = _counting(actor.push_transitions_to_transport_queue)
     actor.reset_and_build_transition = _checked_first_reset(cfg, actor.reset_and_build_transition)
-    actor.act_with_policy = _fatal_on_setup_error(actor.act_with_policy)
+    actor.act_with_policy = _fatal_on_error(actor.act_with_policy)
     setattr(actor, _INSTALLED, True)
 
 
@@ -325,12 +332,25 @@ def _checked_first_reset(cfg: Any, original: Callable[..., Any]) -> Callable[...
     return reset_and_build_transition
 
 
-def _fatal_on_setup_error(original: Callable[..., None]) -> Callable[..., None]:
+def _fatal_on_error(original: Callable[..., None]) -> Callable[..., None]:
+    """Any exception in the actor's policy loop makes the actor exit non-zero.
+
+    LeRobot logs it and returns normally, so an actor that crashed at its first step exited 0.
+    A :class:`SetupError` is the message itself; any other exception is logged with its traceback.
+    """
+
     def act_with_policy(cfg: Any, shutdown_event: Any, *args: Any, **kwargs: Any) -> None:
         try:
             original(cfg, shutdown_event, *args, **kwargs)
         except SetupError as err:
             record_fatal(str(err))
+            shutdown_event.set()
+        except Exception as err:
+            logging.exception("[ACTOR] The policy loop failed")
+            record_fatal(
+                f"the actor's policy loop failed: {type(err).__name__}: {one_line(err)}. Fix the cause (the "
+                "traceback is in the actor's log) and start the actor again."
+            )
             shutdown_event.set()
 
     return act_with_policy

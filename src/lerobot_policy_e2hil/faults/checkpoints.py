@@ -10,7 +10,8 @@ function instead of replacing it:
    directory ``checkpoints/.staging-<step>/`` (it is called with ``output_dir`` pointing there);
 2. the buffers move into the step directory (``checkpoints/<step>/dataset``, ``dataset_offline``),
    ``train_config.json`` is rewritten with the real ``output_dir``, the run counters are added to
-   ``training_state/training_step.json`` and a completeness marker, :data:`MARKER`, lists the parts;
+   ``training_state/training_step.json`` and a completeness marker, :data:`MARKER`, lists the parts
+   and records the size of every file;
 3. every file is fsynced and the step directory is renamed into ``checkpoints/`` (atomic on one
    file system), then ``last`` is replaced by a new symlink with ``os.replace`` (atomic too);
 4. ``<output_dir>/dataset`` and ``dataset_offline`` become symlinks to ``checkpoints/last/...``, so
@@ -18,8 +19,9 @@ function instead of replacing it:
 5. checkpoints older than the newest ``keep_buffers`` complete ones lose their buffers and marker
    (their model stays, for evaluation).
 
-On resume, :func:`prepare_resume` removes staging leftovers, picks the newest checkpoint with a
-valid marker and points ``last`` at it.
+On resume, :func:`prepare_resume` removes staging leftovers, picks the newest checkpoint whose
+files all have the sizes its marker records (a truncated file, e.g. by a full disk or a copy,
+makes it fall back to the previous one, with a warning) and points ``last`` at it.
 """
 
 from __future__ import annotations
@@ -74,15 +76,68 @@ def read_marker(checkpoint: Path) -> dict[str, Any] | None:
         return None
 
 
-def is_complete(checkpoint: Path) -> bool:
-    """Whether ``checkpoint`` has a marker and every part the marker lists."""
+def file_sizes(root: Path) -> dict[str, int]:
+    """Size in bytes of every file under ``root`` (symlinks not followed), by relative path."""
+    sizes = {}
+    for directory, _, files in os.walk(root):
+        for name in files:
+            path = Path(directory) / name
+            if not path.is_symlink() and name != MARKER:
+                sizes[path.relative_to(root).as_posix()] = path.stat().st_size
+    return sizes
+
+
+def damage(checkpoint: Path) -> str | None:
+    """What is wrong with a checkpoint that has a marker, or None when it verifies.
+
+    Every file the marker records must exist with its recorded size (a marker written before
+    sizes were recorded: every part it lists must exist).
+
+    Args:
+        checkpoint: A ``checkpoints/<step>`` directory.
+
+    Returns:
+        A short reason (``"pretrained_model/model.safetensors has 1000 bytes, 52344 expected"``),
+        ``"no completeness marker"``, or None.
+    """
     marker = read_marker(checkpoint)
-    return marker is not None and all((checkpoint / part).is_file() for part in marker.get("parts", []))
+    if marker is None:
+        return f"no completeness marker {MARKER}"
+    expected = marker.get("files") or {part: None for part in marker.get("parts", [])}
+    for relative, size in sorted(expected.items()):
+        path = checkpoint / relative
+        if not path.is_file():
+            return f"{relative} is missing"
+        if size is not None and path.stat().st_size != size:
+            return f"{relative} has {path.stat().st_size} bytes, {size} expected"
+    return None
+
+
+def is_complete(checkpoint: Path) -> bool:
+    """Whether ``checkpoint`` has a marker and every file it records, with the recorded sizes."""
+    return damage(checkpoint) is None
+
+
+def choose_checkpoint(output_dir: Path) -> tuple[Path | None, list[tuple[Path, str]]]:
+    """The newest checkpoint of ``output_dir`` that verifies, and the newer ones that did not.
+
+    Returns:
+        The chosen checkpoint (None when none verifies) and ``(checkpoint, reason)`` for each
+        damaged checkpoint newer than it (one that still has its marker but fails :func:`damage`).
+    """
+    skipped = []
+    for checkpoint in step_dirs(Path(output_dir) / CHECKPOINTS_DIR):
+        reason = damage(checkpoint)
+        if reason is None:
+            return checkpoint, skipped
+        if read_marker(checkpoint) is not None:
+            skipped.append((checkpoint, reason))
+    return None, skipped
 
 
 def newest_complete(output_dir: Path) -> Path | None:
-    """The complete checkpoint with the highest step in ``output_dir``, or None."""
-    return next((p for p in step_dirs(Path(output_dir) / CHECKPOINTS_DIR) if is_complete(p)), None)
+    """The complete checkpoint with the highest step in ``output_dir`` whose files verify, or None."""
+    return choose_checkpoint(output_dir)[0]
 
 
 def fsync_tree(root: Path) -> None:
@@ -162,7 +217,17 @@ def prepare_resume(output_dir: Path) -> Path:
     checkpoints = output_dir / CHECKPOINTS_DIR
     remove_staging(checkpoints)
     last = checkpoints / LAST_CHECKPOINT_LINK
-    chosen = newest_complete(output_dir)
+    chosen, skipped = choose_checkpoint(output_dir)
+    for damaged, reason in skipped:
+        logging.warning(
+            f"[LEARNER] Skipping checkpoint {damaged}: {reason} (damaged after it was saved); "
+            "falling back to the previous complete checkpoint"
+        )
+    if chosen is None and skipped:
+        raise SetupError(
+            f"--resume=true but no checkpoint in {checkpoints} verifies ({skipped[-1][0].name}: "
+            f"{skipped[-1][1]}). Restore the damaged files, or start a new run without --resume in a new output_dir."
+        )
     if chosen is None:
         if last.is_dir():
             logging.warning(
@@ -271,6 +336,7 @@ class AtomicCheckpointer:
             "online_buffer": len(arguments["replay_buffer"]),
             "offline_buffer": len(offline) if offline is not None else None,
             "parts": parts,
+            "files": file_sizes(staged),
             "saved_unix": time.time(),
         }
         (staged / MARKER).write_text(json.dumps(marker, indent=2))

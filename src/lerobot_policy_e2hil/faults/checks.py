@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,79 @@ from ..errors import ConfigError
 from .entry import SetupError
 
 PORT_FIELD = "policy.actor_learner_config.learner_port"
+
+# (field, test, allowed values) of every budget and size the learner or actor loops on; a value
+# outside them hangs a loop (batch_size <= 0, online_steps <= 0) or crashes it late (save_freq 0).
+_LIMITS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
+    ("policy.online_steps", lambda v: v >= 1, ">= 1"),
+    ("policy.online_step_before_learning", lambda v: v >= 0, ">= 0"),
+    ("batch_size", lambda v: v >= 1, ">= 1"),
+    ("log_freq", lambda v: v >= 1, ">= 1"),
+    ("save_freq", lambda v: v >= 1, ">= 1"),
+    ("online_ratio", lambda v: 0.0 <= v <= 1.0, "[0, 1]"),
+    ("policy.online_buffer_capacity", lambda v: v >= 1, ">= 1"),
+    ("policy.offline_buffer_capacity", lambda v: v >= 1, ">= 1"),
+    ("policy.actor_learner_config.learner_port", lambda v: 1 <= v <= 65535, "1 to 65535"),
+    ("policy.actor_learner_config.queue_get_timeout", lambda v: v > 0, "> 0"),
+    ("policy.actor_learner_config.policy_parameters_push_frequency", lambda v: v >= 0, ">= 0"),
+    ("algorithm.utd_ratio", lambda v: v >= 1, ">= 1"),
+    ("env.fps", lambda v: v >= 1, ">= 1"),
+    ("env.launch.eval_episodes", lambda v: v >= 0, ">= 0"),
+    ("env.launch.summary_window", lambda v: v >= 1, ">= 1"),
+    ("env.launch.progress_interval_s", lambda v: v > 0, "> 0"),
+    ("env.launch.stop_timeout_s", lambda v: v > 0, "> 0"),
+)
+ROLES = ("learner", "actor")
+
+
+def _field(cfg: Any, path: str) -> Any:
+    for name in path.split("."):
+        cfg = getattr(cfg, name, None)
+    return cfg
+
+
+def check_budgets(cfg: Any, role: str = "learner") -> None:
+    """Fail at parse time on a budget or size the learner or actor cannot run with.
+
+    The one place every entry point (``e2hil-learner``, ``e2hil-actor``, ``e2hil-sim`` and the
+    sim's learner/actor) validates them, through :func:`check_config`. Without it a zero or
+    negative ``policy.online_steps`` or ``batch_size`` hangs a loop silently.
+
+    Args:
+        cfg: A parsed ``TrainRLServerPipelineConfig``; fields it lacks (no ``env.launch``...) are skipped.
+        role: ``"learner"`` (also the launcher) or ``"actor"``. The actor alone does not need
+            ``online_steps > online_step_before_learning``: a resumed actor runs only the steps left.
+
+    Raises:
+        ConfigError: Naming the first invalid field, its value, the allowed values and the flag to set.
+    """
+    for path, valid, allowed in _LIMITS:
+        value = _field(cfg, path)
+        if value is not None and not isinstance(value, bool) and not valid(value):
+            raise ConfigError(
+                f"{path}={value!r} is invalid; allowed values: {allowed}. Set --{path}=<value>."
+            )
+    steps, before = _field(cfg, "policy.online_steps"), _field(cfg, "policy.online_step_before_learning")
+    if role == "learner" and steps is not None and before is not None and steps <= before:
+        raise ConfigError(
+            f"policy.online_steps={steps} is invalid; allowed values: > policy.online_step_before_learning "
+            f"(={before}), or the learner never trains. Raise --policy.online_steps or lower "
+            "--policy.online_step_before_learning."
+        )
+
+
+def check_config(cfg: Any, role: str = "learner") -> None:
+    """Every parse-time check of a learner's or actor's config: budgets and sizes, then features.
+
+    Args:
+        cfg: A parsed ``TrainRLServerPipelineConfig``.
+        role: One of :data:`ROLES` (see :func:`check_budgets`).
+
+    Raises:
+        ConfigError: The first problem, naming the field and the allowed values.
+    """
+    check_budgets(cfg, role)
+    check_features(cfg)
 
 
 def check_algorithm_type(args: list[str]) -> None:
@@ -130,3 +205,58 @@ def check_port_free(host: str, port: int) -> None:
             f"program is using that port, or the host is not an address of this machine. Stop the other "
             f"process, or choose another port with --{PORT_FIELD}=<port> and give the actor the same value."
         ) from None
+
+
+def _listening_inodes(port: int) -> set[str] | None:
+    """Socket inodes listening on TCP ``port`` (Linux ``/proc/net``); None where that is unavailable."""
+    inodes, readable = set(), False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        readable = True
+        for row in rows:
+            fields = row.split()
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    return inodes if readable else None
+
+
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (Linux ``/proc/<pid>/task/*/children``)."""
+    tree, index = [pid], 0
+    while index < len(tree):
+        for task in Path(f"/proc/{tree[index]}/task").glob("*/children"):
+            try:
+                tree.extend(int(child) for child in task.read_text().split())
+            except (OSError, ValueError):
+                continue
+        index += 1
+    return tree
+
+
+def listens_on(pid: int, port: int) -> bool | None:
+    """Whether process ``pid`` (or one of its children) holds a socket listening on TCP ``port``.
+
+    Tells our learner from another program on the same port, which a connection test cannot.
+
+    Returns:
+        True or False; None where the operating system does not say (no ``/proc``).
+    """
+    inodes = _listening_inodes(port)
+    if inodes is None:
+        return None
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    for process in _process_tree(pid):
+        try:
+            descriptors = os.listdir(f"/proc/{process}/fd")
+        except OSError:
+            continue
+        for descriptor in descriptors:
+            try:
+                if os.readlink(f"/proc/{process}/fd/{descriptor}") in wanted:
+                    return True
+            except OSError:
+                continue
+    return False

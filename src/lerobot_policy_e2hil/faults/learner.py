@@ -14,7 +14,9 @@ wraps or subclasses LeRobot's object rather than copying it:
 * ``LearnerService`` -> ends a parameter stream when its actor is gone (issue 3979);
   ``MAX_WORKERS`` -> headroom for a replacement actor; ``start_learner`` -> a clear error when
   the gRPC server cannot start;
-* ``RLTrainer`` -> adds the transition counters to the logged training stats.
+* ``RLTrainer`` -> adds the transition counters to the logged training stats;
+* ``add_actor_information_and_train`` -> an exception in LeRobot's training loop (a policy it
+  cannot build, a checkpoint it cannot load) makes the learner exit 1 with a one-line error.
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ import torch
 from lerobot.utils.constants import PRETRAINED_MODEL_DIR, TRAINING_STATE_DIR, TRAINING_STEP
 
 from .checkpoints import AtomicCheckpointer, prepare_resume, read_marker
-from .checks import check_port_free
-from .entry import SetupError, record_fatal
+from .checks import check_budgets, check_port_free
+from .entry import SetupError, one_line, record_fatal
 from .settings import FaultSettings
 from .sync import EitherEvent
 from .transitions import TransitionSpec, TransitionValidator
@@ -109,13 +111,19 @@ def install_learner_faults(cfg: Any, settings: FaultSettings) -> None:
 
     With ``policy.concurrency.learner="processes"`` the gRPC server hooks are left out (LeRobot
     runs the server in a spawned process, which does not carry them); the rest still applies.
+    Every learner entry point calls it right after parsing, so it first refuses budgets and
+    sizes the learner cannot run with (:func:`~.checks.check_budgets`).
 
     Args:
         cfg: The learner's ``TrainRLServerPipelineConfig`` as parsed.
         settings: The ``--faults.*`` settings.
+
+    Raises:
+        ConfigError: A budget or size outside its allowed values.
     """
     from lerobot.rl import learner
 
+    check_budgets(cfg, "learner")
     LEARNER.settings = settings
     LEARNER.validator.warn_interval_s = settings.warn_interval_s
     if getattr(learner, _INSTALLED, False):
@@ -123,6 +131,7 @@ def install_learner_faults(cfg: Any, settings: FaultSettings) -> None:
     if cfg.policy.concurrency.learner == "threads":
         _install_server(learner, settings)
     _install_transitions(learner)
+    _install_loop_failure(learner)
     _install_resume(learner)
     _install_counter(learner)
     _install_trainer(learner)
@@ -178,6 +187,28 @@ def _peer_aware_service(service_class: type) -> type:
                 logging.info("[LEARNER] An actor's parameter stream ended (actor gone); its thread is free")
 
     return PeerAwareLearnerService
+
+
+def _install_loop_failure(learner: Any) -> None:
+    """An exception in LeRobot's training loop makes the learner exit non-zero.
+
+    LeRobot logs it and returns normally (exit 0, no final checkpoint): a learner that cannot
+    build its policy (a vision encoder it cannot load, a damaged checkpoint) looked like a clean
+    stop. The exception is recorded as fatal, then re-raised for LeRobot's own handling.
+    """
+    original = learner.add_actor_information_and_train
+
+    def add_actor_information_and_train(*args: Any, **kwargs: Any) -> None:
+        try:
+            original(*args, **kwargs)
+        except Exception as err:
+            record_fatal(
+                f"the learner's training loop failed: {type(err).__name__}: {one_line(err)}. Fix the cause "
+                "(the traceback is in the learner's log) and start again; with a checkpoint, add --resume=true."
+            )
+            raise
+
+    learner.add_actor_information_and_train = add_actor_information_and_train
 
 
 def _install_transitions(learner: Any) -> None:

@@ -6,11 +6,18 @@ Starts LeRobot's learner and actor (through :mod:`.learner` and :mod:`.actor`) a
 talking gRPC on 127.0.0.1 on a free port, prints progress from the learner's ``metrics.jsonl``,
 stops when the actor has spent ``policy.online_steps`` env steps, then evaluates the final
 policy teacher-free (:mod:`.evaluate`) and writes ``summary.json`` and ``plots/*.png`` next to
-``checkpoints/``. Ctrl-C stops both processes; the learner writes a final checkpoint on the way out.
+``checkpoints/``. Ctrl-C, SIGTERM and SIGHUP stop both processes (the learner writes a final
+checkpoint on the way out); if the launcher itself is killed, the kernel sends them SIGTERM.
 
-``--resume=true --output_dir=<run>`` continues an interrupted run from its newest complete
-checkpoint: the learner resumes (LeRobot's ``--resume``, with :mod:`..faults`), and a new actor
-runs the env steps left of ``policy.online_steps``. ``--faults.*`` flags go to both processes.
+The launcher reads both exit statuses: a dead actor, a learner that failed or ended by itself,
+or a stop signal make a partial run (``interrupted: true`` and ``reason`` in ``summary.json``,
+exit code 1, no evaluation). A bad command line or setup ends with one ``error: <cause>. <fix>``
+line and exit code 2, before anything starts; a learner that fails to start leaves no output
+directory behind unless it holds a checkpoint, so the same command can run again.
+
+``--resume=true --output_dir=<run>`` continues an interrupted run from its newest checkpoint
+that verifies: the learner resumes (LeRobot's ``--resume``, with :mod:`..faults`), and a new
+actor runs the env steps left of ``policy.online_steps``. ``--faults.*`` flags go to both processes.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -27,11 +35,20 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigError
+from ..faults.checkpoints import choose_checkpoint, newest_complete, read_marker
+from ..faults.checks import check_config, check_port_free, listens_on
+from ..faults.entry import EXIT_FATAL, EXIT_SETUP, SetupError, describe_error, one_line
 from ..faults.settings import FLAG_PREFIX, split_fault_args
 from .hooks import METRICS_FILE, RUN_START_ENV
 from .report import episode_stats, progress_line, read_metrics, write_plots
 
 PORT_FLAG = "--policy.actor_learner_config.learner_port"
+SIM_ENV_TYPE = "e2hil_sim"
+# The sim actor logs this once its env-step budget is spent (sim.hooks); an exit without it is early
+BUDGET_SPENT = "[ACTOR] Step budget spent"
+# Longest wait for the learner to listen (imports, policy build, buffer load on resume)
+LEARNER_START_TIMEOUT_S = 300.0
 
 
 def free_port() -> int:
@@ -78,17 +95,105 @@ def _is_config_path_arg(args: list[str], i: int) -> bool:
     return arg.startswith("--config_path") or (i > 0 and args[i - 1] == "--config_path")
 
 
-def _wait_for_port(port: int, process: subprocess.Popen, timeout_s: float) -> bool:
+class Interrupted(Exception):
+    """The launcher received SIGINT, SIGTERM or SIGHUP; it stops its learner and actor."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+
+
+class _Signals:
+    """SIGINT, SIGTERM and SIGHUP raise :class:`Interrupted` once; later ones only say the stop is under way.
+
+    Without this, SIGTERM or SIGHUP (``timeout``, a closed ssh session, a service stop) ended the
+    launcher at once and left its learner and actor running (they are in their own session, so
+    the terminal's signals do not reach them). SIGKILL cannot be caught: the children get SIGTERM
+    from the kernel then (:func:`_die_with_parent`).
+    """
+
+    NAMES = ("SIGINT", "SIGTERM", "SIGHUP")
+
+    def __init__(self) -> None:
+        self.raised = False
+        self.received: int | None = None
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Signals:
+        for name in self.NAMES:
+            number = getattr(signal, name, None)
+            if number is not None:
+                self.previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.received = self.received or signum
+        if self.raised:
+            print(f"[e2hil-sim] {signal.Signals(signum).name}: already stopping, please wait", flush=True)
+            return
+        self.raised = True
+        raise Interrupted(signum)
+
+    def hold(self) -> None:
+        """From now on signals are only noted (``received``): the stop under way must not be cut short."""
+        self.raised = True
+
+    def __exit__(self, *exc: Any) -> None:
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+
+
+def _die_with_parent() -> None:
+    """In a child before exec: get SIGTERM when the launcher dies, even by SIGKILL (Linux)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+
+
+def _wait_for_learner(
+    port: int, learner: subprocess.Popen, timeout_s: float, interval_s: float, start: float
+) -> bool:
+    """Wait until OUR learner listens on ``port``, printing a "starting" line every ``interval_s``.
+
+    The port being open is not enough: another program may hold it. The learner must be alive
+    and own the listening socket (:func:`~..faults.checks.listens_on`; on systems without
+    ``/proc``, an open port is taken as ready).
+
+    Returns:
+        True once it listens; False when the learner exited first.
+
+    Raises:
+        LaunchError: The learner was not listening after ``timeout_s``.
+    """
     deadline = time.monotonic() + timeout_s
+    next_print = time.monotonic() + interval_s
     while time.monotonic() < deadline:
-        if process.poll() is not None:
+        if learner.poll() is not None:
             return False
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.settimeout(0.5)
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return True
+        owned = listens_on(learner.pid, port)
+        if owned or (owned is None and _port_open(port)):
+            return True
+        if time.monotonic() >= next_print:
+            print(
+                f"[e2hil-sim {time.time() - start:7.0f}s] starting: learner loading, not listening yet",
+                flush=True,
+            )
+            next_print += interval_s
         time.sleep(0.5)
-    return False
+    raise LaunchError(
+        f"the learner did not listen on 127.0.0.1:{port} within {timeout_s:.0f} s (a very slow start, or "
+        "another program took the port)",
+        EXIT_FATAL,
+    )
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _stop(process: subprocess.Popen, timeout_s: float) -> int:
@@ -98,8 +203,77 @@ def _stop(process: subprocess.Popen, timeout_s: float) -> int:
     try:
         return process.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
+        print(f"[e2hil-sim] pid {process.pid} did not stop within {timeout_s:.0f} s; killing it", flush=True)
         process.kill()
         return process.wait()
+
+
+class LaunchError(Exception):
+    """A run that could not start or did not finish; the message is ``<cause>. <fix>``.
+
+    Args:
+        message: What went wrong.
+        code: The launcher's exit code.
+    """
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
+
+
+def _log_text(log: Path, offset: int = 0) -> str:
+    """What a process wrote to ``log`` from byte ``offset`` on (this launch's part of an appended log)."""
+    try:
+        with open(log, "rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _error_line(text: str) -> str | None:
+    """The last ``error: ...`` line a learner or actor printed, without the prefix."""
+    errors = [line[len("error: ") :].strip() for line in text.splitlines() if line.startswith("error: ")]
+    return errors[-1] if errors else None
+
+
+def _exit_text(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    return f"exit code {code}"
+
+
+def _check_env_type(args: list[str]) -> None:
+    """Refuse, naming the allowed value, an env other than the sim (draccus' message is 10 lines)."""
+    from lerobot.configs import parser
+
+    name = parser.parse_arg("env.type", args)
+    path = parser.parse_arg("config_path", args)
+    if name is None and path is not None:
+        try:
+            env = json.loads(Path(path).read_text()).get("env")
+        except (OSError, ValueError, AttributeError):
+            return  # a missing or malformed file: the parser reports it
+        name = env.get("type") if isinstance(env, dict) else None
+    if name is not None and name != SIM_ENV_TYPE:
+        raise ConfigError(
+            f"env.type={name!r} is invalid for e2hil-sim; allowed values: {SIM_ENV_TYPE!r}. "
+            "Use e2hil-learner and e2hil-actor for other envs (robots)."
+        )
+
+
+def _writable_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".e2hil-write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise SetupError(
+            f"cannot write to {path} ({err.strerror or err}). Choose a writable --output_dir."
+        ) from None
 
 
 def _fault_flags(args: list[str]) -> tuple[list[str], list[str]]:
@@ -110,21 +284,27 @@ def _fault_flags(args: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _resume_budget(cfg: Any, output_dir: Path) -> int:
-    """Env steps left to the actor of a resumed run; exits with a message when there is nothing to do."""
-    from ..faults.checkpoints import newest_complete, read_marker
+    """Env steps left to the actor of a resumed run.
 
-    checkpoint = newest_complete(output_dir)
+    Raises:
+        SetupError: No checkpoint verifies, or the budget is already spent.
+    """
+    checkpoint, skipped = choose_checkpoint(output_dir)
+    for damaged, reason in skipped:
+        print(
+            f"[e2hil-sim] skipping damaged checkpoint {damaged}: {reason}; falling back to the previous one"
+        )
     if checkpoint is None:
-        raise SystemExit(
-            f"[e2hil-sim] --resume=true but {output_dir}/checkpoints has no complete checkpoint; "
-            "start a new run without --resume"
+        raise SetupError(
+            f"--resume=true but {output_dir}/checkpoints has no complete checkpoint that verifies. "
+            "Start a new run without --resume (in a new --output_dir)"
         )
     done = int(read_marker(checkpoint).get("interaction_step") or 0)
     remaining = cfg.policy.online_steps - done
     if remaining <= 0:
-        raise SystemExit(
-            f"[e2hil-sim] {checkpoint} already has {done} env steps of policy.online_steps="
-            f"{cfg.policy.online_steps}; raise --policy.online_steps to train longer"
+        raise SetupError(
+            f"{checkpoint} already has {done} env steps of policy.online_steps={cfg.policy.online_steps}. "
+            "Raise --policy.online_steps to train longer"
         )
     print(f"[e2hil-sim] resuming from {checkpoint} ({done} env steps done, {remaining} to go)")
     return remaining
@@ -140,12 +320,38 @@ def _actor_output_dir(output_dir: Path, resume: bool) -> Path:
     return output_dir / f"actor-resume{n}"
 
 
+def _resume_advice(output_dir: Path) -> str:
+    if newest_complete(output_dir) is None:
+        return f"{output_dir} has no checkpoint that verifies, so there is nothing to resume"
+    return f"continue the run with the same command plus --resume=true --output_dir={output_dir}"
+
+
+def _finish_failed_start(output_dir: Path, created: bool, logs: Path) -> str:
+    """After a failed start: remove the output dir this launch created when nothing in it can be resumed."""
+    if created and output_dir.exists() and newest_complete(output_dir) is None:
+        shutil.rmtree(output_dir, ignore_errors=True)
+        return (
+            f"nothing was checkpointed, so {output_dir} was removed and the same command can run again "
+            f"(logs and summary.json: {logs})"
+        )
+    return _resume_advice(output_dir)
+
+
 def run(args: list[str]) -> dict[str, Any]:
-    """Run one training session; returns the summary (also written to ``summary.json``)."""
+    """Run one training session; returns the summary (also written to ``summary.json``).
+
+    Raises:
+        ConfigError, SetupError: A bad command line or setup (exit code 2).
+        LaunchError: The learner did not start (nothing to summarise).
+    """
     import lerobot_policy_e2hil  # noqa: F401  (registers e2hil and e2hil_sim before parsing)
 
     fault_flags, args = _fault_flags(args)
+    _check_env_type(args)
     cfg = load_config(args)
+    if getattr(cfg.env, "type", None) != SIM_ENV_TYPE:
+        _check_env_type([f"--env.type={getattr(cfg.env, 'type', None)}"])
+    check_config(cfg, "learner")
     output_dir = (
         Path(cfg.output_dir)
         if cfg.output_dir
@@ -153,32 +359,36 @@ def run(args: list[str]) -> dict[str, Any]:
     )
     resume = bool(cfg.resume)
     if resume and not cfg.output_dir:
-        raise SystemExit("[e2hil-sim] --resume=true needs --output_dir=<the run to resume>")
+        raise SetupError("--resume=true needs the run to resume. Add --output_dir=<the run's directory>.")
     if not resume and output_dir.exists():
-        raise SystemExit(
-            f"Output directory {output_dir} already exists; choose another --output_dir "
-            "(or add --resume=true to continue that run)"
+        raise SetupError(
+            f"the output directory {output_dir} already exists. Choose another --output_dir, or add "
+            "--resume=true to continue that run"
         )
     actor_args = [f"--policy.online_steps={_resume_budget(cfg, output_dir)}"] if resume else []
     launch = cfg.env.launch
     passthrough = _without(_without(args, "--output_dir"), "--resume") + fault_flags
-    port = int(_flag_value(args, PORT_FLAG) or free_port())
-    if _flag_value(args, PORT_FLAG) is None:
+    given_port = _flag_value(args, PORT_FLAG)
+    port = int(given_port or free_port())
+    if given_port is None:
         passthrough.append(f"{PORT_FLAG}={port}")
+    else:
+        check_port_free("127.0.0.1", port)
+    logs = output_dir.parent / f".{output_dir.name}.launch"
+    _writable_dir(logs)
+    created = not output_dir.exists()
     env = {**os.environ, RUN_START_ENV: str(time.time())}
     env.setdefault("MUJOCO_GL", "egl")
     start = time.time()
-    print(
-        f"[e2hil-sim] output {output_dir} | learner on 127.0.0.1:{port} | budget {cfg.policy.online_steps} steps"
-    )
-
-    logs = output_dir.parent / f".{output_dir.name}.launch"
-    logs.mkdir(parents=True, exist_ok=True)
-    log_files = []
+    budget = cfg.policy.online_steps
+    print(f"[e2hil-sim] output {output_dir} | learner on 127.0.0.1:{port} | budget {budget} env steps")
+    log_files: list = []
+    offsets: dict[str, int] = {}
 
     def spawn(role: str, role_output_dir: Path, extra: list[str]) -> subprocess.Popen:
         """Start ``sim.<role>`` with the user's arguments, its output in ``<logs>/<role>.out``."""
-        log_files.append(open(logs / f"{role}.out", "a" if resume else "w"))  # noqa: SIM115  (closed in finally)
+        log_files.append(open(logs / f"{role}.out", "ab" if resume else "wb"))  # noqa: SIM115  (closed below)
+        offsets[role] = log_files[-1].tell()
         return subprocess.Popen(
             [
                 sys.executable,
@@ -192,64 +402,128 @@ def run(args: list[str]) -> dict[str, Any]:
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
 
-    learner = spawn("learner", output_dir, ["--resume=true"] if resume else [])
-    actor = None
-    interrupted = False
-    try:
-        if not _wait_for_port(port, learner, timeout_s=300):
-            raise RuntimeError(f"learner did not start; see {logs / 'learner.out'}")
-        actor = spawn("actor", _actor_output_dir(output_dir, resume), actor_args)
-        next_print = time.monotonic() + launch.progress_interval_s
-        while actor.poll() is None:
-            if learner.poll() is not None:
-                raise RuntimeError(
-                    f"learner exited early; see {logs / 'learner.out'}. Continue the run from its last "
-                    f"checkpoint with the same command plus --resume=true --output_dir={output_dir}"
-                )
-            time.sleep(0.5)
-            if time.monotonic() >= next_print:
-                stats = episode_stats(read_metrics(output_dir / METRICS_FILE), launch.summary_window)
-                print(progress_line(stats, time.time() - start), flush=True)
-                next_print += launch.progress_interval_s
-    except KeyboardInterrupt:
-        interrupted = True
-        print("\n[e2hil-sim] Ctrl-C: stopping actor and learner (the learner saves a last checkpoint)")
-    finally:
-        if actor is not None:
-            _stop(actor, launch.stop_timeout_s)
-        learner_rc = _stop(learner, launch.stop_timeout_s)
-        for log_file in log_files:
-            log_file.close()
+    learner = actor = None
+    reasons: list[str] = []
+    started = False
+    with _Signals() as signals:
+        try:
+            learner = spawn("learner", output_dir, ["--resume=true"] if resume else [])
+            started = _wait_for_learner(
+                port, learner, LEARNER_START_TIMEOUT_S, launch.progress_interval_s, start
+            )
+            if started:
+                actor = spawn("actor", _actor_output_dir(output_dir, resume), actor_args)
+            next_print = time.monotonic() + launch.progress_interval_s
+            while actor is not None and actor.poll() is None and learner.poll() is None:
+                time.sleep(0.5)
+                if time.monotonic() >= next_print:
+                    stats = episode_stats(read_metrics(output_dir / METRICS_FILE), launch.summary_window)
+                    print(progress_line(stats, time.time() - start), flush=True)
+                    next_print += launch.progress_interval_s
+        except Interrupted as stop:
+            reasons.append(f"the launcher was {stop}")
+            print(f"\n[e2hil-sim] {stop}: stopping actor and learner (the learner saves a last checkpoint)")
+        except LaunchError as err:
+            reasons.append(str(err))
+        finally:
+            signals.hold()
+            actor_early = actor.poll() if actor is not None else None
+            learner_early = learner.poll() if learner is not None else None
+            actor_rc = _stop(actor, launch.stop_timeout_s) if actor is not None else None
+            learner_rc = _stop(learner, launch.stop_timeout_s) if learner is not None else None
+            for log_file in log_files:
+                log_file.close()
+        if signals.received is not None and not reasons:
+            reasons.append(f"the launcher was stopped by {signal.Signals(signals.received).name}")
     train_wall = time.time() - start
+    texts = {role: _log_text(logs / f"{role}.out", offset) for role, offset in offsets.items()}
+    reasons += _process_reasons(texts, logs, actor_early, learner_early, actor_rc, learner_rc, bool(reasons))
+    if not started:
+        code = EXIT_SETUP if learner_rc == EXIT_SETUP else EXIT_FATAL
+        message = "; ".join(reasons) or "the learner did not start"
+        raise LaunchError(f"{message}. {_finish_failed_start(output_dir, created, logs)}", code)
 
     records = read_metrics(output_dir / METRICS_FILE)
     stats = episode_stats(records, launch.summary_window)
     checkpoint = output_dir / "checkpoints" / "last" / "pretrained_model"
     eval_success = None
-    if launch.eval_episodes > 0 and checkpoint.exists() and not interrupted:
+    if launch.eval_episodes > 0 and checkpoint.exists() and not reasons:
         from .evaluate import evaluate_checkpoint
 
         print(f"[e2hil-sim] teacher-free evaluation: {launch.eval_episodes} episodes")
-        eval_success = evaluate_checkpoint(checkpoint, cfg.env, launch.eval_episodes)
-    plots = write_plots(records, output_dir / "plots") if records else []
+        with _Signals():
+            try:
+                eval_success = evaluate_checkpoint(checkpoint, cfg.env, launch.eval_episodes)
+            except Interrupted as stop:
+                reasons.append(f"the evaluation was {stop}")
+    # A partial run with nothing to resume would block the same command ("already exists").
+    discard = bool(reasons) and created and newest_complete(output_dir) is None
+    plots = (
+        write_plots(records, output_dir / "plots", log_freq=cfg.log_freq) if records and not discard else []
+    )
     summary = {
         **stats,
+        "env_step_budget": budget,
         "teacher_free_success": eval_success,
         "eval_episodes": launch.eval_episodes if eval_success is not None else 0,
         "train_wall_s": round(train_wall, 1),
         "total_wall_s": round(time.time() - start, 1),
-        "interrupted": interrupted,
+        "interrupted": bool(reasons),
+        "reason": "; ".join(reasons) or None,
+        "advice": (_finish_failed_start(output_dir, created, logs) if discard else _resume_advice(output_dir))
+        if reasons
+        else None,
         "learner_exit_code": learner_rc,
+        "actor_exit_code": actor_rc,
         "checkpoint": str(checkpoint) if checkpoint.exists() else None,
         "metrics": str(output_dir / METRICS_FILE),
         "plots": [str(p) for p in plots],
     }
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    summary_dir = logs if discard else output_dir
+    summary_dir.mkdir(parents=True, exist_ok=True)
+    (summary_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     print_summary(summary)
     return summary
+
+
+def _process_reasons(
+    texts: dict[str, str],
+    logs: Path,
+    actor_early: int | None,
+    learner_early: int | None,
+    actor_rc: int | None,
+    learner_rc: int | None,
+    stopped: bool,
+) -> list[str]:
+    """Why the run is partial, from the exit statuses of the actor and the learner.
+
+    ``*_early`` is the status of a process that ended by itself before the launcher stopped it
+    (None: still running then). A complete run has an actor that spent its budget and exited 0,
+    and a learner that stopped with 0 when asked to.
+    """
+    reasons = []
+    learner_error = _error_line(texts.get("learner", "")) or f"see {logs / 'learner.out'}"
+    if learner_early is not None:
+        reasons.append(
+            f"the learner ended by itself ({_exit_text(learner_early)}): {learner_error.rstrip('.')}"
+        )
+    if actor_early is not None and not stopped and learner_early is None:
+        cause = _error_line(texts.get("actor", ""))
+        if actor_early != 0 or cause is not None:
+            reasons.append(
+                f"the actor died before its budget was spent ({_exit_text(actor_early)})"
+                + (f": {cause.rstrip('.')}" if cause else f"; see {logs / 'actor.out'}")
+            )
+        elif BUDGET_SPENT not in texts.get("actor", ""):
+            reasons.append(
+                f"the actor stopped before its budget was spent (exit code 0); see {logs / 'actor.out'}"
+            )
+    if learner_early is None and learner_rc not in (None, 0):
+        reasons.append(f"the learner failed ({_exit_text(learner_rc)}): {learner_error.rstrip('.')}")
+    return reasons
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -258,27 +532,84 @@ def print_summary(summary: dict[str, Any]) -> None:
     def pct(value: float | None) -> str:
         return "n/a" if value is None else f"{100 * value:.1f}%"
 
+    window = summary["window"]
     print("[e2hil-sim] ---------------- summary ----------------")
-    print(f"  env steps                      {summary['env_steps']} ({summary['episodes']} episodes)")
+    if summary["interrupted"]:
+        print(f"  PARTIAL RUN                    {summary['reason']}")
+    print(
+        f"  env steps trained              {summary['env_steps']} of the {summary['env_step_budget']} budget "
+        f"({summary['episodes']} finished episodes; an unfinished last episode is not counted)"
+    )
     print(f"  learner updates                {summary['opt_steps']}")
-    print(f"  success, last {summary['window']} episodes       {pct(summary['success_last'])}")
+    print(f"  success, last {window} episodes       {pct(summary['success_last'])}")
     print(
         f"  teacher-free success           {pct(summary['teacher_free_success'])}"
         f" ({summary['eval_episodes']} episodes)"
     )
-    print(f"  intervention rate (all steps)  {pct(summary['intervention_rate_all'])}")
-    print(f"  intervention rate (last {summary['window']})   {pct(summary['intervention_rate_last'])}")
+    print(
+        f"  intervention rate, share of env steps: all {pct(summary['intervention_rate_all'])}, "
+        f"last {window} episodes {pct(summary['intervention_rate_last'])}"
+    )
     print(
         f"  wall time                      {summary['train_wall_s']:.0f} s training, {summary['total_wall_s']:.0f} s total"
     )
     print(f"  checkpoint                     {summary['checkpoint']}")
 
 
+HELP = """\
+e2hil-sim: train a policy with human-in-the-loop RL in the headless gym_hil simulation, one command.
+
+It starts LeRobot's learner and actor (the E2HiL plugin loaded) on 127.0.0.1, with a scripted
+teacher standing in for the human; prints a progress line every env.launch.progress_interval_s
+seconds; stops when the actor has spent policy.online_steps env steps; evaluates the final
+policy teacher-free (env.launch.eval_episodes) and writes summary.json and plots/ in
+--output_dir. Ctrl-C, SIGTERM or SIGHUP stop both processes (the learner saves a checkpoint).
+
+  e2hil-sim --config_path HIL-SERL/train_gym_hil_env_SIM.json [--<field>=<value> ...]
+  e2hil-sim --config_path ... --output_dir=<run> --resume=true   # continue an interrupted run
+
+Exit code 0: a complete run; 1: a partial run (summary.json says why) or a failed start;
+2: a bad command line or setup (one line: error: <cause>. <fix>).
+Most used: --policy.online_steps (env-step budget), --output_dir, --algorithm.type=sac|e2hil,
+--env.launch.eval_episodes, --faults.<field> (docs/faults.md). Docs: docs/sim.md.
+
+Every field of the config (LeRobot's TrainRLServerPipelineConfig) follows.
+"""
+
+
 def main() -> None:
-    """Console entry: ``e2hil-sim --config_path ... [dotted overrides]``."""
-    summary = run(sys.argv[1:])
+    """Console entry: ``e2hil-sim --config_path ... [dotted overrides]``.
+
+    Exits 0 after a complete run, 1 after a partial run or a failed start, 2 on a bad command line,
+    always with one ``error: <cause>. <fix>`` line on stderr when it is not 0.
+    """
+    from lerobot.configs import parser
+
+    args = sys.argv[1:]
+    if "-h" in args or "--help" in args:
+        print(HELP, flush=True)
+    config_path = parser.parse_arg("config_path", args)
+    try:
+        summary = run(args)
+    except LaunchError as err:
+        print(f"error: {one_line(err)}", file=sys.stderr, flush=True)
+        sys.exit(err.code)
+    except Exception as err:
+        message = describe_error(err, config_path)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_SETUP)
+    if summary["interrupted"]:
+        print(f"error: partial run: {summary['reason']}. {summary['advice']}.", file=sys.stderr, flush=True)
+        sys.exit(EXIT_FATAL)
     if summary["checkpoint"] is None:
-        sys.exit(1)
+        print(
+            "error: the run ended without a checkpoint. Check --save_checkpoint and the learner's log.",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.exit(EXIT_FATAL)
 
 
 if __name__ == "__main__":

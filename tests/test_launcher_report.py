@@ -1,0 +1,91 @@
+"""Issue 12, item 7: the launcher's summary, progress line, plots and help say what they count."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from lerobot_policy_e2hil.sim.report import _step_share, episode_stats, kept_records, progress_line
+from test_faults_helpers import ROOT
+
+
+def episode(n: int, env_step: int, length: int = 10, interventions: int = 0) -> dict:
+    return {
+        "kind": "episode",
+        "episode": n,
+        "env_step": env_step,
+        "length": length,
+        "success": False,
+        "intervention_steps": interventions,
+        "intervention_rate": interventions / length,
+    }
+
+
+def test_episodes_a_killed_learner_lost_are_not_counted_after_resume():
+    # 72 episodes recorded, the killed learner's last checkpoint had 70; the resumed run adds one.
+    before = [episode(n, 10 * n) for n in range(1, 73)]
+    train = [{"kind": "train", "opt_step": s, "env_step": 0} for s in (5, 10, 15)]
+    resume = {"kind": "resume", "episodes": 70, "interaction_step": 700, "opt_step": 10}
+    records = [*before, *train, resume, episode(71, 710)]
+    stats = episode_stats(records, window=50)
+    assert (stats["episodes"], stats["env_steps"]) == (71, 710)
+    assert [r["opt_step"] for r in kept_records(records) if r["kind"] == "train"] == [5, 10]
+
+
+def test_learner_updates_come_from_the_newest_optimisation_step_any_record_names():
+    # log_freq 100 and 89 updates: no train record, but the final checkpoint is step 89.
+    records = [episode(1, 10), {"kind": "checkpoint", "step": 89, "path": "checkpoints/000089"}]
+    assert episode_stats(records, window=50)["opt_steps"] == 89
+
+
+def test_intervention_rate_is_the_share_of_steps_in_the_summary_and_the_plot():
+    episodes = [episode(1, 10, length=10, interventions=10), episode(2, 100, length=90, interventions=0)]
+    stats = episode_stats(episodes, window=50)
+    assert stats["intervention_rate_all"] == pytest.approx(0.1)  # 10 of 100 steps, not (1 + 0) / 2
+    assert _step_share(episodes, window=50)[-1] == pytest.approx(0.1)
+
+
+def test_progress_line_says_starting_until_the_first_episode_ends():
+    line = progress_line(episode_stats([], window=50), 30.0)
+    assert "starting" in line and "env steps" not in line
+    assert "env steps      10" in progress_line(episode_stats([episode(1, 10)], window=50), 40.0)
+
+
+def test_summary_states_the_budget_and_that_unfinished_episodes_are_not_counted(capsys):
+    from lerobot_policy_e2hil.sim.train import print_summary
+
+    stats = episode_stats([episode(n, 90 * n, length=90) for n in (1, 2, 3, 4)], window=50)
+    print_summary(
+        {
+            **stats,
+            "env_step_budget": 400,
+            "teacher_free_success": None,
+            "eval_episodes": 0,
+            "train_wall_s": 1.0,
+            "total_wall_s": 2.0,
+            "interrupted": False,
+            "reason": None,
+            "checkpoint": None,
+        }
+    )
+    out = capsys.readouterr().out
+    assert "env steps trained              360 of the 400 budget" in out
+    assert "an unfinished last episode is not counted" in out
+    assert "intervention rate, share of env steps" in out
+
+
+@pytest.mark.e2e
+def test_help_begins_with_what_the_launcher_does():
+    result = subprocess.run(
+        [sys.executable, "-m", "lerobot_policy_e2hil.sim.train", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0
+    first = result.stdout.splitlines()[:20]
+    assert first[0].startswith("e2hil-sim: train a policy with human-in-the-loop RL")
+    assert any("Exit code 0: a complete run; 1: a partial run" in line for line in first)
