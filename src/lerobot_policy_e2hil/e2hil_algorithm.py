@@ -17,6 +17,7 @@ from torch.distributions.utils import _sum_rightmost
 from torch.func import functional_call
 
 from .configuration_e2hil import E2HiLAlgorithmConfig
+from .fast_update import split_head_min_q
 from .influence import e2hil_actor_loss
 from .registry import register_algorithm
 
@@ -77,9 +78,7 @@ class E2HiLAlgorithm(SACAlgorithm):
 
         with torch.no_grad():
             mc_actions, mc_log_probs = sample_with_log_prob(distribution, self.config.num_action_samples)
-            num_samples, batch_size = mc_log_probs.shape
-            expanded = critic_encoding.unsqueeze(0).expand(num_samples, *critic_encoding.shape)
-            mc_q = self._frozen_min_q(expanded, mc_actions)
+            mc_q = self._monte_carlo_min_q(critic_encoding, mc_actions)
 
         cfg = self.config
         loss, info = e2hil_actor_loss(
@@ -112,6 +111,17 @@ class E2HiLAlgorithm(SACAlgorithm):
             for head in self.critic_ensemble.critics
         ]
         return torch.stack(q_values, dim=0).squeeze(-1).min(dim=0)[0]
+
+    def _monte_carlo_min_q(self, critic_encoding: Tensor, mc_actions: Tensor) -> Tensor:
+        """``[K, B]`` min-ensemble Q of the Monte Carlo actions (no gradient).
+
+        With the fast update (:mod:`.fast_update`) each head's first layer takes the state part of
+        its input once per state; otherwise the encoding is repeated for every action.
+        """
+        if getattr(self, "fast_update", False):
+            return split_head_min_q(self.critic_ensemble.critics, critic_encoding, mc_actions)
+        expanded = critic_encoding.unsqueeze(0).expand(mc_actions.shape[0], *critic_encoding.shape)
+        return self._frozen_min_q(expanded, mc_actions)
 
     def configure_data_iterator(
         self,

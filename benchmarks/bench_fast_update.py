@@ -1,0 +1,175 @@
+"""Milliseconds per SAC ``update()``: LeRobot 0.6.1's own, ours (fast update), and the floor.
+
+Three contenders on identical batches and identical initial weights, in one process, timed in
+alternating rounds so that machine load hits them alike:
+
+* ``lerobot``: LeRobot's ``SACAlgorithm`` as built with ``LEROBOT_E2HIL_FAST_UPDATE=0``;
+* ``fast``: the same algorithm with :class:`lerobot_policy_e2hil.fast_update.FastUpdateMixin`
+  (what ``make_algorithm`` builds by default once the plugin is imported);
+* ``floor``: the same networks (copies of the actor, the critic ensemble and the target heads)
+  driven by plain torch: the forward passes of one SAC update (actor on the next states, target
+  heads, critic heads with backward, actor and critic heads with backward, actor for the
+  temperature) with a diagonal Gaussian written out by hand, no optimizer and no
+  torch.distributions. ``floor+adam`` adds one ``foreach`` Adam step per loss.
+
+Figures: median over rounds of the mean time per update, and the ratios of the medians.
+
+    python benchmarks/bench_fast_update.py                        # state-only, batch 128, 1 thread
+    python benchmarks/bench_fast_update.py --batch-size 256 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import os
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+
+from lerobot_policy_e2hil.fast_update import FAST_UPDATE_ENV
+from lerobot_policy_e2hil.synthetic import make_policy, make_rl_algorithm, random_batch
+
+
+def build_sac(policy, fast: bool):
+    """``make_algorithm("sac")`` with the fast update switched on or off."""
+    previous = os.environ.get(FAST_UPDATE_ENV)
+    os.environ[FAST_UPDATE_ENV] = "1" if fast else "0"
+    try:
+        return make_rl_algorithm("sac", policy)
+    finally:
+        if previous is None:
+            os.environ.pop(FAST_UPDATE_ENV)
+        else:
+            os.environ[FAST_UPDATE_ENV] = previous
+
+
+class FloorUpdate:
+    """One SAC update's forward and backward passes in plain torch, on copies of ``algorithm``'s networks.
+
+    Args:
+        algorithm: A built ``SACAlgorithm`` (state-only policy, no discrete critic).
+        with_adam: Also take one ``foreach`` Adam step per loss.
+    """
+
+    def __init__(self, algorithm, with_adam: bool):
+        self.actor = copy.deepcopy(algorithm.policy.actor)
+        self.critic = copy.deepcopy(algorithm.critic_ensemble)
+        self.target_heads = copy.deepcopy(algorithm.critic_target.critics)
+        if algorithm.policy.config.shared_encoder:
+            self.actor.encoder = self.critic.encoder
+        self.log_alpha = torch.zeros(1, requires_grad=True)
+        self.discount = algorithm.config.discount
+        self.target_entropy = algorithm.target_entropy
+        actor_params = [p for n, p in self.actor.named_parameters() if not n.startswith("encoder")]
+        self.optimizers = []
+        if with_adam:
+            self.optimizers = [
+                torch.optim.Adam(list(self.critic.parameters()), foreach=True),
+                torch.optim.Adam(actor_params, foreach=True),
+                torch.optim.Adam([self.log_alpha], foreach=True),
+            ]
+
+    def _policy(self, observations) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = self.actor.network(self.actor.encoder(observations))
+        mean = self.actor.mean_layer(hidden)
+        std = torch.clamp(torch.exp(self.actor.std_layer(hidden)), self.actor.std_min, self.actor.std_max)
+        noise = torch.randn_like(mean)
+        pre = mean + std * noise
+        action = torch.tanh(pre)
+        log_prob = (-0.5 * noise.square() - std.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
+        log_prob = log_prob - (2 * (math.log(2) - pre - F.softplus(-2 * pre))).sum(-1)
+        return action, log_prob
+
+    def _q(self, heads, encoding, action) -> torch.Tensor:
+        inputs = torch.cat([encoding, action], dim=-1)
+        return torch.stack([head(inputs).squeeze(-1) for head in heads])
+
+    def _step(self, loss: torch.Tensor, index: int, params) -> None:
+        for p in params:
+            p.grad = None
+        loss.backward()
+        if self.optimizers:
+            self.optimizers[index].step()
+
+    def update(self, batch) -> None:
+        state, next_state = batch["state"], batch["next_state"]
+        alpha = self.log_alpha.exp().item()
+        with torch.no_grad():
+            next_action, next_log_prob = self._policy(next_state)
+            next_q = self._q(self.target_heads, self.critic.encoder(next_state), next_action).min(0)[0]
+            target = batch["reward"] + (1 - batch["done"]) * self.discount * (next_q - alpha * next_log_prob)
+        q = self._q(self.critic.critics, self.critic.encoder(state), batch["action"])
+        critic_loss = F.mse_loss(q, target.expand_as(q), reduction="none").mean(1).sum()
+        self._step(critic_loss, 0, self.critic.parameters())
+
+        action, log_prob = self._policy(state)
+        q_pi = self._q(self.critic.critics, self.critic.encoder(state), action).min(0)[0]
+        actor_loss = (alpha * log_prob - q_pi).mean()
+        self._step(actor_loss, 1, self.actor.parameters())
+
+        with torch.no_grad():
+            _, log_prob = self._policy(state)
+        temperature_loss = (-self.log_alpha.exp() * (log_prob + self.target_entropy)).mean()
+        self._step(temperature_loss, 2, [self.log_alpha])
+
+
+def time_round(update: Callable[[dict], object], batches: list[dict]) -> float:
+    """Mean milliseconds of ``update(batch)`` over ``batches``."""
+    start = time.perf_counter()
+    for batch in batches:
+        update(batch)
+    return (time.perf_counter() - start) * 1000 / len(batches)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--updates", type=int, default=20, help="updates per timed round")
+    parser.add_argument("--rounds", type=int, default=7, help="alternating rounds")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    torch.manual_seed(0)
+    policy = make_policy()
+    lerobot = build_sac(policy, fast=False)
+    fast = build_sac(copy.deepcopy(policy), fast=True)
+    fast.critic_ensemble.load_state_dict(lerobot.critic_ensemble.state_dict())
+    fast.critic_target.load_state_dict(lerobot.critic_target.state_dict())
+    generator = torch.Generator().manual_seed(0)
+    batches = [random_batch(policy, args.batch_size, generator=generator) for _ in range(args.updates)]
+    contenders: dict[str, Callable[[dict], object]] = {
+        "lerobot": lambda batch: lerobot.update(iter((batch,))),
+        "fast": lambda batch: fast.update(iter((batch,))),
+        "floor": FloorUpdate(lerobot, with_adam=False).update,
+        "floor+adam": FloorUpdate(lerobot, with_adam=True).update,
+    }
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for update in contenders.values():  # warm-up: allocator, kernels, optimizer state
+        time_round(update, batches[:3])
+    for _ in range(args.rounds):
+        for name, update in contenders.items():
+            times[name].append(time_round(update, batches))
+
+    median = {name: statistics.median(values) for name, values in times.items()}
+    print(
+        f"torch {torch.__version__}, {args.threads} thread(s), state-only, batch {args.batch_size}, "
+        f"{args.rounds} rounds x {args.updates} updates, load average {os.getloadavg()[0]:.2f}"
+    )
+    for name, value in median.items():
+        spread = f"{min(times[name]):.1f}-{max(times[name]):.1f}"
+        print(f"{name:<11} {value:7.2f} ms/update  (rounds {spread})")
+    print(f"speed-up lerobot/fast   {median['lerobot'] / median['fast']:.2f}  (target >= 1.5)")
+    print(f"fast/floor              {median['fast'] / median['floor']:.2f}  (target <= 2)")
+    print(f"fast/(floor+adam)       {median['fast'] / median['floor+adam']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""Faster ``update()`` for LeRobot's SAC and for E2HiL, computing the same numbers.
+
+:class:`FastUpdateMixin` overrides four narrow hooks of ``SACAlgorithm``; nothing of LeRobot's
+update loop, losses or networks is copied:
+
+* ``update``: torch.distributions' argument validation is off while it runs. Validation only
+  checks the actor's distribution parameters and samples (a Cholesky factorisation and a dozen
+  small reductions per distribution) and raises on bad ones; the values drawn and computed are
+  the same.
+* ``make_optimizers_and_scheduler``: LeRobot's Adam optimizers with ``foreach=True`` (one
+  multi-tensor kernel per Adam operation instead of a Python loop over parameters; on CPU torch
+  otherwise picks the loop). Each element gets the same operations in the same order.
+* ``_update_target_networks``: the Polyak average with ``torch._foreach_mul_`` /
+  ``_foreach_add_``: ``target * (1 - tau) + online * tau`` in the same rounding as LeRobot's
+  per-parameter ``copy_``.
+* ``_compute_loss_actor``: the critic heads' parameters do not require grad while the actor loss
+  is built, so its backward pass skips their weight gradients. Those gradients are never used:
+  the critic step of this update is done, the actor's clip norm and step only read actor
+  parameters, and the next critic step's ``zero_grad`` drops them. Gradients still flow through
+  the heads into the action (and into a shared encoder, which the actor's clip norm reads).
+
+:func:`fast_class` builds the mixed-in class for ``"sac"``, ``"e2hil"`` or any other
+``SACAlgorithm`` subclass; :mod:`.registry`'s lookup returns it, so LeRobot's learner, the sim
+learner and the benchmark trainer use it with no change to their entry points.
+``E2HiLAlgorithm`` reads :attr:`FastUpdateMixin.fast_update` to compute the state part of each
+critic head's first layer once per state for its Monte Carlo actions (:func:`split_head_min_q`).
+
+The switch is the environment variable ``LEROBOT_E2HIL_FAST_UPDATE`` (``1``, the default, or
+``0`` for LeRobot's own update). An environment variable rather than a config field: ``"sac"``
+is LeRobot's own config class, which a field cannot be added to without replacing its
+registration, and the variable reaches the distributed learner, the benchmark trainer and the
+benchmark scripts alike.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from lerobot.lerobot_types import BatchType
+from lerobot.rl.algorithms.configs import TrainingStats
+from lerobot.rl.algorithms.sac import SACAlgorithm
+from torch import Tensor, nn
+from torch.distributions import Distribution
+from torch.optim import Optimizer
+
+from .errors import ConfigError
+
+FAST_UPDATE_ENV = "LEROBOT_E2HIL_FAST_UPDATE"
+_SWITCH_VALUES = ("0", "1")
+_FAST_CLASSES: dict[type, type] = {}
+
+
+def fast_update_enabled() -> bool:
+    """Whether ``LEROBOT_E2HIL_FAST_UPDATE`` selects the fast update (unset means yes).
+
+    Raises:
+        ConfigError: If the variable holds anything but ``0`` or ``1``.
+    """
+    value = os.environ.get(FAST_UPDATE_ENV, "1").strip()
+    if value not in _SWITCH_VALUES:
+        raise ConfigError(f"{FAST_UPDATE_ENV}={value!r} is invalid; allowed values: {list(_SWITCH_VALUES)}")
+    return value == "1"
+
+
+class FastUpdateMixin:
+    """Put before a ``SACAlgorithm`` subclass in the bases: same results, less time per update."""
+
+    fast_update = True
+
+    def update(self, batch_iterator: Iterator[BatchType]) -> TrainingStats:
+        with distribution_validation(False):
+            return super().update(batch_iterator)
+
+    def make_optimizers_and_scheduler(self) -> dict[str, Optimizer]:
+        optimizers = super().make_optimizers_and_scheduler()
+        for optimizer in optimizers.values():
+            use_foreach(optimizer)
+        return optimizers
+
+    def _update_target_networks(self) -> None:
+        tau = self.config.critic_target_update_weight
+        polyak_update(self.critic_target.parameters(), self.critic_ensemble.parameters(), tau)
+        if self.policy_config.num_discrete_actions is not None:
+            polyak_update(
+                self.discrete_critic_target.parameters(), self.policy.discrete_critic.parameters(), tau
+            )
+
+    def _compute_loss_actor(self, batch: dict[str, Any]) -> Tensor:
+        with frozen(self.critic_ensemble.critics.parameters()):
+            return super()._compute_loss_actor(batch)
+
+
+def fast_class(cls: type) -> type:
+    """``cls`` with :class:`FastUpdateMixin` in front (cached), or ``cls`` if it is not SAC-based."""
+    if not issubclass(cls, SACAlgorithm) or issubclass(cls, FastUpdateMixin):
+        return cls
+    if cls not in _FAST_CLASSES:
+        namespace = {"__module__": __name__, "__doc__": cls.__doc__, "_plain_class": cls}
+        _FAST_CLASSES[cls] = type(f"Fast{cls.__name__}", (FastUpdateMixin, cls), namespace)
+    return _FAST_CLASSES[cls]
+
+
+def plain_class(cls: type) -> type:
+    """The class :func:`fast_class` started from (``cls`` itself if it is not a fast class)."""
+    return cls.__dict__.get("_plain_class", cls)
+
+
+@contextmanager
+def distribution_validation(enabled: bool) -> Iterator[None]:
+    """Set torch.distributions' default argument validation for the block, then restore it."""
+    previous = Distribution._validate_args
+    Distribution.set_default_validate_args(enabled)
+    try:
+        yield
+    finally:
+        Distribution.set_default_validate_args(previous)
+
+
+@contextmanager
+def frozen(parameters: Iterable[nn.Parameter]) -> Iterator[None]:
+    """Parameters that required grad do not for the block (graphs built inside skip them)."""
+    thawed = [p for p in parameters if p.requires_grad]
+    for parameter in thawed:
+        parameter.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for parameter in thawed:
+            parameter.requires_grad_(True)
+
+
+def use_foreach(optimizer: Optimizer) -> None:
+    """Make ``optimizer`` use its multi-tensor (``foreach``) implementation from its next step."""
+    optimizer.defaults["foreach"] = True
+    for group in optimizer.param_groups:
+        group["foreach"] = True
+
+
+@torch.no_grad()
+def polyak_update(targets: Iterable[Tensor], sources: Iterable[Tensor], tau: float) -> None:
+    """``target <- target * (1 - tau) + source * tau`` for every pair, in place.
+
+    The same two products and one sum per element as LeRobot's
+    ``copy_(source * tau + target * (1 - tau))`` (addition commutes exactly), so the result is
+    bit for bit the same.
+    """
+    targets, sources = list(targets), list(sources)
+    if len(targets) != len(sources):
+        raise ValueError(f"{len(targets)} target tensors for {len(sources)} source tensors")
+    scaled = torch._foreach_mul(sources, tau)
+    torch._foreach_mul_(targets, 1.0 - tau)
+    torch._foreach_add_(targets, scaled)
+
+
+def split_head_min_q(heads: Iterable[nn.Module], state_encoding: Tensor, actions: Tensor) -> Tensor:
+    """Min over critic heads of Q(s, a) for many actions per state, without gradient.
+
+    Each head's first layer is linear in ``[state encoding, action]``:
+    ``W [e; a] + b = (W_e e + b) + W_a a``. The state part is computed once per state and
+    broadcast over the actions, so the K x B rows pay only for the ``action_dim`` columns of the
+    first layer. Equal to the concatenated forward up to float rounding.
+
+    Args:
+        heads: LeRobot ``CriticHead`` modules (``net.net`` a ``Sequential`` starting with a
+            ``Linear``, then ``output_layer``).
+        state_encoding: ``[B, E]`` critic encodings of the states.
+        actions: ``[K, B, A]`` actions, K per state.
+
+    Returns:
+        ``[K, B]`` minimum over the heads.
+    """
+    encoding_dim = state_encoding.shape[-1]
+    q_values = []
+    with torch.no_grad():
+        for head in heads:
+            first, *rest = head.net.net
+            hidden = torch.matmul(actions, first.weight[:, encoding_dim:].t())
+            hidden += torch.nn.functional.linear(state_encoding, first.weight[:, :encoding_dim], first.bias)
+            for layer in rest:
+                hidden = layer(hidden)
+            q_values.append(head.output_layer(hidden).squeeze(-1))
+    return torch.stack(q_values, dim=0).min(dim=0)[0]

@@ -1,0 +1,218 @@
+"""The fast update computes what LeRobot's update computes: parameters, optimizer state, stats."""
+
+import copy
+
+import pytest
+import torch
+from lerobot.policies.gaussian_actor.configuration_gaussian_actor import CriticNetworkConfig
+from lerobot.rl.algorithms import factory
+from lerobot.rl.algorithms.sac import SACAlgorithm
+
+from lerobot_policy_e2hil import E2HiLAlgorithm
+from lerobot_policy_e2hil.errors import ConfigError
+from lerobot_policy_e2hil.fast_update import (
+    FAST_UPDATE_ENV,
+    FastUpdateMixin,
+    fast_update_enabled,
+    plain_class,
+    polyak_update,
+    split_head_min_q,
+)
+from lerobot_policy_e2hil.synthetic import make_policy, make_rl_algorithm, random_batch
+
+SMALL = {"hidden_dim": 64, "latent_dim": 32}
+# E2HiL's diagnostics come from the Monte Carlo estimate, which the fast path rounds differently.
+MONTE_CARLO_PREFIX = "e2hil/"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: the updates are small, and several threads only contend on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _build(monkeypatch, fast, algorithm_type, policy_kwargs, overrides):
+    monkeypatch.setenv(FAST_UPDATE_ENV, "1" if fast else "0")
+    torch.manual_seed(0)
+    policy = make_policy(**{**SMALL, **policy_kwargs})
+    critic = CriticNetworkConfig(hidden_dims=[64, 64])
+    return make_rl_algorithm(algorithm_type, policy, critic_network_kwargs=critic, **overrides)
+
+
+def _train(monkeypatch, fast, algorithm_type, updates, policy_kwargs, overrides, batch_size=32):
+    """``updates`` updates from a fixed seed; returns the algorithm and the stats of each update."""
+    algorithm = _build(monkeypatch, fast, algorithm_type, policy_kwargs, overrides)
+    assert isinstance(algorithm, FastUpdateMixin) == fast
+    generator = torch.Generator().manual_seed(1)
+    batches = iter(
+        [random_batch(algorithm.policy, batch_size, generator=generator) for _ in range(updates * 2)]
+    )
+    torch.manual_seed(2)
+    stats = [algorithm.update(batches) for _ in range(updates)]
+    return algorithm, stats
+
+
+def _trained_tensors(algorithm):
+    """Every tensor an update changes: policy, critics, targets, log_alpha, optimizer states."""
+    tensors = {f"policy.{k}": v for k, v in algorithm.policy.state_dict().items()}
+    tensors.update({f"algorithm.{k}": v for k, v in algorithm.state_dict().items()})
+    for name, optimizer in algorithm.optimizers.items():
+        for index, state in enumerate(optimizer.state.values()):
+            for key, value in state.items():
+                tensors[f"optimizer.{name}.{index}.{key}"] = value
+    return tensors
+
+
+@pytest.mark.parametrize(
+    ("algorithm_type", "updates", "policy_kwargs", "overrides"),
+    [
+        ("sac", 200, {}, {}),
+        ("e2hil", 200, {}, {}),
+        ("sac", 60, {"num_discrete_actions": 3}, {"utd_ratio": 2}),
+        ("e2hil", 60, {"num_discrete_actions": 3}, {"influence_form": "natural"}),
+        ("sac", 10, {"num_cameras": 1, "image_size": 64}, {}),
+        ("e2hil", 10, {"num_cameras": 1, "image_size": 64}, {}),
+    ],
+    ids=["sac", "e2hil", "sac-discrete-utd2", "e2hil-discrete-natural", "sac-camera", "e2hil-camera"],
+)
+def test_fast_update_trains_bit_for_bit_like_lerobots(
+    monkeypatch, algorithm_type, updates, policy_kwargs, overrides
+):
+    slow, slow_stats = _train(monkeypatch, False, algorithm_type, updates, policy_kwargs, overrides)
+    fast, fast_stats = _train(monkeypatch, True, algorithm_type, updates, policy_kwargs, overrides)
+    assert type(slow) is plain_class(type(fast))
+    slow_tensors, fast_tensors = _trained_tensors(slow), _trained_tensors(fast)
+    assert slow_tensors.keys() == fast_tensors.keys()
+    for name, tensor in slow_tensors.items():
+        torch.testing.assert_close(fast_tensors[name], tensor, rtol=0, atol=0, msg=name)
+    for slow_step, fast_step in zip(slow_stats, fast_stats, strict=True):
+        slow_log, fast_log = slow_step.to_log_dict(), fast_step.to_log_dict()
+        assert fast_log.keys() == slow_log.keys()
+        for key, value in slow_log.items():
+            tolerance = 1e-5 if key.startswith(MONTE_CARLO_PREFIX) else 0
+            assert fast_log[key] == pytest.approx(value, rel=tolerance, abs=0, nan_ok=True), key
+
+
+def test_lookup_builds_fast_classes_and_the_switch_gives_lerobots(monkeypatch):
+    monkeypatch.setenv(FAST_UPDATE_ENV, "0")
+    assert factory.get_algorithm_class("sac") is SACAlgorithm
+    assert factory.get_algorithm_class("e2hil") is E2HiLAlgorithm
+    monkeypatch.delenv(FAST_UPDATE_ENV)
+    for name, plain in (("sac", SACAlgorithm), ("e2hil", E2HiLAlgorithm)):
+        cls = factory.get_algorithm_class(name)
+        assert issubclass(cls, FastUpdateMixin) and issubclass(cls, plain) and plain_class(cls) is plain
+        assert factory.get_algorithm_class(name) is cls  # built once
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, True), ("1", True), ("0", False), (" 0 ", False)])
+def test_switch_values(monkeypatch, value, expected):
+    if value is None:
+        monkeypatch.delenv(FAST_UPDATE_ENV, raising=False)
+    else:
+        monkeypatch.setenv(FAST_UPDATE_ENV, value)
+    assert fast_update_enabled() is expected
+
+
+def test_bad_switch_value_names_the_variable_and_the_allowed_values(monkeypatch):
+    monkeypatch.setenv(FAST_UPDATE_ENV, "yes")
+    with pytest.raises(
+        ConfigError, match=r"LEROBOT_E2HIL_FAST_UPDATE='yes' is invalid; allowed values: \['0', '1'\]"
+    ):
+        factory.get_algorithm_class("sac")
+
+
+def test_actor_loss_skips_critic_weight_gradients_and_keeps_the_rest(monkeypatch):
+    slow = _build(monkeypatch, False, "sac", {}, {})
+    fast = _build(monkeypatch, True, "sac", {}, {})
+    batch = random_batch(slow.policy, 16, generator=torch.Generator().manual_seed(3))
+    for algorithm in (slow, fast):
+        algorithm.policy.zero_grad(set_to_none=True)
+        algorithm.critic_ensemble.zero_grad(set_to_none=True)
+        torch.manual_seed(4)
+        algorithm._compute_loss_actor(algorithm._prepare_forward_batch(batch)).backward()
+    heads = list(fast.critic_ensemble.critics.parameters())
+    assert all(p.grad is None and p.requires_grad for p in heads)
+    assert all(p.grad is not None for p in slow.critic_ensemble.critics.parameters())
+    for (name, p_slow), p_fast in zip(slow.policy.named_parameters(), fast.policy.parameters(), strict=True):
+        assert (p_slow.grad is None) == (p_fast.grad is None), name
+        if p_slow.grad is not None:
+            torch.testing.assert_close(p_fast.grad, p_slow.grad, rtol=0, atol=0, msg=name)
+
+
+def test_distribution_validation_is_off_only_inside_update(monkeypatch):
+    fast = _build(monkeypatch, True, "sac", {}, {})
+    seen = []
+    original = fast._compute_loss_critic
+
+    def spy(batch):
+        seen.append(torch.distributions.Distribution._validate_args)
+        return original(batch)
+
+    fast._compute_loss_critic = spy
+    before = torch.distributions.Distribution._validate_args
+    fast.update(iter([random_batch(fast.policy, 8)]))
+    assert seen == [False]
+    assert torch.distributions.Distribution._validate_args == before
+
+
+def test_polyak_update_is_lerobots_average_bit_for_bit():
+    generator = torch.Generator().manual_seed(0)
+    sources = [torch.randn(shape, generator=generator) for shape in ((7, 5), (5,), (1,))]
+    targets = [torch.randn(s.shape, generator=generator) for s in sources]
+    expected = [s * 0.005 + t * (1.0 - 0.005) for s, t in zip(sources, targets, strict=True)]
+    polyak_update(targets, sources, 0.005)
+    for target, value in zip(targets, expected, strict=True):
+        torch.testing.assert_close(target, value, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="2 target tensors for 3 source tensors"):
+        polyak_update(targets[:2], sources, 0.005)
+
+
+def test_split_head_min_q_equals_the_concatenated_forward():
+    torch.manual_seed(0)
+    algorithm = make_rl_algorithm("sac", make_policy(**SMALL))
+    heads = algorithm.critic_ensemble.critics
+    generator = torch.Generator().manual_seed(5)
+    encoding = torch.randn(6, algorithm.critic_ensemble.encoder.output_dim, generator=generator)
+    actions = torch.rand(4, 6, 3, generator=generator) * 2 - 1
+    expanded = encoding.unsqueeze(0).expand(4, *encoding.shape)
+    with torch.no_grad():
+        inputs = torch.cat([expanded, actions], dim=-1)
+        expected = torch.stack([head(inputs).squeeze(-1) for head in heads]).min(0)[0]
+    result = split_head_min_q(heads, encoding, actions)
+    assert result.shape == (4, 6) and not result.requires_grad
+    torch.testing.assert_close(result, expected, rtol=1e-5, atol=1e-6)
+    # each action gets its own state's part: swapping two states swaps their columns
+    swapped = split_head_min_q(heads, encoding[[1, 0, 2, 3, 4, 5]], actions[:, [1, 0, 2, 3, 4, 5]])
+    torch.testing.assert_close(swapped, result[:, [1, 0, 2, 3, 4, 5]], rtol=1e-5, atol=1e-6)
+
+
+def test_e2hil_monte_carlo_estimate_is_unchanged_by_the_fast_path(monkeypatch):
+    slow = _build(monkeypatch, False, "e2hil", {}, {})
+    fast = _build(monkeypatch, True, "e2hil", {}, {})
+    batch = random_batch(slow.policy, 64, generator=torch.Generator().manual_seed(6))
+    calls = []
+    original = E2HiLAlgorithm._frozen_min_q
+    for algorithm in (slow, fast):
+        monkeypatch.setattr(
+            algorithm,
+            "_frozen_min_q",
+            lambda e, a, alg=algorithm: calls.append(e.dim()) or original(alg, e, a),
+        )
+        torch.manual_seed(7)
+        algorithm._compute_loss_actor(algorithm._prepare_forward_batch(batch))
+    # the slow path scores the K x B Monte Carlo actions with _frozen_min_q on a 3-D encoding; the fast one does not
+    assert calls == [2, 3, 2]
+    torch.testing.assert_close(fast.last_influence, slow.last_influence, rtol=1e-4, atol=1e-6)
+    assert torch.equal(fast.last_mask, slow.last_mask)
+
+
+def test_a_copied_fast_algorithm_stays_fast(monkeypatch):
+    fast = _build(monkeypatch, True, "sac", {}, {})
+    clone = copy.deepcopy(fast)
+    assert isinstance(clone, FastUpdateMixin)
+    assert all(
+        group["foreach"] for optimizer in clone.optimizers.values() for group in optimizer.param_groups
+    )
