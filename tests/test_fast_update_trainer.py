@@ -1,0 +1,59 @@
+"""The benchmark trainer's runs are the same with and without the fast update (LEROBOT_E2HIL_FAST_UPDATE)."""
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("gym_hil")
+
+from lerobot_policy_e2hil.bench.suite import QUICK_BUDGET  # noqa: E402
+from lerobot_policy_e2hil.bench.trainer import SyncTrainer  # noqa: E402
+from lerobot_policy_e2hil.fast_update import FAST_UPDATE_ENV, FastUpdateMixin  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(monkeypatch, method: str, fast: bool) -> SyncTrainer:
+    monkeypatch.setenv(FAST_UPDATE_ENV, "1" if fast else "0")
+    run = dataclasses.replace(
+        QUICK_BUDGET.run(method, seed=5),
+        env_steps=240,
+        updates_per_env_step=1.0,
+        eval_every=0,
+        probe_every=0,
+        threads=1,
+    )
+    trainer = SyncTrainer(run, root=ROOT, log=lambda _line: None)
+    try:
+        trainer.build()
+        trainer.result = trainer.run()
+    finally:
+        trainer.close()
+    return trainer
+
+
+@pytest.mark.parametrize("method", ["sac", "e2hil"])
+def test_a_training_run_is_the_same_with_the_fast_update(monkeypatch, method):
+    slow = _run(monkeypatch, method, fast=False)
+    fast = _run(monkeypatch, method, fast=True)
+    assert not isinstance(slow.algorithm, FastUpdateMixin) and isinstance(fast.algorithm, FastUpdateMixin)
+    assert slow.result["timing"]["fast_update"] is False and fast.result["timing"]["fast_update"] is True
+    assert fast.result["summary"]["updates"] == slow.result["summary"]["updates"] >= 150
+    for key in ("summary", "episodes", "evals"):
+        assert fast.result[key] == slow.result[key], key
+    slow_train = [
+        {k: v for k, v in r.items() if not k.startswith("e2hil/")} for r in slow.result["train_log"]
+    ]
+    fast_train = [
+        {k: v for k, v in r.items() if not k.startswith("e2hil/")} for r in fast.result["train_log"]
+    ]
+    assert fast_train == slow_train
+    states = {
+        "policy": (slow.algorithm.policy.state_dict(), fast.algorithm.policy.state_dict()),
+        "algorithm": (slow.algorithm.state_dict(), fast.algorithm.state_dict()),
+    }
+    for owner, (slow_state, fast_state) in states.items():
+        for name, tensor in slow_state.items():
+            torch.testing.assert_close(fast_state[name], tensor, rtol=0, atol=0, msg=f"{owner}.{name}")
