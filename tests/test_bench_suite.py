@@ -69,3 +69,66 @@ def test_suite_and_sweep_have_their_own_budget_and_run_cache():
     assert _budget(parse(["sweep", "--env-steps", "123"])).batch_size == SWEEP_BUDGET.batch_size
     # a suite run and a sweep run of the same name must not overwrite each other
     assert _default_runs_dir(parse(["suite"])) != _default_runs_dir(parse(["sweep"]))
+
+
+# --- task variants and suite variants (issue 15) ---------------------------------------------
+
+TWO_POSITIONS = "HIL-SERL/train_gym_hil_env_SIM_two_positions.json"
+
+
+def test_variants_are_parsed_with_the_baseline_first_and_refused_naming_the_flag():
+    from lerobot_policy_e2hil.bench.suite import parse_variants
+    from lerobot_policy_e2hil.errors import ConfigError
+
+    assert parse_variants("e2hil,sac") == ("sac", "e2hil")
+    assert parse_variants("sac, e2hil, e2hil_first_order") == ("sac", "e2hil", "e2hil_first_order")
+    for bad in ("sac,ppo", "e2hil", "sac,e2hil,e2hil", "sac"):
+        with pytest.raises(ConfigError, match="--variants="):
+            parse_variants(bad)
+
+
+def test_influence_form_variant_has_its_own_run_name_and_keeps_old_fingerprints():
+    from lerobot_policy_e2hil.bench.config import RunConfig, load_pipeline_config
+    from lerobot_policy_e2hil.bench.suite import QUICK_BUDGET, suite_runs
+    from lerobot_policy_e2hil.configuration_e2hil import INFLUENCE_FORMS
+    from lerobot_policy_e2hil.errors import ConfigError
+
+    plain = RunConfig(method="e2hil", seed=2)
+    assert "influence_form" not in plain.to_dict(), "runs cached before the field existed must stay valid"
+    natural = RunConfig(method="e2hil", seed=2, influence_form="natural")
+    assert natural.name == "e2hil_natural_seed2" != plain.name
+    assert RunConfig.from_dict(natural.to_dict()) == natural
+    assert load_pipeline_config(natural, ROOT).algorithm.influence_form == "natural"
+    with pytest.raises(ConfigError, match="bench.influence_form='entropy' is invalid"):
+        RunConfig(method="e2hil", influence_form="entropy")
+    with pytest.raises(ConfigError, match="bench.method='sac'"):
+        RunConfig(method="sac", influence_form="natural")
+    runs = suite_runs(QUICK_BUDGET, 2, TWO_POSITIONS, variants=("sac", "e2hil", "e2hil_first_order"))
+    assert [r.name for r in runs[:3]] == ["sac_seed0", "e2hil_seed0", "e2hil_first_order_seed0"]
+    assert len({r.name for r in runs}) == 6
+    if "first_order" in INFLUENCE_FORMS:
+        assert load_pipeline_config(runs[2], ROOT).algorithm.influence_form == "first_order"
+
+
+@pytest.mark.slow
+def test_quick_suite_in_the_two_position_task_reports_success_per_position(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    runs, report = tmp_path / "runs", tmp_path / "report"
+    argv = ["suite", "--quick", "--config", TWO_POSITIONS, "--seeds", "1", "--workers", "1"]
+    assert main([*argv, "--runs-dir", str(runs), "--report-dir", str(report)]) == 0
+    result = json.loads((runs / "e2hil_seed0" / "result.json").read_text())
+    assert len(result["episode_positions"]) == len(result["episodes"])
+    assert set(result["episode_positions"]) == {0, 1}
+    # each evaluation visits the positions in turn: the final one (2 episodes) sees both
+    assert set(result["evals"][-1]["by_position"]) == {"0", "1"}
+    data = json.loads((report / "suite.json").read_text())
+    assert data["task"]["reward"] == "touch" and data["task"]["teacher_profile"] == "human_like"
+    for method in ("sac", "e2hil"):
+        by_position = data["summary"][method]["final_success_by_position"]
+        assert set(by_position) == {"0", "1"}
+        fact = data["per_seed"][method][0]
+        assert fact["final_success_worst_position"] == min(fact["final_success_by_position"].values())
+    text = (report / "suite.md").read_text()
+    assert "| method | position 0 (0.4, -0.12) | position 1 (0.4, 0.12) | worse position |" in text
+    assert "Teacher profile: `human_like`" in text
+    assert (report / "suite_positions.png").stat().st_size > 0

@@ -192,3 +192,17 @@ def test_launcher_reports_success_per_position_in_metrics_summary_and_plots(tmp_
     # the demonstrations (human-like, touch) succeed, and the success reaches the records
     assert all(r["success"] for r in episodes[:6])
     assert (out / "plots" / "success_by_position.png").stat().st_size > 0
+
+
+def test_position_success_is_per_position_over_its_last_episodes():
+    from lerobot_policy_e2hil.sim.report import position_success
+
+    def episode(position, success, interventions=0):
+        return {"kind": "episode", "position": position, "success": success, "length": 10,
+                "intervention_steps": interventions}  # fmt: skip
+
+    episodes = [episode(0, False), episode(1, True, 5), episode(0, True), episode(0, True), episode(1, False)]
+    stats = position_success(episodes, window=2)
+    assert stats["0"] == {"success_last": 1.0, "intervention_rate_last": 0.0, "window": 2, "episodes": 3}
+    assert stats["1"] == {"success_last": 0.5, "intervention_rate_last": 0.25, "window": 2, "episodes": 2}
+    assert position_success([{**e, "position": None} for e in episodes], window=2) is None

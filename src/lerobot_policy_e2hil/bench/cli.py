@@ -2,6 +2,7 @@
 
     e2hil-bench run   --method e2hil --seed 0 [budget flags]      # one run with a progress bar
     e2hil-bench suite [--quick] [--seeds 5] [--workers 2]           # runs + docs/benchmarks/suite.*
+    e2hil-bench suite --variants sac,e2hil,e2hil_first_order ...    # more variants on the same seeds
     e2hil-bench sweep [--quick] [--seeds 3] [--workers 2]           # runs + docs/benchmarks/sweep.*
 
 Budget flags (``--env-steps``, ``--updates-per-env-step``, ``--batch-size``, ...) default to
@@ -99,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--report-dir", type=Path, help="report files (default docs/benchmarks)")
         p.add_argument("--force", action="store_true", help="retrain runs even if cached")
         p.add_argument("--report-only", action="store_true", help="rebuild the report from cached runs")
+        if name == "suite":
+            p.add_argument(
+                "--variants",
+                default="sac,e2hil",
+                help="comma-separated: sac (the baseline, required), e2hil, e2hil_first_order (default sac,e2hil)",
+            )
         _add_budget_flags(p)
     return parser
 
@@ -156,7 +163,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.seeds < 1:
             raise ConfigError(f"--seeds={args.seeds} is invalid; allowed values: >= 1")
         if args.command == "suite":
-            runs: list[RunConfig] = suite.suite_runs(budget, args.seeds, args.config, args.first_seed)
+            variants = suite.parse_variants(args.variants)
+            runs: list[RunConfig] = suite.suite_runs(
+                budget, args.seeds, args.config, args.first_seed, variants
+            )
         else:
             runs = [
                 r
@@ -168,8 +178,22 @@ def main(argv: list[str] | None = None) -> int:
             start = time.perf_counter()
             timing = suite.execute(runs, runs_dir, workers=args.workers, root=root, force=args.force)
             timing["wall_s"] = time.perf_counter() - start
-        make_report = suite.suite_report if args.command == "suite" else suite.sweep_report
-        make_report(budget, args.seeds, runs_dir, report_dir, command, timing, args.config, args.first_seed)
+        if args.command == "suite":
+            suite.suite_report(
+                budget,
+                args.seeds,
+                runs_dir,
+                report_dir,
+                command,
+                timing,
+                args.config,
+                args.first_seed,
+                variants,
+            )
+        else:
+            suite.sweep_report(
+                budget, args.seeds, runs_dir, report_dir, command, timing, args.config, args.first_seed
+            )
         name = "suite" if args.command == "suite" else "sweep"
         print((report_dir / f"{name}.md").read_text())
         print(f"report: {report_dir / (name + '.md')}")

@@ -54,6 +54,8 @@ class RunConfig:
     num_action_samples: int | None = None
     influence_lower_quantile: float | None = None
     influence_upper_quantile: float | None = None
+    # E2HiL override of the JSON's influence_form (None: the JSON's; left out of the fingerprint when None)
+    influence_form: str | None = None
     # Base training config and extra draccus flags (``--a.b=c``) applied to it
     config_path: str = DEFAULT_CONFIG
     overrides: tuple[str, ...] = field(default_factory=tuple)
@@ -85,13 +87,25 @@ class RunConfig:
             _invalid("learning_starts", self.learning_starts, ">= 1 or None")
         if self.num_action_samples is not None and self.num_action_samples < 2:
             _invalid("num_action_samples", self.num_action_samples, ">= 2 or None")
+        if self.influence_form is not None:
+            from ..configuration_e2hil import INFLUENCE_FORMS
+
+            if self.influence_form not in INFLUENCE_FORMS:
+                _invalid(
+                    "influence_form", self.influence_form, ", ".join(map(repr, INFLUENCE_FORMS)) + " or None"
+                )
         for name in ("influence_lower_quantile", "influence_upper_quantile"):
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
                 _invalid(name, value, "[0, 1] or None")
         if self.method == "sac" and any(
             v is not None
-            for v in (self.num_action_samples, self.influence_lower_quantile, self.influence_upper_quantile)
+            for v in (
+                self.num_action_samples,
+                self.influence_lower_quantile,
+                self.influence_upper_quantile,
+                self.influence_form,
+            )
         ):
             _invalid("method", self.method, "'e2hil' when an E2HiL field is overridden")
 
@@ -105,12 +119,16 @@ class RunConfig:
             parts.append(f"lo{self.influence_lower_quantile:g}")
         if self.influence_upper_quantile is not None:
             parts.append(f"up{self.influence_upper_quantile:g}")
+        if self.influence_form is not None:
+            parts.append(self.influence_form)
         return "_".join(parts) + f"_seed{self.seed}"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able fields (the run's fingerprint: a cached result is reused only if they match)."""
         data = dataclasses.asdict(self)
         data["overrides"] = list(self.overrides)
+        if data["influence_form"] is None:
+            del data["influence_form"]  # runs cached before the field existed keep their fingerprint
         return data
 
     @classmethod
@@ -196,7 +214,12 @@ def method_algorithm_config(base: Any, run: RunConfig) -> Any:
         if f.init and f.name not in sac_names and f.name != "policy_config"
     ]
     extra = {name: getattr(base, name) for name in e2hil_names if hasattr(base, name)}
-    for name in ("num_action_samples", "influence_lower_quantile", "influence_upper_quantile"):
+    for name in (
+        "num_action_samples",
+        "influence_lower_quantile",
+        "influence_upper_quantile",
+        "influence_form",
+    ):
         if getattr(run, name) is not None:
             extra[name] = getattr(run, name)
     return E2HiLAlgorithmConfig(**common, **extra)

@@ -1,4 +1,4 @@
-"""{sac, e2hil} x seeds at a fixed budget, the sensitivity sweep, and their reports.
+"""Variants ({sac, e2hil} by default) x seeds at a fixed budget, the sensitivity sweep, and their reports.
 
 Runs are cached by name under ``runs_dir/<name>/`` and reused when the saved config is the
 same (a run is deterministic for its config, so a rerun would reproduce it). The suite and the
@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ConfigError
 from . import analysis as an
-from .config import DEFAULT_CONFIG, METHODS, RunConfig
+from .config import DEFAULT_CONFIG, RunConfig
 from .trainer import load_result, load_samples, train_run
 
 SUCCESS_THRESHOLD = 0.8
@@ -100,6 +101,39 @@ SWEEP_VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
 )
 
 
+# Suite variants: name -> (method, E2HiL fields of the run). Every variant runs the same seeds.
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "sac": ("sac", {}),
+    "e2hil": ("e2hil", {}),
+    "e2hil_first_order": ("e2hil", {"influence_form": "first_order"}),
+}
+DEFAULT_VARIANTS = ("sac", "e2hil")
+# The variant every other is compared with, paired by seed
+BASELINE = "sac"
+# The paper's regime (issue 15): two cube positions, the touch reward, the human-like teacher
+PAPER_REGIME_CONFIG = "HIL-SERL/train_gym_hil_env_SIM_two_positions.json"
+PAPER_REGIME_VARIANTS = ("sac", "e2hil", "e2hil_first_order")
+
+
+def parse_variants(text: str) -> tuple[str, ...]:
+    """``"sac,e2hil"`` -> ``("sac", "e2hil")``; the baseline first, each name once, all known.
+
+    Raises:
+        ConfigError: An unknown or repeated name, or no baseline.
+    """
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    allowed = ", ".join(VARIANTS)
+    for name in names:
+        if name not in VARIANTS:
+            raise ConfigError(f"--variants={text!r} is invalid: unknown {name!r}; allowed values: {allowed}")
+    if len(set(names)) != len(names) or BASELINE not in names or len(names) < 2:
+        raise ConfigError(
+            f"--variants={text!r} is invalid; allowed values: {BASELINE!r} and at least one other of {allowed}, "
+            "each once"
+        )
+    return (BASELINE, *(n for n in names if n != BASELINE))
+
+
 # --- execution ------------------------------------------------------------------------------
 
 
@@ -170,14 +204,23 @@ def execute(
 
 
 def suite_runs(
-    budget: Budget, seeds: int, config_path: str = DEFAULT_CONFIG, first_seed: int = 0
+    budget: Budget,
+    seeds: int,
+    config_path: str = DEFAULT_CONFIG,
+    first_seed: int = 0,
+    variants: Sequence[str] = DEFAULT_VARIANTS,
 ) -> list[RunConfig]:
-    """Every (method, seed) run, seeds interleaved so partial results stay balanced."""
+    """Every (variant, seed) run, seeds interleaved so partial results stay balanced."""
     return [
-        budget.run(method, seed, config_path)
+        _variant_run(budget, name, seed, config_path)
         for seed in range(first_seed, first_seed + seeds)
-        for method in METHODS
+        for name in variants
     ]
+
+
+def _variant_run(budget: Budget, variant: str, seed: int, config_path: str) -> RunConfig:
+    method, fields = VARIANTS[variant]
+    return budget.run(method, seed, config_path, **fields)
 
 
 SWEEP_REFERENCE = "HIL-SERL (SAC), reference"
@@ -204,9 +247,13 @@ def run_facts(result: dict[str, Any]) -> dict[str, Any]:
     steps = [e["env_step"] for e in evals]
     success = [e["success"] for e in evals]
     s, t = result["summary"], result["timing"]
+    by_position = evals[-1].get("by_position", {}) if evals else {}
     return {
         "seed": result["config"]["seed"],
         "final_success": s["final_success"],
+        "final_success_by_position": by_position,
+        "final_success_worst_position": min(by_position.values()) if by_position else math.nan,
+        "train_success_by_position": train_success_by_position(result),
         "steps_to_80": an.steps_to_threshold(steps, success, SUCCESS_THRESHOLD),
         "intervention_rate": s["intervention_rate"],
         "intervention_steps": s["intervention_steps"],
@@ -220,6 +267,20 @@ def run_facts(result: dict[str, Any]) -> dict[str, Any]:
         if result["config"]["method"] == "e2hil"
         else 1.0,
     }
+
+
+def train_success_by_position(result: dict[str, Any]) -> dict[str, float]:
+    """Success (teacher active) per cube position over the training episodes of the last :data:`LATE_FRACTION`."""
+    positions = result.get("episode_positions") or []
+    episodes = result["episodes"]
+    if len(positions) != len(episodes):
+        return {}
+    start = (1.0 - LATE_FRACTION) * result["summary"]["env_steps"]
+    outcomes: dict[str, list[int]] = {}
+    for episode, position in zip(episodes, positions, strict=True):
+        if episode[0] > start:
+            outcomes.setdefault(str(position), []).append(int(episode[3]))
+    return {k: sum(v) / len(v) for k, v in sorted(outcomes.items())}
 
 
 def late_intervention_rate(episodes: Sequence[Sequence[int]], env_steps: int) -> float:
@@ -251,8 +312,15 @@ def _ci_dict(values: Sequence[float]) -> dict[str, float]:
 def method_summary(facts: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean and 95% CI over seeds of a method's run facts."""
     reached = [f["steps_to_80"] for f in facts if f["steps_to_80"] is not None]
+    positions = sorted({k for f in facts for k in f.get("final_success_by_position", {})}, key=int)
     return {
         "final_success": _ci_dict([f["final_success"] for f in facts]),
+        "final_success_by_position": {
+            k: _ci_dict([f["final_success_by_position"].get(k, math.nan) for f in facts]) for k in positions
+        },
+        "final_success_worst_position": _ci_dict(
+            [f.get("final_success_worst_position", math.nan) for f in facts]
+        ),
         "intervention_rate": _ci_dict([f["intervention_rate"] for f in facts]),
         "intervention_steps": _ci_dict([f["intervention_steps"] for f in facts]),
         "late_intervention_rate": _ci_dict([f["late_intervention_rate"] for f in facts]),
@@ -268,6 +336,25 @@ def method_summary(facts: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 # --- curves ---------------------------------------------------------------------------------
+
+
+def position_curves(results: list[dict[str, Any]]) -> dict[str, tuple]:
+    """Teacher-free success per cube position along training, banded over seeds (``{index: curve}``)."""
+    if not results or "by_position" not in results[0]["evals"][-1]:
+        return {}
+    x = [e["env_step"] for e in results[0]["evals"]]
+    positions = sorted(results[0]["evals"][-1]["by_position"], key=int)
+    return {
+        k: (
+            x,
+            *_clipped(
+                an.curve_band(
+                    [[e.get("by_position", {}).get(k, math.nan) for e in r["evals"]] for r in results]
+                )
+            ),
+        )
+        for k in positions
+    }
 
 
 def method_curves(results: list[dict[str, Any]], env_steps: int) -> dict[str, tuple]:
@@ -286,7 +373,7 @@ def method_curves(results: list[dict[str, Any]], env_steps: int) -> dict[str, tu
         entropy.append(
             an.binned_mean([p["env_step"] for p in probes], [p["entropy_before"] for p in probes], edges)
         )
-        if r["config"]["method"] == "sac":
+        if r["config"]["method"] == BASELINE:
             kept.append(np.where(np.isnan(entropy[-1]), np.nan, 1.0))
         else:
             kept.append(
@@ -446,38 +533,53 @@ def suite_report(
     timing: dict[str, Any] | None = None,
     config_path: str = DEFAULT_CONFIG,
     first_seed: int = 0,
+    variants: Sequence[str] = DEFAULT_VARIANTS,
 ) -> dict[str, Any]:
-    """Aggregate the suite's runs and write ``suite.json``, ``suite.md`` and the PNGs to ``report_dir``."""
+    """Aggregate the suite's runs and write ``suite.json``, ``suite.md`` and the PNGs to ``report_dir``.
+
+    Every variant is compared with :data:`BASELINE`, paired by seed. With listed cube positions
+    (``env.cube_positions``), the report adds success per position and ``suite_positions.png``.
+    """
     from . import plots
 
     runs_dir, report_dir = Path(runs_dir), Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
-    runs = suite_runs(budget, seeds, config_path, first_seed)
-    results: dict[str, list[dict[str, Any]]] = {m: [] for m in METHODS}
-    dirs: dict[str, list[Path]] = {m: [] for m in METHODS}
-    for run in runs:
-        result = _cached(run, runs_dir)
-        if result is None:
-            raise FileNotFoundError(f"no result for run {run.name} in {runs_dir}; run the suite first")
-        results[run.method].append(result)
-        dirs[run.method].append(runs_dir / run.name)
+    variants = tuple(variants)
+    results: dict[str, list[dict[str, Any]]] = {m: [] for m in variants}
+    dirs: dict[str, list[Path]] = {m: [] for m in variants}
+    for seed in range(first_seed, first_seed + seeds):
+        for m in variants:
+            run = _variant_run(budget, m, seed, config_path)
+            result = _cached(run, runs_dir)
+            if result is None:
+                raise FileNotFoundError(f"no result for run {run.name} in {runs_dir}; run the suite first")
+            results[m].append(result)
+            dirs[m].append(runs_dir / run.name)
 
-    facts = {m: [run_facts(r) for r in results[m]] for m in METHODS}
-    summary = {m: method_summary(facts[m]) for m in METHODS}
-    paired = {}
-    for key in ("final_success", "intervention_rate", "late_intervention_rate", "intervention_steps"):
-        diffs = [e[key] - s[key] for e, s in zip(facts["e2hil"], facts["sac"], strict=True)]
-        paired[key] = _ci_dict(diffs)
-    validation = {m: influence_validation(results[m], budget.env_steps) for m in METHODS}
-    samples = {m: pooled_samples(dirs[m]) for m in METHODS}
-    table2 = {m: an.intervention_table(samples[m]["abs_c"], samples[m]["is_intervention"]) for m in METHODS}
+    facts = {m: [run_facts(r) for r in results[m]] for m in variants}
+    summary = {m: method_summary(facts[m]) for m in variants}
+    paired_all = {}
+    for m in variants[1:]:
+        paired_all[m] = {}
+        for key in (
+            "final_success",
+            "final_success_worst_position",
+            "intervention_rate",
+            "late_intervention_rate",
+            "intervention_steps",
+        ):
+            diffs = [e[key] - b[key] for e, b in zip(facts[m], facts[BASELINE], strict=True)]
+            paired_all[m][key] = _ci_dict(diffs)
+    validation = {m: influence_validation(results[m], budget.env_steps) for m in variants}
+    samples = {m: pooled_samples(dirs[m]) for m in variants}
+    table2 = {m: an.intervention_table(samples[m]["abs_c"], samples[m]["is_intervention"]) for m in variants}
     drops = {
         m: an.mask_drop_table(samples[m]["is_intervention"], samples[m]["kept"], samples[m]["dropped_high"])
-        for m in METHODS
+        for m in variants
     }
 
-    curves = {m: method_curves(results[m], budget.env_steps) for m in METHODS}
-    panels = {metric: {m: curves[m][metric] for m in METHODS} for metric in curves["sac"]}
+    curves = {m: method_curves(results[m], budget.env_steps) for m in variants}
+    panels = {metric: {m: curves[m][metric] for m in variants} for metric in curves[BASELINE]}
     titles = {
         "success": "teacher-free success",
         "intervention_rate": "intervention rate (per bin)",
@@ -487,24 +589,38 @@ def suite_report(
     figures = {
         "curves": plots.plot_curves(panels, titles, report_dir / "suite_curves.png", seeds),
         "scatter": plots.plot_influence_scatter(
-            {m: _pairs(results[m]) for m in METHODS}, validation, report_dir / "influence_scatter.png"
+            {m: _pairs(results[m]) for m in variants}, validation, report_dir / "influence_scatter.png"
         ),
         "series": plots.plot_influence_series(
-            {m: influence_series(results[m], budget.env_steps) for m in METHODS},
+            {m: influence_series(results[m], budget.env_steps) for m in variants},
             report_dir / "influence_series.png",
         ),
         "hist": plots.plot_influence_hist(
-            {m: (samples[m]["abs_c"], samples[m]["is_intervention"]) for m in METHODS},
+            {m: (samples[m]["abs_c"], samples[m]["is_intervention"]) for m in variants},
             report_dir / "influence_hist.png",
         ),
     }
+    position_panels: dict[str, dict[str, tuple]] = {}
+    for m in variants:
+        for index, curve in position_curves(results[m]).items():
+            position_panels.setdefault(f"position {index}", {})[m] = curve
+    if position_panels:
+        figures["positions"] = plots.plot_curves(
+            position_panels,
+            {k: f"teacher-free success, {k}" for k in position_panels},
+            report_dir / "suite_positions.png",
+            seeds,
+        )
     report = {
         "command": command,
         "budget": dataclasses.asdict(budget),
         "seeds": seeds,
+        "variants": list(variants),
+        "task": task_description(_variant_run(budget, BASELINE, first_seed, config_path)),
         "timing": _previous_timing(report_dir / "suite.json", timing),
         "summary": summary,
-        "paired_difference_e2hil_minus_sac": paired,
+        "paired_difference_minus_sac": paired_all,
+        **({"paired_difference_e2hil_minus_sac": paired_all["e2hil"]} if "e2hil" in paired_all else {}),
         "per_seed": facts,
         "influence_validation": validation,
         "table2": table2,
@@ -514,6 +630,32 @@ def suite_report(
     (report_dir / "suite.json").write_text(json.dumps(report, indent=1, default=_json_default))
     (report_dir / "suite.md").write_text(suite_markdown(report, budget))
     return report
+
+
+def task_description(run: RunConfig) -> dict[str, Any]:
+    """The task of a run as its parsed config has it: cube placement, reward, teacher profile."""
+    from .config import load_pipeline_config
+
+    env = load_pipeline_config(run, _source_root(run)).env
+    placement = (
+        f"one of {len(env.cube_positions)} positions {env.cube_positions}"
+        if env.cube_positions
+        else ("random in x 0.3-0.5, y -0.15-0.15" if env.random_block_position else "fixed at (0.5, 0)")
+    )
+    return {
+        "cube": placement,
+        "cube_positions": [list(p) for p in env.cube_positions],
+        "reward": env.reward,
+        "teacher_profile": env.teacher.profile,
+        "teacher_mode": env.teacher.mode,
+    }
+
+
+def _source_root(run: RunConfig) -> Path | None:
+    """Directory a relative config path is resolved against: cwd, else the source checkout."""
+    if Path(run.config_path).is_absolute() or Path(run.config_path).exists():
+        return None
+    return Path(__file__).resolve().parents[3]
 
 
 def _previous_timing(path: Path, timing: dict[str, Any] | None) -> dict[str, Any]:
@@ -541,40 +683,61 @@ def _json_default(value: Any) -> Any:
 
 def suite_markdown(report: dict[str, Any], budget: Budget) -> str:
     """The suite report as markdown (tables and figure links relative to the report directory)."""
-    s, paired, seeds = report["summary"], report["paired_difference_e2hil_minus_sac"], report["seeds"]
+    s, seeds = report["summary"], report["seeds"]
+    variants = _variants(report)
+    task = report.get("task")
     lines = [
         f"<!-- generated by: {report['command']} -->",
         "",
         f"Budget: {budget_line(budget, seeds)}. Means with 95% Student-t intervals over seeds in brackets.",
         "",
+    ]
+    if task:
+        lines += [
+            f"Task: cube {task['cube']}, reward `{task['reward']}`, teacher `{task['teacher_mode']}` with the "
+            f"`{task['teacher_profile']}` profile.",
+            "",
+        ]
+    lines += [
         "| method | teacher-free success (final) | env steps to 80% success | intervention rate | "
         f"intervention rate, last {int(100 * LATE_FRACTION)}% | intervention steps | kept fraction | "
         "env steps/s | updates/s | wall per run |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for m in METHODS:
+    for m in variants:
         x = s[m]
-        kept = "1 (all)" if m == "sac" else _num(x["kept_fraction"], 3)
+        kept = "1 (all)" if m == BASELINE else _num(x["kept_fraction"], 3)
         lines.append(
             f"| {_label(m)} | {_pct(x['final_success'])} | {_steps80(x)} | {_pct(x['intervention_rate'])} | "
             f"{_pct(x['late_intervention_rate'])} | {_num(x['intervention_steps'])} | {kept} | {x['env_steps_per_s']:.1f} | {x['updates_per_s']:.1f} | "
             f"{x['wall_s']:.0f} s |"
         )
+    lines.append("")
+    for m in variants[1:]:
+        paired = _paired(report, m)
+        worst = paired.get("final_success_worst_position")
+        worst_text = (
+            f", success at the worse position {_signed_pct(worst)}"
+            if worst and _finite(worst["mean"])
+            else ""
+        )
+        lines += [
+            "Paired by seed (same seed = same initial weights, teacher and cube sequence), "
+            f"{_label(m)} minus SAC: success {_signed_pct(paired['final_success'])}{worst_text}, intervention rate "
+            f"{_signed_pct(paired['intervention_rate'])} (last {int(100 * LATE_FRACTION)}% of the env steps: "
+            f"{_signed_pct(paired['late_intervention_rate'])}), intervention steps {_num(paired['intervention_steps'])}.",
+            "",
+        ]
+    lines += position_markdown(report)
     lines += [
-        "",
-        "Paired by seed (same seed = same initial weights, teacher and cube sequence), E2HiL minus SAC: "
-        f"success {_signed_pct(paired['final_success'])}, intervention rate "
-        f"{_signed_pct(paired['intervention_rate'])} (last {int(100 * LATE_FRACTION)}% of the env steps: "
-        f"{_signed_pct(paired['late_intervention_rate'])}), intervention steps {_num(paired['intervention_steps'])}.",
-        "",
         "Per seed (final success / env steps to 80% / intervention rate / intervention steps):",
         "",
-        "| seed | " + " | ".join(_label(m) for m in METHODS) + " |",
-        "| --- | " + " | ".join("---" for _ in METHODS) + " |",
+        "| seed | " + " | ".join(_label(m) for m in variants) + " |",
+        "| --- | " + " | ".join("---" for _ in variants) + " |",
     ]
-    for i, fact in enumerate(report["per_seed"]["sac"]):
+    for i, fact in enumerate(report["per_seed"][BASELINE]):
         cells = []
-        for m in METHODS:
+        for m in variants:
             f = report["per_seed"][m][i]
             s80 = "-" if f["steps_to_80"] is None else str(f["steps_to_80"])
             cells.append(
@@ -588,12 +751,52 @@ def suite_markdown(report: dict[str, Any], budget: Budget) -> str:
 
 
 def _label(method: str) -> str:
-    return {"sac": "HIL-SERL (SAC)", "e2hil": "E2HiL"}.get(method, method)
+    return {"sac": "HIL-SERL (SAC)", "e2hil": "E2HiL", "e2hil_first_order": "E2HiL, first-order c"}.get(
+        method, method
+    )
+
+
+def _variants(report: dict[str, Any]) -> tuple[str, ...]:
+    """The report's variants (reports written before variants existed: sac and e2hil)."""
+    return tuple(report.get("variants", DEFAULT_VARIANTS))
+
+
+def _paired(report: dict[str, Any], variant: str) -> dict[str, Any]:
+    if "paired_difference_minus_sac" in report:
+        return report["paired_difference_minus_sac"][variant]
+    return report["paired_difference_e2hil_minus_sac"]
+
+
+def position_markdown(report: dict[str, Any]) -> list[str]:
+    """Teacher-free success per cube position (the collapse signature: one solved, the other not)."""
+    variants, s = _variants(report), report["summary"]
+    positions = sorted({k for m in variants for k in s[m].get("final_success_by_position", {})}, key=int)
+    if not positions:
+        return []
+    coords = (report.get("task") or {}).get("cube_positions") or []
+    names = [
+        f"position {k}" + (f" {tuple(coords[int(k)])}" if int(k) < len(coords) else "") for k in positions
+    ]
+    lines = [
+        "Teacher-free success per cube position at the end (the final evaluation's episodes at each position), "
+        "and at the worse of the positions per seed (a policy that has collapsed onto one position scores low there):",
+        "",
+        "| method | " + " | ".join(names) + " | worse position |",
+        "| --- | " + " | ".join("---" for _ in positions) + " | --- |",
+    ]
+    for m in variants:
+        cells = [_pct(s[m]["final_success_by_position"][k]) for k in positions]
+        lines.append(
+            f"| {_label(m)} | " + " | ".join(cells) + f" | {_pct(s[m]['final_success_worst_position'])} |"
+        )
+    lines += ["", "![positions](suite_positions.png)", ""]
+    return lines
 
 
 def influence_markdown(report: dict[str, Any]) -> list[str]:
     """Influence validation table."""
     v = report["influence_validation"]
+    variants = _variants(report)
     lines = [
         "Influence validation (every probed actor step, seeds pooled): predicted "
         "`dH_pred = actor_lr * mean_{i kept} c_i` against measured `dH = H_after - H_before` on the "
@@ -603,7 +806,7 @@ def influence_markdown(report: dict[str, Any]) -> list[str]:
         f"Spearman early / late | same sign | Pearson / Spearman of the {SERIES_BINS}-bin curves |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for m in METHODS:
+    for m in variants:
         x = v[m]
         lines.append(
             f"| {_label(m)} | {x['n']} | {_g(x['pearson'])} | {_g(x['spearman'])} | "
@@ -618,19 +821,22 @@ def influence_markdown(report: dict[str, Any]) -> list[str]:
 def table2_markdown(report: dict[str, Any]) -> list[str]:
     """The paper's Table II for both methods and the mask-drop table."""
     t2, drops = report["table2"], report["mask_drops"]
+    variants = _variants(report)
+    task = report.get("task") or {}
+    teacher = f" Teacher profile: `{task['teacher_profile']}`." if task else ""
     lines = [
         "|c| of the actor-batch samples at the probed steps, seeds pooled (paper Table II: mean of |c| over "
-        "the top / lowest x% of samples; `All` = mean). SAC = HIL-SERL training, as in the paper.",
+        f"the top / lowest x% of samples; `All` = mean). SAC = HIL-SERL training, as in the paper.{teacher}",
         "",
         "| subset | "
-        + " | ".join(f"{_label(m)}: {k}" for m in METHODS for k in ("all", "interv.", "explor."))
+        + " | ".join(f"{_label(m)}: {k}" for m in variants for k in ("all", "interv.", "explor."))
         + " |",
-        "| --- | " + " | ".join("---" for _ in METHODS for _ in range(3)) + " |",
+        "| --- | " + " | ".join("---" for _ in variants for _ in range(3)) + " |",
     ]
     rows = [label for label, _, _ in an.TABLE2_ROWS] + ["All", "p50", "n"]
     for row in rows:
         cells = []
-        for m in METHODS:
+        for m in variants:
             for k in ("all", "intervention", "exploration"):
                 value = t2[m][row][k]
                 cells.append(f"{value:.0f}" if row == "n" else _g(value))
@@ -645,7 +851,7 @@ def table2_markdown(report: dict[str, Any]) -> list[str]:
         "| method | kind | share of samples | dropped | dropped high | dropped low | share of dropped |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for m in METHODS:
+    for m in variants:
         for kind in ("intervention", "exploration"):
             d = drops[m][kind]
             lines.append(

@@ -36,7 +36,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..fast_update import FastUpdateMixin
 from .config import RunConfig, load_pipeline_config
 from .probe import ActorStepProbe, ProbeSettings
 
@@ -255,6 +254,9 @@ class SyncTrainer:
     def evaluate(self, episodes: int) -> float:
         """Teacher-free success rate over ``episodes`` on a fixed set of cube positions.
 
+        With ``env.cube_positions``, the episodes visit the listed positions in turn (balanced), and
+        the success per position is kept in ``last_eval_by_position``.
+
         The same env stack with the teacher switched off (``teacher.mode="off"``), LeRobot's
         processors and the actor's inference path. The cube positions and the policy's action
         noise come from ``seed + 100000``; the training run's random state is restored after.
@@ -267,7 +269,7 @@ class SyncTrainer:
         )
         from lerobot.utils.random_utils import seeded_context
 
-        from ..sim.env import POSITION_INFO_KEY, make_sim_env
+        from ..sim.env import POSITION_INFO_KEY, find_task_variant, make_sim_env
 
         env_cfg = self.cfg.env
         if self._eval_env is None:
@@ -276,6 +278,10 @@ class SyncTrainer:
             env = make_sim_env(options)
             self._eval_env = (env, *make_processors(env, None, env_cfg, self.device))
         env, env_processor, action_processor = self._eval_env
+        variant = find_task_variant(env)
+        if variant is not None:  # listed cube positions: each evaluation visits them in turn
+            variant.cycle = True
+            variant.restart_cycle()
         successes = 0
         self.last_eval_by_position: dict[str, list[int]] = {}
         with seeded_context(self.run_cfg.seed + EVAL_SEED_OFFSET):
@@ -421,8 +427,6 @@ class SyncTrainer:
                 "eval_s": timing["eval"],
                 "env_steps_per_s": run.env_steps / max(timing["env"], 1e-9),
                 "updates_per_s": updates / timing["update"] if timing["update"] > 0 else float("nan"),
-                # same results either way (fast_update.py); LEROBOT_E2HIL_FAST_UPDATE=0 turns it off
-                "fast_update": isinstance(self.algorithm, FastUpdateMixin),
             },
             "episodes": episodes,
             "episode_positions": episode_positions,

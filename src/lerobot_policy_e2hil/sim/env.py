@@ -32,6 +32,9 @@ class TaskVariant(gym.Wrapper):
     the reward is 1 and the episode ends (``info["succeed"]``) at the first step whose final
     physics state has a contact between the cube and a finger geom (:data:`FINGER_BODIES`).
 
+    Setting :attr:`cycle` (evaluation) places the cube at the listed positions in turn instead,
+    from the first one again after :meth:`restart_cycle`, so every position gets its share.
+
     Args:
         env: gym-hil's ``PandaPickCubeGymEnv`` (unwrapped).
         cube_positions: ``[[x, y], ...]`` in metres; empty keeps gym-hil's placement.
@@ -43,6 +46,8 @@ class TaskVariant(gym.Wrapper):
         self.cube_positions = [tuple(float(v) for v in p) for p in cube_positions]
         self.reward_kind = reward
         self.position_index: int | None = None
+        self.cycle = False
+        self._cycle_next = 0
         model = env.unwrapped.model
         fingers = {model.body(name).id for name in FINGER_BODIES}
         self._finger_geoms = frozenset(
@@ -58,7 +63,11 @@ class TaskVariant(gym.Wrapper):
             import mujoco
 
             raw = self.env.unwrapped
-            self.position_index = int(np.random.randint(len(self.cube_positions)))
+            if self.cycle:
+                self.position_index = self._cycle_next % len(self.cube_positions)
+                self._cycle_next += 1
+            else:
+                self.position_index = int(np.random.randint(len(self.cube_positions)))
             x, y = self.cube_positions[self.position_index]
             raw.data.jnt("block").qpos[:3] = (x, y, raw.model.geom("block").size[2])
             raw.data.jnt("block").qvel[:] = 0.0
@@ -76,6 +85,10 @@ class TaskVariant(gym.Wrapper):
         if self.position_index is not None:
             info[POSITION_INFO_KEY] = self.position_index
         return obs, reward, terminated, truncated, info
+
+    def restart_cycle(self) -> None:
+        """The next reset (with :attr:`cycle`) uses the first position."""
+        self._cycle_next = 0
 
     def fingers_touch_cube(self) -> bool:
         """Whether the current MuJoCo state has a contact between a finger geom and the cube."""
@@ -173,6 +186,16 @@ def register_sim_env(sim_options: dict[str, Any]) -> None:
         kwargs={"sim_options": sim_options},
         disable_env_checker=True,
     )
+
+
+def find_task_variant(env: gym.Env) -> TaskVariant | None:
+    """The :class:`TaskVariant` inside ``env``'s wrapper stack, or None."""
+    current = env
+    while current is not None:
+        if isinstance(current, TaskVariant):
+            return current
+        current = getattr(current, "env", None)
+    return None
 
 
 def find_teacher(env: gym.Env) -> Any:
