@@ -4,7 +4,7 @@ The stack, inside out, is gym-hil's: ``PandaPickCubeGymEnv`` -> :class:`TaskVari
 cube positions or the touch reward) -> ``GripperPenaltyWrapper`` ->
 ``EEActionWrapper`` -> intervention wrapper (:class:`~.teacher.TeacherControlWrapper`, gym-hil's
 ``InputsControlWrapper`` driven by the scripted teacher) -> ``ResetDelayWrapper`` (only with a
-non-zero delay) -> gymnasium's ``TimeLimit`` -> :class:`SuccessInfo`.
+non-zero delay) -> gymnasium's ``TimeLimit`` -> :class:`SuccessInfo` -> :class:`VideoFrame`.
 """
 
 from __future__ import annotations
@@ -109,6 +109,43 @@ class SuccessInfo(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
 
+class VideoFrame(gym.Wrapper):
+    """``render()`` returns one ``(H, W, 3)`` frame of the front camera, the shape video writers take.
+
+    gym-hil's ``render()`` returns a list with one frame per camera, which ``lerobot-eval``'s video
+    writer rejects, and renders with shadows and reflections, which under software rendering costs
+    about five times as much. This renders the front camera alone, with its own renderer (the
+    observation images are unchanged), shadows and reflections off.
+
+    Args:
+        env: The wrapped env (gym-hil's pick-cube env inside).
+        height: Frame height in pixels.
+        width: Frame width in pixels.
+    """
+
+    def __init__(self, env: gym.Env, height: int = 128, width: int = 128):
+        super().__init__(env)
+        self._size = (height, width)
+        self._renderer = None
+
+    def render(self):
+        import mujoco
+
+        raw = self.env.unwrapped
+        if self._renderer is None:
+            self._renderer = mujoco.Renderer(raw.model, height=self._size[0], width=self._size[1])
+        self._renderer.update_scene(raw.data, camera=raw.camera_id[0])
+        self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
+        self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
+        return self._renderer.render().copy()
+
+    def close(self):
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+        super().close()
+
+
 def make_sim_env(sim_options: dict[str, Any] | None = None, **ignored: Any) -> gym.Env:
     """Build the pick-cube env described by ``sim_options``.
 
@@ -170,7 +207,7 @@ def make_sim_env(sim_options: dict[str, Any] | None = None, **ignored: Any) -> g
     if options["reset_delay_seconds"] > 0:
         env = ResetDelayWrapper(env, delay_seconds=float(options["reset_delay_seconds"]))
     env = gym.wrappers.TimeLimit(env, max_episode_steps=int(options["max_episode_steps"]))
-    return SuccessInfo(env)
+    return VideoFrame(SuccessInfo(env))
 
 
 def register_sim_env(sim_options: dict[str, Any]) -> None:
