@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from lerobot_policy_e2hil.faults.checks import _process_tree, listens_on
 from test_faults_helpers import ROOT, SIM_JSON, free_port, records, wait_for
 
 pytest.importorskip("gym_hil")
@@ -97,7 +96,7 @@ class Launcher:
 
         wait_for(lambda: self.popen.poll() is not None or connected(), timeout, "the actor to connect")
         assert self.popen.poll() is None, self.text()
-        self.children = _process_tree(self.popen.pid)[1:]
+        self.children = process_tree(self.popen.pid)[1:]
         assert len(self.children) >= 2, self.children
 
     def pid_of(self, role: str) -> int:
@@ -118,6 +117,16 @@ class Launcher:
 
     def text(self) -> str:
         return self.stdout.read_text(errors="replace") + self.stderr.read_text(errors="replace")
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants, from ``/proc``."""
+    tree, index = [pid], 0
+    while index < len(tree):
+        for task in Path(f"/proc/{tree[index]}/task").glob("*/children"):
+            tree.extend(int(child) for child in task.read_text().split())
+        index += 1
+    return tree
 
 
 def alive(pid: int) -> bool:
@@ -278,6 +287,7 @@ def test_port_clash_fails_at_once_and_leaves_nothing_behind(tmp_path):
 
 
 def test_readiness_check_tells_our_learner_from_another_program():
+    from lerobot_policy_e2hil.faults.checks import listens_on
     from test_faults_setup import grpc_server_on
 
     port = free_port()
@@ -313,8 +323,8 @@ def test_learner_that_cannot_load_its_encoder_exits_non_zero(tmp_path):
 def test_launcher_reports_the_learners_error_and_the_same_command_can_run_again(tmp_path):
     args = [*LAUNCH_FLAGS, *NO_ENCODER, "--policy.online_steps=500", f"--output_dir={tmp_path / 'run'}"]
     result = sim(*args, timeout=300)
-    line = assert_one_error_line(result, 1, "partial run: the learner ended by itself (exit code 1)")
-    assert "the learner's training loop failed: OSError" in line
+    line = assert_one_error_line(result, 1, "")  # a failed start, or a partial run if the actor had started
+    assert "the learner ended by itself (exit code 1): the learner's training loop failed: OSError" in line
     assert "--resume=true" not in result.stdout + result.stderr
     assert not (tmp_path / "run").exists() and "the same command can run again" in line
 
@@ -346,7 +356,7 @@ def test_actor_crash_in_its_policy_loop_is_fatal(monkeypatch):
 
 
 @pytest.mark.e2e
-def test_bad_command_lines_end_with_one_error_line(tmp_path):
+def test_bad_command_lines_end_with_one_error_line(tmp_path, monkeypatch, capsys):
     bad_json = tmp_path / "bad.json"
     bad_json.write_text('{"env": ')
     a_file = tmp_path / "file"
@@ -365,3 +375,9 @@ def test_bad_command_lines_end_with_one_error_line(tmp_path):
     for args, start in cases:
         assert_one_error_line(sim(*args), 2, start)
     assert not (tmp_path / "run").exists()
+
+    from lerobot_policy_e2hil import cli
+    from test_faults_setup import run_entry_in_process
+
+    code, last = run_entry_in_process(monkeypatch, capsys, cli.learner_main, "--config_path", str(bad_json))
+    assert (code, last.split(" (")[0]) == (2, f"error: the config file {bad_json} is not valid JSON")

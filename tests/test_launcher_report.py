@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from lerobot_policy_e2hil.sim.report import _step_share, episode_stats, kept_records, progress_line
+from lerobot_policy_e2hil.sim.report import episode_stats, progress_line
 from test_faults_helpers import ROOT
 
 
@@ -31,6 +31,8 @@ def test_episodes_a_killed_learner_lost_are_not_counted_after_resume():
     records = [*before, *train, resume, episode(71, 710)]
     stats = episode_stats(records, window=50)
     assert (stats["episodes"], stats["env_steps"]) == (71, 710)
+    from lerobot_policy_e2hil.sim.report import kept_records
+
     assert [r["opt_step"] for r in kept_records(records) if r["kind"] == "train"] == [5, 10]
 
 
@@ -44,6 +46,8 @@ def test_intervention_rate_is_the_share_of_steps_in_the_summary_and_the_plot():
     episodes = [episode(1, 10, length=10, interventions=10), episode(2, 100, length=90, interventions=0)]
     stats = episode_stats(episodes, window=50)
     assert stats["intervention_rate_all"] == pytest.approx(0.1)  # 10 of 100 steps, not (1 + 0) / 2
+    from lerobot_policy_e2hil.sim.report import _step_share
+
     assert _step_share(episodes, window=50)[-1] == pytest.approx(0.1)
 
 

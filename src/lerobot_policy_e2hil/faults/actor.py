@@ -348,7 +348,7 @@ def _fatal_on_error(original: Callable[..., None]) -> Callable[..., None]:
         except Exception as err:
             logging.exception("[ACTOR] The policy loop failed")
             record_fatal(
-                f"the actor's policy loop failed: {type(err).__name__}: {one_line(err)}. Fix the cause (the "
+                f"the actor's policy loop failed: {type(err).__name__}: {one_line(err).rstrip('.')}. Fix the cause (the "
                 "traceback is in the actor's log) and start the actor again."
             )
             shutdown_event.set()

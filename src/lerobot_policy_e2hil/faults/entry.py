@@ -51,9 +51,12 @@ def describe_error(err: BaseException, config_path: str | None = None) -> str | 
         return one_line(err)
     if isinstance(err, FileNotFoundError) and config_path is not None and err.filename == config_path:
         return f"the config file {config_path} does not exist. Check --config_path."
-    if isinstance(err, ParsingError) and isinstance(err.__cause__, json.JSONDecodeError):
+    decode_error = err if isinstance(err, json.JSONDecodeError) else err.__cause__
+    if isinstance(err, (ParsingError, json.JSONDecodeError)) and isinstance(
+        decode_error, json.JSONDecodeError
+    ):
         return (
-            f"the config file {config_path} is not valid JSON ({err.__cause__}). Fix the file; "
+            f"the config file {config_path} is not valid JSON ({decode_error}). Fix the file; "
             f"`python -m json.tool {config_path}` shows where it breaks."
         )
     if isinstance(err, ParsingError):

@@ -203,8 +203,8 @@ def _install_loop_failure(learner: Any) -> None:
             original(*args, **kwargs)
         except Exception as err:
             record_fatal(
-                f"the learner's training loop failed: {type(err).__name__}: {one_line(err)}. Fix the cause "
-                "(the traceback is in the learner's log) and start again; with a checkpoint, add --resume=true."
+                f"the learner's training loop failed: {type(err).__name__}: {one_line(err).rstrip('.')}. Fix "
+                "the cause (the traceback is in the learner's log) and start the learner again."
             )
             raise
 
