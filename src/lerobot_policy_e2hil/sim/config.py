@@ -145,8 +145,16 @@ class LaunchConfig:
     summary_window: int = 50
     # Seconds between two progress lines
     progress_interval_s: float = 15.0
+    # Warn when rolling success (summary_window episodes) falls by more than this from its best (0-1)
+    collapse_drop: float = 0.3
     # Seconds to wait for each process to exit after the stop signal before it is killed
     stop_timeout_s: float = 120.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.collapse_drop <= 1.0:
+            raise ConfigError(
+                f"env.launch.collapse_drop={self.collapse_drop} is invalid; allowed: a fraction in (0, 1]"
+            )
 
 
 def _default_processor() -> HILSerlProcessorConfig:

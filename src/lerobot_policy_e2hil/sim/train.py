@@ -41,7 +41,7 @@ from ..faults.checks import check_config, check_port_free, listens_on
 from ..faults.entry import EXIT_FATAL, EXIT_SETUP, SetupError, describe_error, one_line
 from ..faults.settings import FLAG_PREFIX, split_fault_args
 from .hooks import METRICS_FILE, RUN_START_ENV
-from .report import episode_stats, progress_line, read_metrics, write_plots
+from .report import collapse_text, episode_stats, progress_line, read_metrics, write_plots
 
 PORT_FLAG = "--policy.actor_learner_config.learner_port"
 SIM_ENV_TYPE = "e2hil_sim"
@@ -420,7 +420,9 @@ def run(args: list[str]) -> dict[str, Any]:
             while actor is not None and actor.poll() is None and learner.poll() is None:
                 time.sleep(0.5)
                 if time.monotonic() >= next_print:
-                    stats = episode_stats(read_metrics(output_dir / METRICS_FILE), launch.summary_window)
+                    stats = episode_stats(
+                        read_metrics(output_dir / METRICS_FILE), launch.summary_window, launch.collapse_drop
+                    )
                     print(progress_line(stats, time.time() - start), flush=True)
                     next_print += launch.progress_interval_s
         except Interrupted as stop:
@@ -447,7 +449,7 @@ def run(args: list[str]) -> dict[str, Any]:
         raise LaunchError(f"{message}. {_finish_failed_start(output_dir, created, logs)}", code)
 
     records = read_metrics(output_dir / METRICS_FILE)
-    stats = episode_stats(records, launch.summary_window)
+    stats = episode_stats(records, launch.summary_window, launch.collapse_drop)
     checkpoint = output_dir / "checkpoints" / "last" / "pretrained_model"
     eval_success = None
     if launch.eval_episodes > 0 and checkpoint.exists() and not reasons:
@@ -554,6 +556,8 @@ def print_summary(summary: dict[str, Any]) -> None:
         f"  wall time                      {summary['train_wall_s']:.0f} s training, {summary['total_wall_s']:.0f} s total"
     )
     print(f"  checkpoint                     {summary['checkpoint']}")
+    if summary.get("collapse"):
+        print(f"  {collapse_text(summary['collapse'])} (rolling {window} episodes; see plots/)")
 
 
 HELP = """\

@@ -1,0 +1,72 @@
+"""The launcher's collapse warning and plots, on synthetic metrics records."""
+
+from __future__ import annotations
+
+import random
+
+from lerobot_policy_e2hil.sim.report import (
+    collapse_check,
+    episode_stats,
+    progress_line,
+    write_plots,
+)
+
+
+def _episodes(successes: list[int]) -> list[dict]:
+    return [
+        {"kind": "episode", "env_step": 20 * (i + 1), "length": 20, "success": s, "intervention_steps": 5}
+        for i, s in enumerate(successes)
+    ]
+
+
+def test_collapse_fires_after_a_late_fall():
+    # The issue's signature: solved for 600 episodes, then success falls to zero.
+    successes = [1] * 600 + [0] * 60
+    collapse = collapse_check(successes, window=50, drop=0.3)
+    assert collapse is not None
+    assert collapse["best"] == 1.0 and collapse["current"] == 0.0
+    assert collapse["best_episode"] == 49
+
+
+def test_no_collapse_on_a_flat_or_rising_series():
+    rng = random.Random(0)
+    flat = [int(rng.random() < 0.8) for _ in range(800)]
+    assert collapse_check(flat, window=50, drop=0.3) is None
+    rising = [int(rng.random() < i / 800) for i in range(800)]
+    assert collapse_check(rising, window=50, drop=0.3) is None
+
+
+def test_no_verdict_before_a_full_window_and_the_drop_threshold_counts():
+    assert collapse_check([1] * 10 + [0] * 30, window=50, drop=0.3) is None
+    # A fall of exactly 30 points is not more than the threshold; 32 points is.
+    assert collapse_check([1] * 50 + [0] * 15, window=50, drop=0.3) is None
+    assert collapse_check([1] * 50 + [0] * 16, window=50, drop=0.3) is not None
+
+
+def test_progress_line_and_stats_carry_the_warning():
+    stats = episode_stats(_episodes([1] * 100 + [0] * 50), window=50, collapse_drop=0.3)
+    assert stats["collapse"] is not None
+    assert "WARNING: success collapsed from 100%" in progress_line(stats, 10.0)
+    healthy = episode_stats(_episodes([1] * 150), window=50, collapse_drop=0.3)
+    assert healthy["collapse"] is None
+    assert "WARNING" not in progress_line(healthy, 10.0)
+
+
+def test_plots_include_learner_diagnostics(tmp_path):
+    train = [
+        {"kind": "train", "opt_step": 100 * k, "env_step": 500, "loss_critic": 0.01 * k, "temperature": 0.01}
+        for k in range(1, 5)
+    ]
+    written = {p.name for p in write_plots(_episodes([1, 0, 1]) + train, tmp_path)}
+    assert {"success.png", "intervention_rate.png", "critic_loss.png", "temperature.png"} <= written
+    assert all((tmp_path / name).stat().st_size > 0 for name in written)
+
+
+def test_collapse_threshold_is_validated_at_parse_time():
+    import pytest
+
+    from lerobot_policy_e2hil.errors import ConfigError
+    from lerobot_policy_e2hil.sim.config import LaunchConfig
+
+    with pytest.raises(ConfigError, match="env.launch.collapse_drop=0"):
+        LaunchConfig(collapse_drop=0.0)
