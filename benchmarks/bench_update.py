@@ -4,7 +4,9 @@ Both algorithms start from the same weights and consume the same pre-sampled bat
 alternate SAC and E2HiL so that machine noise hits both alike; the figure reported is the
 median over rounds of the mean time per update, and the ratio of the two medians.
 
-    python benchmarks/bench_update.py                  # CPU, both settings
+    python benchmarks/bench_update.py                  # CPU, both settings, both influence forms
+    python benchmarks/bench_update.py --forms first_order --skip-images
+    python benchmarks/bench_update.py --threads 1 --clock process   # CPU seconds: robust on a busy machine
     python benchmarks/bench_update.py --device cuda    # on a GPU machine
 """
 
@@ -19,25 +21,30 @@ import torch
 
 from lerobot_policy_e2hil.synthetic import make_policy, make_rl_algorithm, random_batch
 
+CLOCKS = {"wall": time.perf_counter, "process": time.process_time}
+clock = CLOCKS["wall"]
+
 
 def time_updates(algorithm, batches, device) -> float:
-    """Mean wall-clock milliseconds of one ``update()`` over ``batches``."""
+    """Mean milliseconds of one ``update()`` over ``batches`` (wall clock, or this process's CPU time)."""
     iterator = iter(batches)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    start = time.perf_counter()
+    start = clock()
     for _ in range(len(batches)):
         algorithm.update(iterator)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    return (time.perf_counter() - start) * 1000 / len(batches)
+    return (clock() - start) * 1000 / len(batches)
 
 
-def bench(name, policy_kwargs, batch_size, updates, rounds, k, device) -> dict[str, float]:
+def bench(
+    name, policy_kwargs, batch_size, updates, rounds, k, device, form="policy_gradient"
+) -> dict[str, float]:
     torch.manual_seed(0)
     policy = make_policy(device=device, **policy_kwargs)
     sac = make_rl_algorithm("sac", policy)
-    e2hil = make_rl_algorithm("e2hil", copy.deepcopy(policy), num_action_samples=k)
+    e2hil = make_rl_algorithm("e2hil", copy.deepcopy(policy), num_action_samples=k, influence_form=form)
     e2hil.critic_ensemble.load_state_dict(sac.critic_ensemble.state_dict())
     generator = torch.Generator().manual_seed(0)
     batches = [_to(random_batch(policy, batch_size, generator=generator), device) for _ in range(updates)]
@@ -50,7 +57,7 @@ def bench(name, policy_kwargs, batch_size, updates, rounds, k, device) -> dict[s
     result = {"sac_ms": statistics.median(sac_ms), "e2hil_ms": statistics.median(e2hil_ms)}
     result["ratio"] = result["e2hil_ms"] / result["sac_ms"]
     print(
-        f"{name:<28} batch {batch_size:>4}  K={k:<3} SAC {result['sac_ms']:8.1f} ms  "
+        f"{name:<28} {form:<16} batch {batch_size:>4}  K={k:<3} SAC {result['sac_ms']:8.1f} ms  "
         f"E2HiL {result['e2hil_ms']:8.1f} ms  ratio {result['ratio']:.2f}",
         flush=True,
     )
@@ -77,20 +84,40 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="alternating SAC/E2HiL rounds")
     parser.add_argument("--k", type=int, default=8, help="Monte Carlo actions per state")
     parser.add_argument("--skip-images", action="store_true")
+    parser.add_argument(
+        "--forms", default="policy_gradient,first_order", help="comma-separated influence_form values"
+    )
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    parser.add_argument(
+        "--clock",
+        choices=sorted(CLOCKS),
+        default="wall",
+        help="process: CPU time, for a machine others share",
+    )
     args = parser.parse_args()
+    global clock
+    clock = CLOCKS[args.clock]
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
 
-    print(f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()}")
-    bench("state-only", {}, args.batch_size, args.updates, args.rounds, args.k, args.device)
+    print(
+        f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()}, {args.clock} clock"
+    )
+    forms = [form.strip() for form in args.forms.split(",") if form.strip()]
+    for form in forms:
+        bench("state-only", {}, args.batch_size, args.updates, args.rounds, args.k, args.device, form)
     if not args.skip_images:
-        bench(
-            "2 cameras 128x128 (default)",
-            {"num_cameras": 2, "image_size": 128},
-            args.image_batch_size,
-            max(2, args.updates // 5),
-            args.rounds,
-            args.k,
-            args.device,
-        )
+        for form in forms:
+            bench(
+                "2 cameras 128x128 (default)",
+                {"num_cameras": 2, "image_size": 128},
+                args.image_batch_size,
+                max(2, args.updates // 5),
+                args.rounds,
+                args.k,
+                args.device,
+                form,
+            )
 
 
 if __name__ == "__main__":

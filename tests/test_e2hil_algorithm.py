@@ -13,6 +13,8 @@ from lerobot_policy_e2hil.fast_update import plain_class
 from lerobot_policy_e2hil.synthetic import make_policy, make_rl_algorithm, random_batch
 
 SMALL = {"hidden_dim": 64, "latent_dim": 32}
+FIRST_ORDER = {"influence_form": "first_order"}
+FORMS = pytest.mark.parametrize("form", ["policy_gradient", "first_order"])
 
 
 def twin_algorithms(policy_kwargs=None, **e2hil_overrides):
@@ -41,8 +43,26 @@ def actor_loss(algorithm, batch, seed=1):
             {"num_cameras": 2, "image_size": 64},
             {"influence_lower_quantile": 0.0, "influence_upper_quantile": 1.0},
         ),
+        ({}, {**FIRST_ORDER, "influence_lower_quantile": 0.0, "influence_upper_quantile": 1.0}),
+        ({}, {**FIRST_ORDER, "selection": False}),
+        (
+            {"num_cameras": 2, "image_size": 64},
+            {**FIRST_ORDER, "influence_lower_quantile": 0.0, "influence_upper_quantile": 1.0},
+        ),
+        (
+            {"num_discrete_actions": 3},
+            {**FIRST_ORDER, "influence_lower_quantile": 0.0, "influence_upper_quantile": 1.0},
+        ),
     ],
-    ids=["quantiles-0-1", "selection-off", "images"],
+    ids=[
+        "quantiles-0-1",
+        "selection-off",
+        "images",
+        "first-order-quantiles-0-1",
+        "first-order-selection-off",
+        "first-order-images",
+        "first-order-gripper",
+    ],
 )
 def test_loss_equals_sac_when_nothing_is_masked(policy_kwargs, overrides):
     sac, e2hil = twin_algorithms(policy_kwargs, **overrides)
@@ -61,12 +81,11 @@ def test_default_quantiles_drop_samples_and_change_the_loss():
 
 
 def _actor_means_grad(algorithm, batch):
-    """Run the actor loss backward and return (d loss / d action mean) of the first actor call."""
+    """d loss / d action mean of the actor's one differentiable head pass."""
     captured = []
 
     def keep(module, inputs, output):
         if output.requires_grad:
-            output.retain_grad()
             captured.append(output)
 
     handle = algorithm.policy.actor.mean_layer.register_forward_hook(keep)
@@ -74,13 +93,13 @@ def _actor_means_grad(algorithm, batch):
         loss = actor_loss(algorithm, batch)
     finally:
         handle.remove()
-    loss.backward()
     assert len(captured) == 1  # one differentiable actor head pass for all K samples
-    return captured[0].grad
+    return torch.autograd.grad(loss, captured[0])[0]
 
 
-def test_masked_samples_get_zero_actor_gradient():
-    _, e2hil = twin_algorithms()
+@FORMS
+def test_masked_samples_get_zero_actor_gradient(form):
+    _, e2hil = twin_algorithms(influence_form=form)
     batch = random_batch(e2hil.policy, 64, generator=torch.Generator().manual_seed(5))
     grad = _actor_means_grad(e2hil, batch)
     per_sample = grad.abs().sum(dim=-1)
@@ -90,8 +109,9 @@ def test_masked_samples_get_zero_actor_gradient():
     assert torch.all(per_sample[mask] > 0)
 
 
-def test_actor_loss_leaves_no_gradient_in_critics():
-    sac, e2hil = twin_algorithms()
+@FORMS
+def test_actor_loss_leaves_no_gradient_in_critics(form):
+    sac, e2hil = twin_algorithms(influence_form=form)
     batch = random_batch(sac.policy, 32, generator=torch.Generator().manual_seed(5))
     for algorithm in (sac, e2hil):
         algorithm.policy.zero_grad(set_to_none=True)

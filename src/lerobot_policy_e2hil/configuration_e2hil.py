@@ -9,7 +9,10 @@ from lerobot.rl.algorithms.sac import SACAlgorithmConfig
 
 from .errors import ConfigError
 
-INFLUENCE_FORMS = ("policy_gradient", "natural")
+# The paper's Monte Carlo covariance forms (Eq. 9, Cui et al. 2025 Thm. 2)
+COVARIANCE_FORMS = ("policy_gradient", "natural")
+# Every accepted influence_form: the covariance forms and the first-order (JVP) estimate
+INFLUENCE_FORMS = (*COVARIANCE_FORMS, "first_order")
 
 
 class E2HiLConfigError(ConfigError):
@@ -26,13 +29,14 @@ class E2HiLAlgorithmConfig(SACAlgorithmConfig):
     policy entropy, ``|c|``, lies between two batch quantiles.
     """
 
-    # Monte Carlo actions K drawn per state to estimate the covariance in Eq. 9 (K >= 2)
+    # Monte Carlo actions K per state: for the covariance of Eq. 9, or for grad H in "first_order" (K >= 2)
     num_action_samples: int = 8
     # Samples with |c| below this batch quantile are dropped ("noisy", Eq. 11 lower bound l)
     influence_lower_quantile: float = 0.05
     # Samples with |c| above this batch quantile are dropped ("shortcut", Eq. 11 upper bound u)
     influence_upper_quantile: float = 0.90
-    # "policy_gradient": c = -Cov(log pi, pi * A) (Eq. 9); "natural": c = -Cov(log pi, A)
+    # "policy_gradient": c = -Cov(log pi, pi * A) (Eq. 9); "natural": c = -Cov(log pi, A);
+    # "first_order": c = -actor_lr * <grad l_i, P grad H> (docs/algorithm.md, one JVP per batch)
     influence_form: str = "policy_gradient"
     # Upper clamp on the density pi(a|s) in the policy_gradient form (pi of a narrow policy explodes)
     density_clamp: float = 1e6

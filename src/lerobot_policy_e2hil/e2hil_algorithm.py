@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -18,10 +18,11 @@ from torch.func import functional_call
 
 from .configuration_e2hil import E2HiLAlgorithmConfig
 from .fast_update import split_head_min_q
-from .influence import e2hil_actor_loss
+from .influence import diagonal_preconditioner, directional_derivative, e2hil_actor_loss, selected_actor_loss
 from .registry import register_algorithm
 
 INTERVENTION_KEY = TeleopEvents.IS_INTERVENTION.value
+FIRST_ORDER = "first_order"
 
 
 @register_algorithm("e2hil")
@@ -65,7 +66,7 @@ class E2HiLAlgorithm(SACAlgorithm):
                 observations, cache=observation_features, detach=actor.encoder_is_shared
             )
         distribution = action_distribution(actor, actor_encoding)
-        actions_pi = distribution.rsample()
+        pre_squash, actions_pi = reparameterised_sample(distribution)
         log_probs = distribution.log_prob(actions_pi)
 
         device = self._device
@@ -75,6 +76,17 @@ class E2HiLAlgorithm(SACAlgorithm):
             )
         min_q = self._frozen_min_q(critic_encoding, actions_pi)
         per_sample_loss = self.temperature * log_probs - min_q
+        if self.config.influence_form == FIRST_ORDER:
+            return self._first_order_actor_loss(
+                batch,
+                per_sample_loss,
+                distribution,
+                pre_squash,
+                actions_pi,
+                min_q,
+                actor_encoding,
+                critic_encoding,
+            )
 
         with torch.no_grad():
             mc_actions, mc_log_probs = sample_with_log_prob(distribution, self.config.num_action_samples)
@@ -94,10 +106,213 @@ class E2HiLAlgorithm(SACAlgorithm):
             selection=cfg.selection,
             is_intervention=batch.get(INTERVENTION_KEY),
         )
+        self._keep_diagnostics(info)
+        return loss
+
+    def _keep_diagnostics(self, info: dict[str, Tensor]) -> None:
+        """Store per-sample ``c`` and mask, and the logged scalars, of the actor loss just computed."""
         self.last_influence = info.pop("influence")
         self.last_mask = info.pop("mask")
         self.last_actor_info = {name: value.item() for name, value in info.items()}
+
+    # --- influence_form "first_order" (docs/algorithm.md, "The first-order form") -------------
+
+    def _first_order_actor_loss(
+        self,
+        batch: dict[str, Any],
+        per_sample_loss: Tensor,
+        distribution: TanhMultivariateNormalDiag,
+        pre_squash: Tensor,
+        actions_pi: Tensor,
+        min_q: Tensor,
+        actor_encoding: Tensor,
+        critic_encoding: Tensor,
+    ) -> Tensor:
+        """Eq. 11-12 on the first-order influence of each sample, with l_i at SAC's draw."""
+        base = diagonal_base(distribution)
+        noise = ((pre_squash - base.loc) / base.scale).detach()
+        # Each min_q[i] depends on actions_pi[i] only, so this is every sample's dQ_i/da_i.
+        critic_action_grad = None
+        if min_q.requires_grad:
+            critic_action_grad = torch.autograd.grad(min_q.sum(), actions_pi, retain_graph=True)[0]
+        influence, entropy = self.first_order_influence(
+            batch["state"],
+            batch.get("observation_feature"),
+            distribution,
+            noise,
+            actor_encoding,
+            critic_encoding,
+            critic_action_grad,
+        )
+        cfg = self.config
+        loss, info = selected_actor_loss(
+            per_sample_loss,
+            influence,
+            entropy,
+            lower_quantile=cfg.influence_lower_quantile,
+            upper_quantile=cfg.influence_upper_quantile,
+            eps=cfg.eps,
+            selection=cfg.selection,
+            is_intervention=batch.get(INTERVENTION_KEY),
+        )
+        self._keep_diagnostics(info)
         return loss
+
+    def actor_parameters(self) -> dict[str, Tensor]:
+        """The actor parameters its optimiser steps, by name (a shared or frozen encoder's are not)."""
+        optimizer = self.optimizers.get("actor")
+        if optimizer is not None:
+            stepped = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        else:
+            stepped = {id(p) for p in self.policy.get_optim_params()["actor"]}
+        return {n: p for n, p in self.policy.actor.named_parameters() if id(p) in stepped and p.requires_grad}
+
+    def first_order_influence(
+        self,
+        observations: dict[str, Tensor],
+        observation_features: Any,
+        distribution: TanhMultivariateNormalDiag,
+        noise: Tensor,
+        actor_encoding: Tensor,
+        critic_encoding: Tensor,
+        critic_action_grad: Tensor | None = None,
+        identity_preconditioner: bool = False,
+    ) -> tuple[Tensor, Tensor]:
+        """``c_i = -actor_lr * <grad l_i, P grad H>`` for the batch, and the entropy estimate H.
+
+        ``H = -mean_{i,k} log pi(a_ik|s_i)`` over ``num_action_samples`` reparameterised actions
+        per state, differentiated once; ``P`` is the actor optimiser's preconditioner for its
+        next step (:func:`~.influence.diagonal_preconditioner`). ``l_i`` is
+        :meth:`per_sample_loss_fn` at ``noise``; its derivative along ``u = P grad H`` is one JVP
+        through the actor, ``(d log pi_i, d a_i)``, and the chain rule through the frozen
+        critics: ``<grad l_i, u> = alpha d log pi_i - <dQ_i/da_i, d a_i>``.
+
+        Args:
+            observations: The batch's observations.
+            observation_features: Cached image features (or None), as in the actor loss.
+            distribution: The actor's distribution on the batch, with its graph to the parameters.
+            noise: ``[B, action_dim]`` standard normal draw that defines ``l_i``.
+            actor_encoding: Actor encoding of the observations (reused when the encoder is not
+                differentiated).
+            critic_encoding: Critic encoding of the observations, without gradient.
+            critic_action_grad: ``[B, action_dim]`` gradient of ``min_j Q_j(s_i, a)`` at the
+                actions of ``noise``, if already computed (the actor loss has it).
+            identity_preconditioner: Use ``P = I`` (a plain SGD step) whatever the optimiser.
+
+        Returns:
+            ``([B] influence, scalar entropy)``, without gradient.
+        """
+        params = self.actor_parameters()
+        entropy, entropy_grad = self.entropy_gradient(distribution, params)
+        optimizer = None if identity_preconditioner else self.optimizers.get("actor")
+        direction = diagonal_preconditioner(optimizer, params)
+        for name in params:
+            direction[name] = direction[name] * entropy_grad[name]
+        sample = self.actor_sample_fn(observations, observation_features, actor_encoding, noise)
+        # A differentiated image encoder draws its own dropout masks: keep them off the global stream.
+        devices = [self._device] if self._device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices, enabled=_with_prefix(params, "encoder") != {}):
+            (_, actions), (d_log_prob, d_actions) = directional_derivative(sample, params, direction)
+        if critic_action_grad is None:
+            with torch.enable_grad():
+                actions = actions.detach().requires_grad_(True)
+                min_q = self._frozen_min_q(critic_encoding, actions)
+                critic_action_grad = torch.autograd.grad(min_q.sum(), actions)[0]
+        derivative = self.temperature * d_log_prob - (critic_action_grad.detach() * d_actions).sum(dim=-1)
+        return -self.config.actor_lr * derivative, entropy.detach()
+
+    def entropy_gradient(
+        self, distribution: TanhMultivariateNormalDiag, params: dict[str, Tensor]
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """``H = -mean_{i,k} log pi(a_ik|s_i)`` over ``num_action_samples`` reparameterised actions per state, and ``grad H``.
+
+        Args:
+            distribution: The actor's distribution on the batch, with its graph to ``params``.
+            params: Parameters to differentiate, by name.
+
+        Returns:
+            ``(H, {name: dH/dparam})`` without gradient (zeros where H does not depend on one).
+        """
+        _, log_probs = squash_with_log_prob(
+            distribution, diagonal_base(distribution).rsample((self.config.num_action_samples,))
+        )
+        entropy = -log_probs.mean()
+        grads: tuple[Tensor | None, ...] = (None,) * len(params)
+        if params and entropy.requires_grad:
+            grads = torch.autograd.grad(entropy, list(params.values()), retain_graph=True, allow_unused=True)
+        return entropy.detach(), {
+            name: torch.zeros_like(param) if grad is None else grad
+            for (name, param), grad in zip(params.items(), grads, strict=True)
+        }
+
+    def actor_distribution_fn(
+        self, observations: dict[str, Tensor], observation_features: Any, actor_encoding: Tensor
+    ) -> Callable[[dict[str, Tensor]], TanhMultivariateNormalDiag]:
+        """``theta -> pi_theta(.|s)`` on the batch's states, for actor parameter values by name.
+
+        Any subset of :meth:`actor_parameters` may be given; the others keep their values. The
+        encoder runs only when its parameters are among them, otherwise ``actor_encoding`` is
+        reused (shared or frozen encoder, as in the actor loss).
+        """
+        actor: Policy = self.policy.actor
+        fixed_encoding = actor_encoding.detach()
+
+        def distribution(params: dict[str, Tensor]) -> TanhMultivariateNormalDiag:
+            encoding = fixed_encoding
+            encoder_params = _with_prefix(params, "encoder")
+            if encoder_params:
+                encoding = functional_call(
+                    actor.encoder,
+                    encoder_params,
+                    (observations,),
+                    {"cache": observation_features, "detach": actor.encoder_is_shared},
+                )
+            return action_distribution(actor, encoding, params)
+
+        return distribution
+
+    def actor_sample_fn(
+        self,
+        observations: dict[str, Tensor],
+        observation_features: Any,
+        actor_encoding: Tensor,
+        noise: Tensor,
+    ) -> Callable[[dict[str, Tensor]], tuple[Tensor, Tensor]]:
+        """``theta -> (log pi(a_i|s_i), a_i)`` with ``a_i = tanh(mu_i + sigma_i noise_i)``, ``[B]`` and ``[B, A]``.
+
+        A function of actor parameter values by name, as :meth:`actor_distribution_fn`.
+        """
+        distribution_fn = self.actor_distribution_fn(observations, observation_features, actor_encoding)
+
+        def sample(params: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+            distribution = distribution_fn(params)
+            base = diagonal_base(distribution)
+            actions, log_probs = squash_with_log_prob(distribution, base.loc + base.scale * noise)
+            return log_probs, actions
+
+        return sample
+
+    def per_sample_loss_fn(
+        self,
+        observations: dict[str, Tensor],
+        observation_features: Any,
+        actor_encoding: Tensor,
+        critic_encoding: Tensor,
+        noise: Tensor,
+    ) -> Callable[[dict[str, Tensor]], Tensor]:
+        """``theta -> [B] l_i = alpha log pi(a_i|s_i) - min_j Q_j(s_i, a_i)`` at ``noise`` (:meth:`actor_sample_fn`).
+
+        The per-sample actor loss the first-order form differentiates, as a function of actor
+        parameter values by name; critics, alpha and noise are fixed.
+        """
+        sample = self.actor_sample_fn(observations, observation_features, actor_encoding, noise)
+        alpha = self.temperature
+
+        def per_sample_loss(params: dict[str, Tensor]) -> Tensor:
+            log_probs, actions = sample(params)
+            return alpha * log_probs - self._frozen_min_q(critic_encoding, actions)
+
+        return per_sample_loss
 
     def _frozen_min_q(self, critic_encoding: Tensor, actions: Tensor) -> Tensor:
         """Min over the online critic heads, differentiable in ``actions`` only.
@@ -159,15 +374,54 @@ class E2HiLAlgorithm(SACAlgorithm):
         return forward_batch
 
 
-def action_distribution(actor: Policy, encoding: Tensor) -> TanhMultivariateNormalDiag:
-    """The actor's action distribution from an already-encoded observation (``Policy.forward``)."""
-    outputs = actor.network(encoding)
-    means = actor.mean_layer(outputs)
+def action_distribution(
+    actor: Policy, encoding: Tensor, params: dict[str, Tensor] | None = None
+) -> TanhMultivariateNormalDiag:
+    """The actor's action distribution from an already-encoded observation (``Policy.forward``).
+
+    Args:
+        actor: The actor.
+        encoding: Encoded observations.
+        params: Optional values, by name in ``actor``, for some of its network, mean and std
+            parameters (``torch.func.functional_call``); the others are the actor's own.
+    """
+
+    def layer(name: str, x: Tensor) -> Tensor:
+        module = getattr(actor, name)
+        values = _with_prefix(params, name) if params else {}
+        return functional_call(module, values, (x,)) if values else module(x)
+
+    outputs = layer("network", encoding)
+    means = layer("mean_layer", outputs)
     if actor.fixed_std is None:
-        std = torch.clamp(torch.exp(actor.std_layer(outputs)), actor.std_min, actor.std_max)
+        std = torch.clamp(torch.exp(layer("std_layer", outputs)), actor.std_min, actor.std_max)
     else:
         std = actor.fixed_std.expand_as(means)
     return TanhMultivariateNormalDiag(loc=means, scale_diag=std)
+
+
+def _with_prefix(params: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    """The entries of ``params`` under ``prefix.``, with the prefix removed."""
+    return {name[len(prefix) + 1 :]: value for name, value in params.items() if name.startswith(prefix + ".")}
+
+
+def reparameterised_sample(
+    distribution: torch.distributions.TransformedDistribution,
+) -> tuple[Tensor, Tensor]:
+    """``distribution.rsample()`` done step by step, keeping the pre-squash sample.
+
+    The same random stream and the same values as ``rsample`` (a base-Gaussian draw pushed
+    through each transform); calling the transforms fills their cache, so ``log_prob`` of the
+    returned actions is computed exactly as after ``rsample``.
+
+    Returns:
+        ``(pre-squash sample, actions)``, both ``[B, action_dim]`` with gradient.
+    """
+    x = distribution.base_dist.rsample()
+    actions = x
+    for transform in distribution.transforms:
+        actions = transform(actions)
+    return x, actions
 
 
 def sample_with_log_prob(

@@ -1,4 +1,4 @@
-"""The E2HiL math as pure tensor functions (paper Eq. 9-12).
+"""The E2HiL math as pure tensor functions (paper Eq. 9-12, and the first-order estimate).
 
 Shapes: ``B`` states, ``K`` Monte Carlo actions per state. Nothing here touches a policy,
 a critic or an environment, so each function can be checked against a hand computation.
@@ -6,10 +6,12 @@ a critic or an environment, so each function can be checked against a hand compu
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 import torch
 from torch import Tensor
 
-from .configuration_e2hil import INFLUENCE_FORMS
+from .configuration_e2hil import COVARIANCE_FORMS
 
 
 def soft_advantage(log_probs: Tensor, q_values: Tensor, alpha: float) -> Tensor:
@@ -52,8 +54,8 @@ def influence_values(
     Returns:
         ``[B]`` influence values (negative: the sample is predicted to lower the entropy).
     """
-    if form not in INFLUENCE_FORMS:
-        raise ValueError(f"influence form {form!r} is invalid; allowed values: {INFLUENCE_FORMS}")
+    if form not in COVARIANCE_FORMS:
+        raise ValueError(f"influence form {form!r} is invalid; allowed values: {COVARIANCE_FORMS}")
     num_samples = log_probs.shape[-1]
     if num_samples < 2:
         raise ValueError(f"need at least 2 actions per state for a covariance, got K={num_samples}")
@@ -130,7 +132,7 @@ def e2hil_actor_loss(
     eps: float = 1e-8,
     selection: bool = True,
     is_intervention: Tensor | None = None,
-) -> tuple[Tensor, dict[str, float]]:
+) -> tuple[Tensor, dict[str, Tensor]]:
     """E2HiL actor loss from SAC's per-sample actor loss and K Monte Carlo actions per state.
 
     Args:
@@ -147,11 +149,50 @@ def e2hil_actor_loss(
         is_intervention: Optional ``[B]`` bool, True for human (intervention or demo) samples.
 
     Returns:
-        ``(loss, info)``. ``info`` maps names to detached tensors: per-sample ``"influence"``
-        and ``"mask"`` (``[B]``), and the scalar diagnostics logged under ``e2hil/`` (see
-        docs/metrics.md); a diagnostic that has no sample to average over is NaN.
+        ``(loss, info)`` as :func:`selected_actor_loss`.
     """
     influence = influence_values(mc_log_probs, mc_q_values, alpha, form, density_clamp)
+    return selected_actor_loss(
+        per_sample_loss,
+        influence,
+        -mc_log_probs.detach().mean(),
+        lower_quantile=lower_quantile,
+        upper_quantile=upper_quantile,
+        eps=eps,
+        selection=selection,
+        is_intervention=is_intervention,
+    )
+
+
+def selected_actor_loss(
+    per_sample_loss: Tensor,
+    influence: Tensor,
+    entropy: Tensor,
+    *,
+    lower_quantile: float = 0.05,
+    upper_quantile: float = 0.90,
+    eps: float = 1e-8,
+    selection: bool = True,
+    is_intervention: Tensor | None = None,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Entropy-bounded selection (Eq. 11) and masked mean (Eq. 12) for given influence values.
+
+    Args:
+        per_sample_loss: ``[B]`` SAC's per-sample actor loss, with gradient.
+        influence: ``[B]`` influence values c of any form (no gradient).
+        entropy: Scalar Monte Carlo entropy estimate, logged as ``e2hil/entropy``.
+        lower_quantile: Lower quantile of |c| (Eq. 11).
+        upper_quantile: Upper quantile of |c| (Eq. 11).
+        eps: Added to the kept count in the masked mean.
+        selection: If False every sample is kept (SAC's actor loss); diagnostics are still computed.
+        is_intervention: Optional ``[B]`` bool, True for human (intervention or demo) samples.
+
+    Returns:
+        ``(loss, info)``. ``info`` maps names to detached tensors: per-sample ``"influence"``
+        and ``"mask"`` (``[B]``), and the scalar diagnostics logged under ``e2hil/`` (see
+        docs/algorithm.md); a diagnostic that has no sample to average over is NaN.
+    """
+    influence = influence.detach()
     mask, lower, upper = entropy_bounded_mask(influence, lower_quantile, upper_quantile)
     if not selection:
         mask = torch.ones_like(mask)
@@ -166,7 +207,7 @@ def e2hil_actor_loss(
         "e2hil/c_abs_upper": upper,
         "e2hil/c_mean": _mean_where(influence, finite),
         "e2hil/c_mean_kept": _mean_where(influence, mask & finite),
-        "e2hil/entropy": -mc_log_probs.detach().mean(),
+        "e2hil/entropy": entropy.detach(),
     }
     if is_intervention is not None:
         human = is_intervention.bool()
@@ -174,6 +215,94 @@ def e2hil_actor_loss(
         info["e2hil/kept_fraction_policy"] = _mean_where(mask.float(), ~human)
         info["e2hil/intervention_fraction"] = human.float().mean()
     return loss, info
+
+
+def diagonal_preconditioner(
+    optimizer: torch.optim.Optimizer | None, params: Mapping[str, Tensor]
+) -> dict[str, Tensor]:
+    """Diagonal preconditioner ``P`` of the optimiser's next step, per parameter.
+
+    Adam and AdamW: ``P = 1 / (sqrt(v_hat) + eps)`` with ``v_hat = beta2 * v / (1 - beta2^(t+1))``,
+    the second moment the next step divides by (its bias correction for step ``t + 1``) without
+    the new gradient's ``(1 - beta2) g^2`` term; AMSGrad takes the running maximum as Adam does.
+    Identity for a parameter without optimiser state (before the first step), and for every
+    other optimiser (SGD's step is ``lr * g``).
+
+    Args:
+        optimizer: The optimiser that steps ``params`` (None: identity).
+        params: Parameters by name.
+
+    Returns:
+        ``{name: P}``, each shaped like its parameter, without gradient.
+    """
+    adam = isinstance(optimizer, (torch.optim.Adam, torch.optim.AdamW))
+    groups = {}
+    if adam:
+        groups = {id(p): group for group in optimizer.param_groups for p in group["params"]}
+    result = {}
+    for name, param in params.items():
+        state = optimizer.state.get(param, {}) if adam else {}
+        group = groups.get(id(param))
+        if group is None or "exp_avg_sq" not in state or float(state["step"]) < 1:
+            result[name] = torch.ones_like(param, memory_format=torch.preserve_format).detach()
+            continue
+        beta2, eps = group["betas"][1], group["eps"]
+        second = beta2 * state["exp_avg_sq"]
+        if group.get("amsgrad") and "max_exp_avg_sq" in state:
+            second = torch.maximum(state["max_exp_avg_sq"], second)
+        correction = 1.0 - beta2 ** (float(state["step"]) + 1.0)
+        result[name] = ((second / correction).sqrt() + eps).reciprocal().detach()
+    return result
+
+
+def first_order_influence(
+    per_sample_loss_fn: Callable[[dict[str, Tensor]], Tensor],
+    params: Mapping[str, Tensor],
+    entropy_grad: Mapping[str, Tensor],
+    preconditioner: Mapping[str, Tensor],
+    lr: float,
+) -> Tensor:
+    """First-order entropy change of a step on each sample alone: ``c_i = -lr <grad l_i, P grad H>``.
+
+    All ``B`` values come from one forward-mode product of the per-sample loss vector along
+    ``u = P * grad H`` (``torch.func.jvp``); per-sample gradients are never formed.
+
+    Args:
+        per_sample_loss_fn: Maps ``{name: parameter value}`` to the ``[B]`` per-sample loss.
+        params: Current parameter values by name (the point of the product).
+        entropy_grad: ``grad_theta H`` by name.
+        preconditioner: Diagonal ``P`` by name (:func:`diagonal_preconditioner`).
+        lr: Step size of the optimiser.
+
+    Returns:
+        ``[B]`` influence values, without gradient.
+    """
+    direction = {name: preconditioner[name] * entropy_grad[name] for name in params}
+    _, directional = directional_derivative(per_sample_loss_fn, params, direction)
+    return -lr * directional
+
+
+def directional_derivative(
+    fn: Callable, params: Mapping[str, Tensor], direction: Mapping[str, Tensor]
+) -> tuple:
+    """``(fn(params), d/dt fn(params + t * direction) at t = 0)``: one forward-mode product (``torch.func.jvp``).
+
+    Args:
+        fn: Maps ``{name: value}`` to a tensor or a tuple of tensors.
+        params: The point, by name.
+        direction: The tangent, by name (same keys and shapes).
+
+    Returns:
+        ``(value, derivative)``, each shaped as ``fn``'s output, without gradient.
+    """
+    primals = {name: value.detach() for name, value in params.items()}
+    tangents = {name: direction[name].detach() for name in primals}
+    value, derivative = torch.func.jvp(fn, (primals,), (tangents,))
+    return _detached(value), _detached(derivative)
+
+
+def _detached(value: Tensor | tuple[Tensor, ...]) -> Tensor | tuple[Tensor, ...]:
+    return tuple(v.detach() for v in value) if isinstance(value, tuple) else value.detach()
 
 
 def _mean_where(values: Tensor, where: Tensor) -> Tensor:

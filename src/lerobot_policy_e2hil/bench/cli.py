@@ -4,6 +4,7 @@
     e2hil-bench suite [--quick] [--seeds 5] [--workers 2]           # runs + docs/benchmarks/suite.*
     e2hil-bench suite --variants sac,e2hil,e2hil_first_order ...    # more variants on the same seeds
     e2hil-bench sweep [--quick] [--seeds 3] [--workers 2]           # runs + docs/benchmarks/sweep.*
+    e2hil-bench influence-check [--quick] [--snapshot PATH]         # docs/benchmarks/influence_check.*
 
 Budget flags (``--env-steps``, ``--updates-per-env-step``, ``--batch-size``, ...) default to
 :data:`.suite.DEFAULT_BUDGET` (``run``, ``suite``), :data:`.suite.SWEEP_BUDGET` (``sweep``), or
@@ -22,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..configuration_e2hil import INFLUENCE_FORMS
 from ..errors import ConfigError
 from .config import DEFAULT_CONFIG, METHODS, RunConfig
 
@@ -50,9 +52,11 @@ def _add_budget_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _budget(args: argparse.Namespace):
+    from .influence_check import INFLUENCE_BUDGET
     from .suite import DEFAULT_BUDGET, QUICK_BUDGET, SWEEP_BUDGET
 
-    base = QUICK_BUDGET if args.quick else {"sweep": SWEEP_BUDGET}.get(args.command, DEFAULT_BUDGET)
+    defaults = {"sweep": SWEEP_BUDGET, "influence-check": INFLUENCE_BUDGET}
+    base = QUICK_BUDGET if args.quick else defaults.get(args.command, DEFAULT_BUDGET)
     changes = {}
     for name in (
         "env_steps",
@@ -107,6 +111,25 @@ def build_parser() -> argparse.ArgumentParser:
                 help="comma-separated: sac (the baseline, required), e2hil, e2hil_first_order (default sac,e2hil)",
             )
         _add_budget_flags(p)
+
+    check = sub.add_parser(
+        "influence-check", help="predicted vs measured entropy change of each influence form (short run)"
+    )
+    check.add_argument("--seed", type=int, default=0)
+    check.add_argument(
+        "--form",
+        choices=INFLUENCE_FORMS,
+        default="first_order",
+        help="influence_form the short run trains with",
+    )
+    check.add_argument("--samples", type=int, default=128, help="one-sample steps measured (default 128)")
+    check.add_argument("--entropy-samples", type=int, default=64, help="noise draws per state per entropy")
+    check.add_argument("--snapshot", type=Path, help="reuse the policy of an earlier check (its snapshot.pt)")
+    check.add_argument(
+        "--run-dir", type=Path, help="snapshot (default outputs/bench/influence_check_runs/<name>)"
+    )
+    check.add_argument("--report-dir", type=Path, help="report files (default docs/benchmarks)")
+    _add_budget_flags(check)
     return parser
 
 
@@ -154,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
             train_run(run, out_dir=out_dir, root=root, progress=True)
             print(f"result: {out_dir / 'result.json'}")
             return 0
+        if args.command == "influence-check":
+            return _influence_check(args, argv, budget, root)
         runs_dir = args.runs_dir or _default_runs_dir(args)
         report_dir = args.report_dir or ((QUICK_DIR / "report") if args.quick else Path("docs/benchmarks"))
         # --report-only rebuilds what the same command without it wrote
@@ -201,6 +226,26 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"e2hil-bench: {err}", file=sys.stderr)
         return 2
+
+
+def _influence_check(args: argparse.Namespace, argv: list[str], budget, root: Path) -> int:
+    from .influence_check import CheckSettings, run_check
+
+    overrides = (*budget.overrides, f"--algorithm.influence_form={args.form}")
+    run = dataclasses.replace(budget, overrides=overrides, probe_every=0).run("e2hil", args.seed, args.config)
+    settings = CheckSettings(
+        samples=args.samples,
+        entropy_samples=args.entropy_samples,
+        probe_every=budget.probe_every,
+        seed=args.seed,
+    )
+    run_dir = args.run_dir or Path("outputs/bench/influence_check_runs") / run.name
+    report_dir = args.report_dir or ((QUICK_DIR / "report") if args.quick else Path("docs/benchmarks"))
+    command = "e2hil-bench " + " ".join(shlex.quote(a) for a in argv)
+    path = run_check(run, settings, report_dir, run_dir, command, root, snapshot=args.snapshot)
+    print(path.read_text())
+    print(f"report: {path}")
+    return 0
 
 
 if __name__ == "__main__":
