@@ -86,7 +86,7 @@ def test_help_begins_with_what_the_launcher_does():
         [sys.executable, "-m", "lerobot_policy_e2hil.sim.train", "--help"],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         cwd=ROOT,
     )
     assert result.returncode == 0
