@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .config import LaunchConfig
+
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
     """All complete records of a metrics file (a partly written last line is skipped)."""
@@ -21,14 +23,16 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def episode_stats(records: list[dict[str, Any]], window: int) -> dict[str, Any]:
+def episode_stats(
+    records: list[dict[str, Any]], window: int, collapse_drop: float = LaunchConfig.collapse_drop
+) -> dict[str, Any]:
     """Counters over the run and rates over the last ``window`` episodes.
 
     The intervention rate is the paper's: intervention steps / all env steps (here and in the
-    plot). Only finished episodes count (the actor reports an episode when it ends), and after a
-    resume only what the checkpoint kept (:func:`kept_records`). ``opt_steps`` is the newest
-    optimisation step any record names (``train`` records come every ``log_freq`` updates,
-    checkpoints too).
+    plot). ``collapse`` is :func:`collapse_check` of the success series over ``window`` episodes.
+    Only finished episodes count (the actor reports an episode when it ends), and after a resume
+    only what the checkpoint kept (:func:`kept_records`). ``opt_steps`` is the newest optimisation
+    step any record names (``train`` records come every ``log_freq`` updates, checkpoints too).
     """
     records = kept_records(records)
     episodes = [r for r in records if r["kind"] == "episode"]
@@ -50,6 +54,7 @@ def episode_stats(records: list[dict[str, Any]], window: int) -> dict[str, Any]:
         ),
         "window": len(last),
         "success_by_position": position_success(episodes, window),
+        "collapse": collapse_check([float(r["success"]) for r in episodes], window, collapse_drop),
     }
 
 
@@ -71,6 +76,36 @@ def kept_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             ]
         kept.append(record)
     return kept
+
+
+def collapse_check(successes: list[float], window: int, drop: float) -> dict[str, Any] | None:
+    """The collapse signature: rolling success has fallen by more than ``drop`` from its best.
+
+    Args:
+        successes: Per-episode success (0 or 1), in episode order.
+        window: Episodes of the rolling mean; no verdict before one full window.
+        drop: Fall, as a fraction (0.3 = 30 points), from the best full-window rolling success.
+
+    Returns:
+        ``None`` when there is no collapse, else ``{"best", "best_episode", "current", "drop"}``
+        (success as fractions, ``best_episode`` the last episode of the first window at the best).
+    """
+    if window < 1 or len(successes) < window:
+        return None
+    rolling = _rolling(successes, window)[window - 1 :]
+    best_index = max(range(len(rolling)), key=rolling.__getitem__)
+    best, current = rolling[best_index], rolling[-1]
+    if best - current <= drop + 1e-9:  # rolling means of 0/1 carry float rounding
+        return None
+    return {"best": best, "best_episode": best_index + window - 1, "current": current, "drop": best - current}
+
+
+def collapse_text(collapse: dict[str, Any]) -> str:
+    """The warning printed in progress lines and the summary."""
+    return (
+        f"WARNING: success collapsed from {100 * collapse['best']:.0f}% (episode {collapse['best_episode']}) "
+        f"to {100 * collapse['current']:.0f}%"
+    )
 
 
 def position_success(episodes: list[dict[str, Any]], window: int) -> dict[str, dict[str, Any]] | None:
@@ -116,6 +151,7 @@ def progress_line(stats: dict[str, Any], wall_s: float) -> str:
         f"[e2hil-sim {wall_s:7.0f}s] env steps {stats['env_steps']:>7} | episodes {stats['episodes']:>5} | "
         f"updates {stats['opt_steps']:>6} | success(last {stats['window']}) {pct(stats['success_last'])} | "
         f"intervention rate(last {stats['window']}) {pct(stats['intervention_rate_last'])}"
+        + (f" | {collapse_text(stats['collapse'])}" if stats.get("collapse") else "")
     )
 
 
@@ -136,10 +172,19 @@ def _step_share(episodes: list[dict[str, Any]], window: int) -> list[float]:
     return [i / n if n else 0.0 for i, n in zip(interventions, lengths, strict=True)]
 
 
+# Learner diagnostics plotted against learner update: (metrics key, PNG name).
+TRAIN_PLOTS = (
+    ("e2hil/entropy", "policy_entropy"),
+    ("e2hil/kept_fraction", "kept_fraction"),
+    ("loss_critic", "critic_loss"),
+    ("temperature", "temperature"),
+)
+
+
 def write_plots(
     records: list[dict[str, Any]], out_dir: Path, window: int = 20, log_freq: int | None = None
 ) -> list[Path]:
-    """Success, intervention rate, policy entropy and kept fraction against env step, as PNGs.
+    """Success and intervention rate against env step, learner diagnostics against update, as PNGs.
 
     The intervention rate is the share of env steps, as in the summary (over a rolling window of
     episodes). Records a learner restart lost are left out (:func:`kept_records`).
@@ -176,17 +221,28 @@ def write_plots(
             f"intervention rate\n(share of env steps, rolling {window} ep.)",
         ),
     }
-    for key, name in (("e2hil/entropy", "policy_entropy"), ("e2hil/kept_fraction", "kept_fraction")):
-        points = [(r["env_step"], r[key]) for r in train if key in r]
+    for key, name in TRAIN_PLOTS:
+        points = [(r["opt_step"], r[key]) for r in train if key in r]
         series[name] = ([p[0] for p in points], [p[1] for p in points], key)
     written = []
     for name, (xs, ys, label) in series.items():
         fig, ax = plt.subplots(figsize=(6, 3.5))
         ax.plot(xs, ys)
-        if not xs and log_freq:
-            note = f"no '{label}' records in this run\n(written every log_freq={log_freq} learner updates)"
-            ax.text(0.5, 0.5, note, ha="center", va="center", transform=ax.transAxes)
-        ax.set_xlabel("env step")
+        if not xs:
+            ax.text(
+                0.5,
+                0.5,
+                f"no '{label}' records in this run"
+                + (
+                    f"\n(written every log_freq={log_freq} learner updates)"
+                    if log_freq and name in dict(TRAIN_PLOTS).values()
+                    else ""
+                ),
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+            )
+        ax.set_xlabel("learner update" if name in dict(TRAIN_PLOTS).values() else "env step")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         fig.tight_layout()
