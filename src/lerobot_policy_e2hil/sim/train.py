@@ -446,7 +446,12 @@ def run(args: list[str]) -> dict[str, Any]:
     if not started:
         code = EXIT_SETUP if learner_rc == EXIT_SETUP else EXIT_FATAL
         message = "; ".join(reasons) or "the learner did not start"
-        raise LaunchError(f"{message}. {_finish_failed_start(output_dir, created, logs)}", code)
+        advice = (
+            f"{output_dir} is unchanged; fix what the learner says, then resume again"
+            if resume
+            else _finish_failed_start(output_dir, created, logs)
+        )  # a resume that failed at its start is not advised again
+        raise LaunchError(f"{message}. {advice}", code)
 
     records = read_metrics(output_dir / METRICS_FILE)
     stats = episode_stats(records, launch.summary_window, launch.collapse_drop)
