@@ -12,10 +12,17 @@ alternating rounds so that machine load hits them alike:
   temperature) with a diagonal Gaussian written out by hand, no optimizer and no
   torch.distributions. ``floor+adam`` adds one ``foreach`` Adam step per loss.
 
-Figures: median over rounds of the mean time per update, and the ratios of the medians.
+With ``--e2hil`` the contenders are instead SAC and E2HiL (``policy_gradient``, K Monte Carlo
+actions), each as LeRobot-built (``LEROBOT_E2HIL_FAST_UPDATE=0``, today's code) and fast, all
+four from the same weights: the E2HiL/SAC ratio before and after, side by side.
 
-    python benchmarks/bench_fast_update.py                        # state-only, batch 128, 1 thread
-    python benchmarks/bench_fast_update.py --batch-size 256 --threads 2
+Figures: median over rounds of the mean time per update, and the ratios of the medians, in CPU
+time of the process (``time.process_time``: on a busy machine wall time mostly measures the
+scheduler) and, for reference, in wall time.
+
+    python benchmarks/bench_fast_update.py                        # SAC: LeRobot vs fast vs floor, batch 128, 1 thread
+    python benchmarks/bench_fast_update.py --e2hil --batch-size 256 --k 8
+    python benchmarks/bench_fast_update.py --e2hil --batch-size 256 --k 8 --cameras 2 --updates 2 --rounds 3
 """
 
 from __future__ import annotations
@@ -35,12 +42,12 @@ from lerobot_policy_e2hil.fast_update import FAST_UPDATE_ENV
 from lerobot_policy_e2hil.synthetic import make_policy, make_rl_algorithm, random_batch
 
 
-def build_sac(policy, fast: bool):
-    """``make_algorithm("sac")`` with the fast update switched on or off."""
+def build_sac(policy, fast: bool, algorithm_type: str = "sac", **overrides):
+    """``make_algorithm(algorithm_type)`` with the fast update switched on or off."""
     previous = os.environ.get(FAST_UPDATE_ENV)
     os.environ[FAST_UPDATE_ENV] = "1" if fast else "0"
     try:
-        return make_rl_algorithm("sac", policy)
+        return make_rl_algorithm(algorithm_type, policy, **overrides)
     finally:
         if previous is None:
             os.environ.pop(FAST_UPDATE_ENV)
@@ -118,12 +125,13 @@ class FloorUpdate:
         self._step(temperature_loss, 2, [self.log_alpha])
 
 
-def time_round(update: Callable[[dict], object], batches: list[dict]) -> float:
-    """Mean milliseconds of ``update(batch)`` over ``batches``."""
-    start = time.perf_counter()
+def time_round(update: Callable[[dict], object], batches: list[dict]) -> tuple[float, float]:
+    """Mean CPU and wall milliseconds of ``update(batch)`` over ``batches``."""
+    cpu, wall = time.process_time(), time.perf_counter()
     for batch in batches:
         update(batch)
-    return (time.perf_counter() - start) * 1000 / len(batches)
+    scale = 1000 / len(batches)
+    return (time.process_time() - cpu) * scale, (time.perf_counter() - wall) * scale
 
 
 def main() -> None:
@@ -134,38 +142,64 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--updates", type=int, default=20, help="updates per timed round")
     parser.add_argument("--rounds", type=int, default=7, help="alternating rounds")
+    parser.add_argument("--e2hil", action="store_true", help="SAC and E2HiL, LeRobot-built and fast")
+    parser.add_argument("--k", type=int, default=8, help="E2HiL Monte Carlo actions per state")
+    parser.add_argument("--cameras", type=int, default=0, choices=(0, 1, 2), help="128x128 cameras")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     torch.manual_seed(0)
-    policy = make_policy()
+    policy = make_policy(num_cameras=args.cameras)
     lerobot = build_sac(policy, fast=False)
-    fast = build_sac(copy.deepcopy(policy), fast=True)
-    fast.critic_ensemble.load_state_dict(lerobot.critic_ensemble.state_dict())
-    fast.critic_target.load_state_dict(lerobot.critic_target.state_dict())
     generator = torch.Generator().manual_seed(0)
     batches = [random_batch(policy, args.batch_size, generator=generator) for _ in range(args.updates)]
+    if args.e2hil:
+        algorithms = {
+            "sac lerobot": lerobot,
+            "e2hil lerobot": build_sac(copy.deepcopy(policy), False, "e2hil", num_action_samples=args.k),
+            "sac fast": build_sac(copy.deepcopy(policy), True),
+            "e2hil fast": build_sac(copy.deepcopy(policy), True, "e2hil", num_action_samples=args.k),
+        }
+    else:
+        algorithms = {"lerobot": lerobot, "fast": build_sac(copy.deepcopy(policy), fast=True)}
+    for algorithm in algorithms.values():
+        algorithm.critic_ensemble.load_state_dict(lerobot.critic_ensemble.state_dict())
+        algorithm.critic_target.load_state_dict(lerobot.critic_target.state_dict())
     contenders: dict[str, Callable[[dict], object]] = {
-        "lerobot": lambda batch: lerobot.update(iter((batch,))),
-        "fast": lambda batch: fast.update(iter((batch,))),
-        "floor": FloorUpdate(lerobot, with_adam=False).update,
-        "floor+adam": FloorUpdate(lerobot, with_adam=True).update,
+        name: (lambda batch, algorithm=algorithm: algorithm.update(iter((batch,))))
+        for name, algorithm in algorithms.items()
     }
+    if not args.e2hil:
+        contenders["floor"] = FloorUpdate(lerobot, with_adam=False).update
+        contenders["floor+adam"] = FloorUpdate(lerobot, with_adam=True).update
     times: dict[str, list[float]] = {name: [] for name in contenders}
+    walls: dict[str, list[float]] = {name: [] for name in contenders}
     for update in contenders.values():  # warm-up: allocator, kernels, optimizer state
         time_round(update, batches[:3])
     for _ in range(args.rounds):
         for name, update in contenders.items():
-            times[name].append(time_round(update, batches))
+            cpu, wall = time_round(update, batches)
+            times[name].append(cpu)
+            walls[name].append(wall)
 
     median = {name: statistics.median(values) for name, values in times.items()}
+    wall_median = {name: statistics.median(values) for name, values in walls.items()}
+    inputs = f"{args.cameras} camera(s) 128x128" if args.cameras else "state-only"
     print(
-        f"torch {torch.__version__}, {args.threads} thread(s), state-only, batch {args.batch_size}, "
+        f"torch {torch.__version__}, {args.threads} thread(s), {inputs}, batch {args.batch_size}, "
         f"{args.rounds} rounds x {args.updates} updates, load average {os.getloadavg()[0]:.2f}"
     )
+    print("CPU ms per update (median of rounds, min-max), wall ms (median)")
     for name, value in median.items():
         spread = f"{min(times[name]):.1f}-{max(times[name]):.1f}"
-        print(f"{name:<11} {value:7.2f} ms/update  (rounds {spread})")
+        print(f"{name:<14} {value:8.2f}  ({spread})  wall {wall_median[name]:8.2f}")
+    if args.e2hil:
+        for mode in ("lerobot", "fast"):
+            ratio = median[f"e2hil {mode}"] / median[f"sac {mode}"]
+            print(f"E2HiL/SAC ({mode:<7}) {ratio:.2f}  (K={args.k}, policy_gradient)")
+        print(f"speed-up SAC lerobot/fast   {median['sac lerobot'] / median['sac fast']:.2f}")
+        print(f"speed-up E2HiL lerobot/fast {median['e2hil lerobot'] / median['e2hil fast']:.2f}")
+        return
     print(f"speed-up lerobot/fast   {median['lerobot'] / median['fast']:.2f}  (target >= 1.5)")
     print(f"fast/floor              {median['fast'] / median['floor']:.2f}  (target <= 2)")
     print(f"fast/(floor+adam)       {median['fast'] / median['floor+adam']:.2f}")

@@ -4,10 +4,11 @@ Profiles LeRobot 0.6.1's ``SACAlgorithm.update`` (``--fast 0``, the default) or 
 :mod:`lerobot_policy_e2hil.fast_update` (``--fast 1``) on a state-only policy, batch 128, one
 torch thread, synthetic batches. Prints, per update:
 
-* phases: exclusive wall time of each piece of the update, measured by wrapping the methods it
-  calls (losses, the actor's and critics' forwards, ``backward``, Adam, ``clip_grad_norm_``,
+* phases: exclusive CPU time (``time.thread_time``) of each piece of the update, measured by
+  wrapping the methods it calls (losses, the actor's and critics' forwards, ``backward``, Adam, ``clip_grad_norm_``,
   target update);
-* operators: ``torch.profiler`` self CPU time grouped into matmul, elementwise and the rest;
+* operators: shares of ``torch.profiler`` self time, grouped into matmul, elementwise, optimizer
+  and the rest (the profiler adds its own overhead per operator, so only the shares are shown);
 * the floor: ``bench_fast_update.FloorUpdate`` (the same forward and backward passes in plain
   torch on copies of the same networks, no optimizer) in the same process;
 * replay: one batch from an ``OnlineOfflineMixer`` over two filled ``ReplayBuffer`` s.
@@ -52,7 +53,7 @@ ELEMENTWISE_HINTS = (
 
 
 class PhaseTimer:
-    """Exclusive wall time of wrapped callables (a wrapped call inside another is not counted twice)."""
+    """Exclusive CPU time of wrapped callables (a wrapped call inside another is not counted twice)."""
 
     def __init__(self):
         self.totals: dict[str, float] = collections.defaultdict(float)
@@ -66,12 +67,12 @@ class PhaseTimer:
         def timed(*args, **kwargs):
             if not self.active:
                 return function(*args, **kwargs)
-            start = time.perf_counter()
+            start = time.thread_time()
             self._stack.append(0.0)
             try:
                 return function(*args, **kwargs)
             finally:
-                elapsed = time.perf_counter() - start
+                elapsed = time.thread_time() - start
                 inner = self._stack.pop()
                 self.totals[label] += elapsed - inner
                 if self._stack:
@@ -126,7 +127,7 @@ def operator_breakdown(algorithm, batches) -> dict[str, float]:
 
 
 def replay_ms(batch_size: int, policy, rounds: int = 200) -> float:
-    """Milliseconds to draw one mixed batch from two filled state-only replay buffers."""
+    """CPU milliseconds to draw one mixed batch from two filled state-only replay buffers."""
     from lerobot.rl.buffer import ReplayBuffer
     from lerobot.rl.data_sources import OnlineOfflineMixer
 
@@ -151,10 +152,10 @@ def replay_ms(batch_size: int, policy, rounds: int = 200) -> float:
     mixer = OnlineOfflineMixer(filled(2000), filled(500), online_ratio=0.5)
     iterator = mixer.get_iterator(batch_size, async_prefetch=False)
     next(iterator)
-    start = time.perf_counter()
+    start = time.thread_time()
     for _ in range(rounds):
         next(iterator)
-    return (time.perf_counter() - start) * 1000 / rounds
+    return (time.thread_time() - start) * 1000 / rounds
 
 
 def main() -> None:
@@ -183,15 +184,15 @@ def main() -> None:
     update_ms, floor_ms = [], []
     for _ in range(args.rounds):
         timer.active = True
-        start = time.perf_counter()
+        start = time.thread_time()
         for batch in batches:
             algorithm.update(iter((batch,)))
-        update_ms.append((time.perf_counter() - start) * 1000 / len(batches))
+        update_ms.append((time.thread_time() - start) * 1000 / len(batches))
         timer.active = False
-        start = time.perf_counter()
+        start = time.thread_time()
         for batch in batches:
             floor.update(batch)
-        floor_ms.append((time.perf_counter() - start) * 1000 / len(batches))
+        floor_ms.append((time.thread_time() - start) * 1000 / len(batches))
     for owner, name, value in saved:
         setattr(owner, name, value)
     n_updates = args.rounds * len(batches)
@@ -202,16 +203,19 @@ def main() -> None:
         f"load average {os.getloadavg()[0]:.2f}"
     )
     update, flo = statistics.fmean(update_ms), statistics.fmean(floor_ms)
-    print(f"update (instrumented) {update:7.2f} ms   floor {flo:7.2f} ms   ratio {update / flo:.2f}")
-    print("phases (exclusive ms per update):")
+    print(
+        f"CPU ms per update: update (instrumented) {update:7.2f}   floor {flo:7.2f}   ratio {update / flo:.2f}"
+    )
+    print("phases (exclusive CPU ms per update):")
     phases = {k: v * 1000 / n_updates for k, v in timer.totals.items()}
     for label, ms in sorted(phases.items(), key=lambda item: -item[1]):
         print(f"  {label:<32} {ms:7.2f}  {100 * ms / update:5.1f}%")
     rest = update - sum(phases.values())
     print(f"  {'update() body':<32} {rest:7.2f}  {100 * rest / update:5.1f}%")
-    print("operators (torch.profiler self CPU ms per update, profiler overhead included):")
+    print("operators (share of torch.profiler self time):")
+    total = sum(operators.values())
     for label, ms in sorted(operators.items(), key=lambda item: -item[1]):
-        print(f"  {label:<48} {ms:7.2f}")
+        print(f"  {label:<48} {100 * ms / total:5.1f}%")
     print(
         f"replay: one mixed batch of {args.batch_size} from two buffers {replay_ms(args.batch_size, policy):.2f} ms"
     )

@@ -73,10 +73,19 @@ def _trained_tensors(algorithm):
         ("e2hil", 200, {}, {}),
         ("sac", 60, {"num_discrete_actions": 3}, {"utd_ratio": 2}),
         ("e2hil", 60, {"num_discrete_actions": 3}, {"influence_form": "natural"}),
+        ("e2hil", 60, {}, {"influence_form": "first_order"}),
         ("sac", 10, {"num_cameras": 1, "image_size": 64}, {}),
         ("e2hil", 10, {"num_cameras": 1, "image_size": 64}, {}),
     ],
-    ids=["sac", "e2hil", "sac-discrete-utd2", "e2hil-discrete-natural", "sac-camera", "e2hil-camera"],
+    ids=[
+        "sac",
+        "e2hil",
+        "sac-discrete-utd2",
+        "e2hil-discrete-natural",
+        "e2hil-first-order",
+        "sac-camera",
+        "e2hil-camera",
+    ],
 )
 def test_fast_update_trains_bit_for_bit_like_lerobots(
     monkeypatch, algorithm_type, updates, policy_kwargs, overrides
