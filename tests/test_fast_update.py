@@ -1,6 +1,7 @@
 """The fast update computes what LeRobot's update computes: parameters, optimizer state, stats."""
 
 import copy
+import pickle
 
 import pytest
 import torch
@@ -218,10 +219,11 @@ def test_e2hil_monte_carlo_estimate_is_unchanged_by_the_fast_path(monkeypatch):
     assert torch.equal(fast.last_mask, slow.last_mask)
 
 
-def test_a_copied_fast_algorithm_stays_fast(monkeypatch):
+def test_a_copied_or_pickled_fast_algorithm_stays_fast(monkeypatch):
     fast = _build(monkeypatch, True, "sac", {}, {})
     clone = copy.deepcopy(fast)
     assert isinstance(clone, FastUpdateMixin)
+    assert pickle.loads(pickle.dumps(type(fast))) is type(fast)
     assert all(
         group["foreach"] for optimizer in clone.optimizers.values() for group in optimizer.param_groups
     )

@@ -99,8 +99,15 @@ def fast_class(cls: type) -> type:
     if not issubclass(cls, SACAlgorithm) or issubclass(cls, FastUpdateMixin):
         return cls
     if cls not in _FAST_CLASSES:
-        namespace = {"__module__": __name__, "__doc__": cls.__doc__, "_plain_class": cls}
-        _FAST_CLASSES[cls] = type(f"Fast{cls.__name__}", (FastUpdateMixin, cls), namespace)
+        name = f"Fast{cls.__name__}"
+        namespace = {
+            "__module__": __name__,
+            "__qualname__": name,
+            "__doc__": cls.__doc__,
+            "_plain_class": cls,
+        }
+        _FAST_CLASSES[cls] = type(name, (FastUpdateMixin, cls), namespace)
+        globals().setdefault(name, _FAST_CLASSES[cls])  # pickle finds classes by module and name
     return _FAST_CLASSES[cls]
 
 
