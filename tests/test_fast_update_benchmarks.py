@@ -1,0 +1,42 @@
+"""The benchmark commands of docs/benchmarks.md (issue 14) run, as subprocesses, on tiny sizes."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--batch-size", "8", "--updates", "2", "--rounds", "1"]
+
+
+def _run(*args: str) -> str:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    return done.stdout
+
+
+def test_bench_fast_update_compares_lerobot_fast_and_floor():
+    out = _run("benchmarks/bench_fast_update.py", *TINY)
+    for contender in ("lerobot", "fast", "floor", "floor+adam"):
+        assert any(line.split()[0] == contender for line in out.splitlines() if line.strip()), contender
+    assert "speed-up lerobot/fast" in out and "fast/floor" in out
+
+
+@pytest.mark.parametrize("cameras", ["0", "1"])
+def test_bench_fast_update_e2hil_prints_both_ratios(cameras):
+    out = _run("benchmarks/bench_fast_update.py", "--e2hil", "--k", "2", "--cameras", cameras, *TINY)
+    assert "E2HiL/SAC (lerobot)" in out and "E2HiL/SAC (fast   )" in out
+    assert ("camera(s) 128x128" in out) == (cameras != "0")
+
+
+def test_profile_update_prints_phases_operators_floor_and_replay():
+    out = _run("benchmarks/profile_update.py", "--fast", "1", *TINY)
+    assert out.startswith("ours (fast update) SAC update")
+    for text in ("floor", "backward", "Adam step", "matmul (mm, addmm, bmm)", "replay: one mixed batch of 8"):
+        assert text in out, text
