@@ -227,3 +227,13 @@ def test_a_copied_or_pickled_fast_algorithm_stays_fast(monkeypatch):
     assert all(
         group["foreach"] for optimizer in clone.optimizers.values() for group in optimizer.param_groups
     )
+
+
+def test_optimizers_stay_foreach_after_loading_a_plain_checkpoint(monkeypatch):
+    slow = _build(monkeypatch, False, "sac", {}, {})
+    fast = _build(monkeypatch, True, "sac", {}, {})
+    for name, optimizer in fast.optimizers.items():
+        saved = slow.optimizers[name].state_dict()
+        assert all(not group["foreach"] for group in saved["param_groups"])
+        optimizer.load_state_dict(saved)
+        assert all(group["foreach"] for group in optimizer.param_groups), name

@@ -141,7 +141,15 @@ def frozen(parameters: Iterable[nn.Parameter]) -> Iterator[None]:
 
 
 def use_foreach(optimizer: Optimizer) -> None:
-    """Make ``optimizer`` use its multi-tensor (``foreach``) implementation from its next step."""
+    """Make ``optimizer`` use its multi-tensor (``foreach``) implementation from its next step.
+
+    Also after ``load_state_dict`` (a resumed learner), which restores the saved groups' flags.
+    """
+    _set_foreach(optimizer)
+    optimizer.register_load_state_dict_post_hook(_set_foreach)
+
+
+def _set_foreach(optimizer: Optimizer) -> None:
     optimizer.defaults["foreach"] = True
     for group in optimizer.param_groups:
         group["foreach"] = True
