@@ -202,12 +202,13 @@ def test_actor_retries_a_bounded_time_then_exits_with_one_paragraph(tmp_path):
         "lerobot_policy_e2hil.sim.actor",
         *sim_args(port),
         f"--output_dir={tmp_path / 'actor'}",
-        "--faults.connect_timeout_s=4",
-        "--faults.ready_timeout_s=1",
+        # Two attempts need the first to end before the deadline: 0.5 s of 8 s leaves a loaded machine room.
+        "--faults.connect_timeout_s=8",
+        "--faults.ready_timeout_s=0.5",
         "--faults.retry_interval_s=0.5",
     )
     assert code == 1
-    assert last.startswith(f"error: the actor could not reach the learner at 127.0.0.1:{port} within 4 s.")
+    assert last.startswith(f"error: the actor could not reach the learner at 127.0.0.1:{port} within 8 s.")
     attempts = [line for line in output.splitlines() if "not ready (attempt" in line]
     assert len(attempts) >= 2 and "retrying for up to" in attempts[0]
     assert "giving up" in output
