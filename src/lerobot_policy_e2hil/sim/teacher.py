@@ -216,32 +216,48 @@ class ScriptedTeacher(InputController):
         return float(max(cfg.min_takeover_probability, 1.0 - progress))
 
     def _decide(self, tcp: np.ndarray, block: np.ndarray) -> bool:
-        cfg = self.config
-        if cfg.mode == "off":
-            return False
-        if cfg.mode == "always" or self.is_demo_episode():
-            return True
-        self._tcp_history.append(tcp.copy())
-        distance = float(np.linalg.norm(block - tcp))
-        self._best_distance = min(self._best_distance, distance)
+        forced = self._forced()
+        if forced is not None:
+            return forced
+        distance = self._observe(tcp, block)
         if self.intervention_flag:
             self._intervention_steps += 1
-            if self._intervention_steps >= cfg.handback_steps or self._lifted(block):
+            if self._intervention_steps >= self.config.handback_steps or self._lifted(block):
                 self._hand_back()
                 return False
             return True
+        if not self._warranted(distance, block):
+            return False
+        self._takeovers += 1
+        self.total_takeovers += 1
+        self._intervention_steps = 0
+        return True
+
+    def _forced(self) -> bool | None:
+        """The decision when the mode or a demonstration episode fixes it, else None."""
+        if self.config.mode == "off":
+            return False
+        if self.config.mode == "always" or self.is_demo_episode():
+            return True
+        return None
+
+    def _observe(self, tcp: np.ndarray, block: np.ndarray) -> float:
+        """Record the step for the stall and drift detectors; returns the tool-cube distance."""
+        self._tcp_history.append(tcp.copy())
+        distance = float(np.linalg.norm(block - tcp))
+        self._best_distance = min(self._best_distance, distance)
+        return distance
+
+    def _warranted(self, distance: float, block: np.ndarray) -> bool:
+        """Whether an attentive teacher with take-overs left sees a stall or a drift now."""
+        cfg = self.config
         if not self._attentive or self._takeovers >= cfg.max_takeovers_per_episode:
             return False
         stalled = len(self._tcp_history) > cfg.stall_steps and (
             float(np.linalg.norm(self._tcp_history[-1] - self._tcp_history[0])) < cfg.stall_distance
         )
         drifted = distance - self._best_distance > cfg.drift_distance
-        if (stalled and not self._lifted(block)) or drifted:
-            self._takeovers += 1
-            self.total_takeovers += 1
-            self._intervention_steps = 0
-            return True
-        return False
+        return (stalled and not self._lifted(block)) or drifted
 
     # --- human-like operator ----------------------------------------------------------------
 
@@ -293,13 +309,10 @@ class ScriptedTeacher(InputController):
     def _decide_human(self, tcp: np.ndarray, block: np.ndarray) -> bool:
         """:meth:`_decide` with a reaction delay, a drawn take-over length and a lift hold."""
         cfg = self.config
-        if cfg.mode == "off":
-            return False
-        if cfg.mode == "always" or self.is_demo_episode():
-            return True
-        self._tcp_history.append(tcp.copy())
-        distance = float(np.linalg.norm(block - tcp))
-        self._best_distance = min(self._best_distance, distance)
+        forced = self._forced()
+        if forced is not None:
+            return forced
+        distance = self._observe(tcp, block)
         if self.intervention_flag:
             self._intervention_steps += 1
             if self._lifted(block):
@@ -314,13 +327,7 @@ class ScriptedTeacher(InputController):
                 return False
             self._pending = None
             return self._take_over()
-        if not self._attentive or self._takeovers >= cfg.max_takeovers_per_episode:
-            return False
-        stalled = len(self._tcp_history) > cfg.stall_steps and (
-            float(np.linalg.norm(self._tcp_history[-1] - self._tcp_history[0])) < cfg.stall_distance
-        )
-        drifted = distance - self._best_distance > cfg.drift_distance
-        if not ((stalled and not self._lifted(block)) or drifted):
+        if not self._warranted(distance, block):
             return False
         delay = int(self.rng.integers(cfg.reaction_delay_min_steps, cfg.reaction_delay_max_steps + 1))
         if delay == 0:
