@@ -31,6 +31,8 @@ from typing import Any
 
 import torch
 
+from ..errors import ConfigError, exit_on_setup_error
+
 SUCCESS_SOURCES = ("classifier", "keys")
 logger = logging.getLogger(__name__)
 
@@ -59,17 +61,17 @@ class SO101EvalConfig:
 
     def __post_init__(self) -> None:
         if not self.train_config:
-            raise ValueError(
+            raise ConfigError(
                 "train_config='' is invalid; allowed values: path of a HIL-SERL train config JSON"
             )
         if not self.policy_path:
-            raise ValueError(
+            raise ConfigError(
                 "policy_path='' is invalid; allowed values: a checkpoint's pretrained_model folder"
             )
         if self.n_episodes < 1:
-            raise ValueError(f"n_episodes={self.n_episodes} is invalid; allowed values: >= 1")
+            raise ConfigError(f"n_episodes={self.n_episodes} is invalid; allowed values: >= 1")
         if self.success_source not in SUCCESS_SOURCES:
-            raise ValueError(
+            raise ConfigError(
                 f"success_source={self.success_source!r} is invalid; allowed values: {SUCCESS_SOURCES}"
             )
 
@@ -208,7 +210,7 @@ def policy_action_fn(train_cfg, policy_path: str, device: str) -> Callable[[dict
         continuous action, followed by the discrete gripper command when the policy has one.
 
     Raises:
-        FileNotFoundError: If ``policy_path`` is not a folder with a saved policy and its processors.
+        ConfigError: If ``policy_path`` is not a folder with a saved policy and its processors.
     """
     from lerobot.policies.factory import make_policy, make_pre_post_processors
     from lerobot.utils.constants import POLICY_POSTPROCESSOR_DEFAULT_NAME, POLICY_PREPROCESSOR_DEFAULT_NAME
@@ -221,7 +223,7 @@ def policy_action_fn(train_cfg, policy_path: str, device: str) -> Callable[[dict
     ]
     missing = [name for name in expected if not (folder / name).is_file()]
     if missing:
-        raise FileNotFoundError(
+        raise ConfigError(
             f"policy_path={policy_path!r} is invalid (missing {missing}); allowed values: a checkpoint's "
             "pretrained_model folder, e.g. outputs/train/<run>/checkpoints/last/pretrained_model"
         )
@@ -270,7 +272,7 @@ def evaluate(cfg: SO101EvalConfig, train_overrides: list[str] | None = None) -> 
     if cfg.success_source == "classifier" and (
         processor.reward_classifier is None or not processor.reward_classifier.pretrained_path
     ):
-        raise ValueError(
+        raise ConfigError(
             "success_source='classifier' needs env.processor.reward_classifier.pretrained_path in "
             f"{cfg.train_config}; allowed values: set it, or use success_source='keys'"
         )
@@ -328,7 +330,8 @@ def main(argv: list[str] | None = None) -> None:
     types for a dry run); the others fill :class:`SO101EvalConfig`.
 
     Returns nothing (a console script's return value becomes its exit status): the summary is
-    printed and written to ``--output``.
+    printed and written to ``--output``. A bad argument ends the process with one
+    ``error: <field and allowed values>`` line and exit status 2.
 
     Args:
         argv: Arguments without the program name (default: ``sys.argv[1:]``).
@@ -339,7 +342,10 @@ def main(argv: list[str] | None = None) -> None:
 
     logging.basicConfig(level=logging.INFO)
     own, overrides = split_args(sys.argv[1:] if argv is None else list(argv))
-    evaluate(draccus.parse(SO101EvalConfig, args=own), overrides)
+    try:
+        evaluate(draccus.parse(SO101EvalConfig, args=own), overrides)
+    except Exception as err:
+        exit_on_setup_error(err)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from lerobot.configs import parser
 from lerobot.rl.gym_manipulator import DatasetConfig
 
+from ..errors import ConfigError, exit_on_setup_error
 from .config_env import SO101HILEnvConfig
 
 MODES = ("record", "replay")
@@ -47,13 +48,13 @@ class SO101RecordConfig:
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
-            raise ValueError(f"mode={self.mode!r} is invalid; allowed values: {MODES}")
+            raise ConfigError(f"mode={self.mode!r} is invalid; allowed values: {MODES}")
         if self.mode == "replay" and self.dataset.replay_episode is None:
-            raise ValueError(
+            raise ConfigError(
                 "dataset.replay_episode=None is invalid with mode='replay'; allowed values: an episode index >= 0"
             )
         if self.mode == "record" and self.dataset.num_episodes_to_record <= 0:
-            raise ValueError(
+            raise ConfigError(
                 f"dataset.num_episodes_to_record={self.dataset.num_episodes_to_record} is invalid; "
                 "allowed values: >= 1"
             )
@@ -111,9 +112,23 @@ def _track_created_datasets(module) -> _CreatedDatasets:
 
 
 @parser.wrap()
-def main(cfg: SO101RecordConfig) -> None:
-    """CLI entry point (``--config_path`` plus dotted overrides)."""
+def _parse_and_run(cfg: SO101RecordConfig) -> None:
     run(cfg)
+
+
+def main() -> None:
+    """CLI entry point (``--config_path`` plus dotted overrides).
+
+    A bad config ends the process with one ``error: <field and allowed values>`` line and exit
+    status 2.
+    """
+    import sys
+
+    config_path = parser.parse_arg("config_path", sys.argv[1:])
+    try:
+        _parse_and_run()
+    except Exception as err:
+        exit_on_setup_error(err, config_path)
 
 
 if __name__ == "__main__":

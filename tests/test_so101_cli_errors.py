@@ -1,0 +1,50 @@
+"""The SO101 commands end on a bad value with one line naming the field and the allowed values."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+ENV_CONFIG = str(ROOT / "HIL-SERL" / "env_config_so101.json")
+
+CASES = {
+    "eval n_episodes": (
+        ["e2hil-so101-eval", "--train_config=t.json", "--policy_path=p", "--n_episodes=0"],
+        "error: n_episodes=0 is invalid; allowed values: >= 1",
+    ),
+    "eval success_source": (
+        ["e2hil-so101-eval", "--train_config=t.json", "--policy_path=p", "--success_source=camera"],
+        "error: success_source='camera' is invalid; allowed values: ('classifier', 'keys')",
+    ),
+    "record mode": (
+        ["e2hil-so101-record", "--config_path", ENV_CONFIG, "--mode=teach"],
+        "error: mode='teach' is invalid; allowed values: ('record', 'replay')",
+    ),
+    "record replay without episode": (
+        ["e2hil-so101-record", "--config_path", ENV_CONFIG, "--mode=replay", "--dataset.replay_episode=null"],
+        "error: dataset.replay_episode=None is invalid with mode='replay'; allowed values: an episode index >= 0",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_bad_value_exits_with_one_line(name, tmp_path):
+    (program, *args), expected = CASES[name]
+    result = subprocess.run(
+        [str(BIN / program), *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "MUJOCO_GL": "egl"},
+        timeout=300,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert "Traceback" not in output and "Couldn't instantiate" not in output, output
+    assert result.stderr.strip().splitlines()[-1] == expected, output
