@@ -1,14 +1,20 @@
 """Small fixes for LeRobot 0.6.1 bugs that stop our users, installed when the plugin is imported.
 
 Each fix wraps one LeRobot function, changes nothing for inputs that already worked, and is
-idempotent. Remove a fix when the LeRobot release it works around is no longer supported.
+idempotent. :data:`FIXES` declares them, each with the upstream cause it works around; remove an
+entry when the LeRobot release it works around is no longer supported.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from dataclasses import dataclass
 
+import torch
 from lerobot.policies.gaussian_actor.modeling_gaussian_actor import GaussianActorPolicy
+from lerobot.rl.buffer import ReplayBuffer
+from lerobot.utils.constants import OBS_IMAGE
 from torch import Tensor
 
 _FIXED = "_e2hil_fixed"
@@ -34,6 +40,72 @@ def install_select_action_fix() -> None:
     GaussianActorPolicy.select_action = select_action
 
 
+def images_to_unit_range(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Return ``state`` with its uint8 image tensors as float32 in [0, 1]; other entries unchanged."""
+    return {
+        key: value.to(torch.float32) / 255.0
+        if key.startswith(OBS_IMAGE) and value.dtype == torch.uint8
+        else value
+        for key, value in state.items()
+    }
+
+
+def install_offline_image_scale_fix() -> None:
+    """Give the learner's offline (demo) buffer images in [0, 1], as the online buffer has them.
+
+    ``lerobot.datasets.factory.make_dataset`` opens the dataset with ``return_uint8=True`` (for
+    lerobot-train, whose processors rescale), so the learner's
+    ``initialize_offline_replay_buffer`` gets uint8 video frames, and ``ReplayBuffer`` stores them in
+    float32 tensors unscaled (0-255). The policy then trains on demo images 255 times brighter
+    than the actor's, and the learner's checkpoint fails when ``ReplayBuffer.to_lerobot_dataset``
+    writes that buffer back ("The image data type is float, which requires values in the range
+    [0.0, 1.0]"). The wrapper of ``ReplayBuffer._lerobotdataset_to_transitions`` converts uint8
+    image tensors (keys ``observation.image*``) to float32 / 255; float images pass unchanged.
+    """
+    original = ReplayBuffer.__dict__["_lerobotdataset_to_transitions"].__func__
+    if getattr(original, _FIXED, False):
+        return
+
+    @functools.wraps(original)
+    def to_transitions(dataset, state_keys=None):
+        transitions = original(dataset, state_keys)
+        for transition in transitions:
+            transition["state"] = images_to_unit_range(transition["state"])
+            transition["next_state"] = images_to_unit_range(transition["next_state"])
+        return transitions
+
+    setattr(to_transitions, _FIXED, True)
+    ReplayBuffer._lerobotdataset_to_transitions = staticmethod(to_transitions)
+
+
+@dataclass(frozen=True)
+class Fix:
+    """One declared fix: what it changes, the LeRobot 0.6.1 cause, and how to install it."""
+
+    # The LeRobot function the fix wraps
+    target: str
+    # The upstream cause (file and behaviour in LeRobot 0.6.1)
+    upstream: str
+    # Installs the fix (idempotent)
+    install: Callable[[], None]
+
+
+#: Every fix, in install order.
+FIXES: tuple[Fix, ...] = (
+    Fix(
+        "policies/gaussian_actor GaussianActorPolicy.select_action",
+        "scripts/lerobot_eval.py passes non-tensor batch entries ('task', 'action') to select_action",
+        install_select_action_fix,
+    ),
+    Fix(
+        "rl/buffer.py ReplayBuffer._lerobotdataset_to_transitions",
+        "datasets/factory.py make_dataset uses return_uint8=True; the offline buffer stores 0-255 floats",
+        install_offline_image_scale_fix,
+    ),
+)
+
+
 def install_all() -> None:
-    """Install every fix in this module."""
-    install_select_action_fix()
+    """Install every fix of :data:`FIXES`."""
+    for fix in FIXES:
+        fix.install()
