@@ -29,15 +29,17 @@ import numpy as np
 from gym_hil.wrappers.hil_wrappers import InputsControlWrapper
 from gym_hil.wrappers.intervention_utils import InputController
 
+from ..gripper import GYM_HIL_GRIPPER
 from .config import CUBE_X_RANGE, CUBE_Y_RANGE, TeacherConfig
 
-# Gym-hil's gripper convention in the EE action space: 0 opens, 1 keeps, 2 closes (it is added,
-# minus one, to the finger actuator command, where 255 is closed).
-GRIPPER_OPEN, GRIPPER_STAY, GRIPPER_CLOSE = 0.0, 1.0, 2.0
 # ``InputsControlWrapper.get_gamepad_action`` maps the controller's "open" to 2.0 and "close" to
 # 0.0, i.e. its names are the reverse of what the fingers do. The teacher asks for a physical
 # motion and this table names the controller command that produces it.
-_COMMAND_FOR_GRIPPER = {GRIPPER_CLOSE: "open", GRIPPER_OPEN: "close", GRIPPER_STAY: "no-op"}
+_COMMAND_FOR_GRIPPER = {
+    GYM_HIL_GRIPPER.close: "open",
+    GYM_HIL_GRIPPER.open: "close",
+    GYM_HIL_GRIPPER.stay: "no-op",
+}
 
 EE_STEP_M = 0.025  # gym-hil's EE wrapper scales actions in [-1, 1] by 2.5 cm per step
 # Centre of the cube's area; a human-like detour heads away from it
@@ -79,20 +81,20 @@ def expert_action(
     xy_error = float(np.linalg.norm(to_block[:2]))
     holding = gripper_closed and float(np.linalg.norm(to_block)) < gains.grasp_distance
     if holding:
-        return _towards(tcp, np.array([block[0], block[1], tcp[2] + EE_STEP_M]), GRIPPER_STAY)
+        return _towards(tcp, np.array([block[0], block[1], tcp[2] + EE_STEP_M]), GYM_HIL_GRIPPER.stay)
     if gripper_closed:
         # Closed on nothing (or lost the cube): open and back off upwards.
-        return np.array([0.0, 0.0, 1.0, GRIPPER_OPEN])
+        return np.array([0.0, 0.0, 1.0, GYM_HIL_GRIPPER.open])
     grasp_z = block_rest_z + gains.grasp_height
     if xy_error > gains.xy_tolerance:
         # Reach above the cube; rise first when low so the fingers do not sweep it away.
         z_target = block_rest_z + gains.hover_height
         if xy_error > 3 * gains.xy_tolerance or tcp[2] > z_target:
-            return _towards(tcp, np.array([block[0], block[1], z_target]), GRIPPER_STAY)
-        return _towards(tcp, np.array([block[0], block[1], tcp[2]]), GRIPPER_STAY)
+            return _towards(tcp, np.array([block[0], block[1], z_target]), GYM_HIL_GRIPPER.stay)
+        return _towards(tcp, np.array([block[0], block[1], tcp[2]]), GYM_HIL_GRIPPER.stay)
     if tcp[2] - grasp_z > gains.z_tolerance:
-        return _towards(tcp, np.array([block[0], block[1], grasp_z]), GRIPPER_STAY)
-    return np.array([0.0, 0.0, 0.0, GRIPPER_CLOSE])
+        return _towards(tcp, np.array([block[0], block[1], grasp_z]), GYM_HIL_GRIPPER.stay)
+    return np.array([0.0, 0.0, 0.0, GYM_HIL_GRIPPER.close])
 
 
 def _towards(tcp: np.ndarray, target: np.ndarray, gripper: float) -> np.ndarray:
@@ -123,7 +125,7 @@ class ScriptedTeacher(InputController):
         self.rng = np.random.default_rng(seed)
         self.env: Any = None
         self.episode = -1
-        self._action = np.array([0.0, 0.0, 0.0, GRIPPER_STAY])
+        self._action = np.array([0.0, 0.0, 0.0, GYM_HIL_GRIPPER.stay])
         self._tcp_history: deque[np.ndarray] = deque(maxlen=max(2, config.stall_steps + 1))
         self._best_distance = np.inf
         self._intervention_steps = 0
@@ -285,13 +287,13 @@ class ScriptedTeacher(InputController):
                 angle = float(np.arctan2(away[1], away[0])) if np.linalg.norm(away) > 1e-6 else 0.0
                 angle += self._detour_spread
                 self._detour_direction = np.array([np.cos(angle), np.sin(angle), 0.5])
-            action = np.array([*self._detour_direction, GRIPPER_STAY])
+            action = np.array([*self._detour_direction, GYM_HIL_GRIPPER.stay])
         elif self._hover_left > 0 and (
             self._hover_left < self.config.hover_steps or self._above_cube(tcp, block, closed)
         ):
             # the pause starts above the cube and then lasts its hover_steps
             self._hover_left -= 1
-            action = np.array([0.0, 0.0, 0.0, GRIPPER_STAY])
+            action = np.array([0.0, 0.0, 0.0, GYM_HIL_GRIPPER.stay])
         else:
             action[:3] = action[:3] * cfg.overshoot_gain
         rho = cfg.motion_noise_correlation

@@ -27,13 +27,11 @@ import numpy as np
 from lerobot.teleoperators.so_leader.so_leader import SOLeader
 from lerobot.teleoperators.utils import TeleopEvents
 
+from ..gripper import LEROBOT_GRIPPER
 from .config_leader import SO101LeaderHILConfig
 from .events import KeyboardEventListener, TeleopEventState
 
 logger = logging.getLogger(__name__)
-
-#: Discrete gripper commands of LeRobot's HIL-SERL EE pipeline (``GripperVelocityToJoint``).
-GRIPPER_CLOSE, GRIPPER_STAY, GRIPPER_OPEN = 0.0, 1.0, 2.0
 
 
 class SO101LeaderHIL(SOLeader):
@@ -157,11 +155,11 @@ class SO101LeaderHIL(SOLeader):
         if self.config.use_gripper:
             gripper = float(joints[self.motor_names.index("gripper")])
             if gripper > self.config.gripper_high_threshold:
-                action["gripper"] = GRIPPER_CLOSE
+                action["gripper"] = LEROBOT_GRIPPER.close
             elif gripper < self.config.gripper_low_threshold:
-                action["gripper"] = GRIPPER_OPEN
+                action["gripper"] = LEROBOT_GRIPPER.open
             else:
-                action["gripper"] = GRIPPER_STAY
+                action["gripper"] = LEROBOT_GRIPPER.stay
         return action
 
     def get_teleop_events(self) -> dict[TeleopEvents, Any]:
