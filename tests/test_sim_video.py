@@ -1,15 +1,11 @@
 """``lerobot-eval`` on the sim writes the videos it lists: one camera, real frames, affordable cost."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from lerobot_policy_e2hil.sim.env import make_sim_env
-from test_lerobot_eval import small_checkpoint
 
 
 def test_render_returns_one_rgb_frame():
@@ -24,26 +20,10 @@ def test_render_returns_one_rgb_frame():
     assert frame.std() > 0  # a scene, not a blank buffer
 
 
-def test_lerobot_eval_writes_the_videos_it_lists(tmp_path):
+def test_lerobot_eval_writes_the_videos_it_lists(small_sim_checkpoint, lerobot_eval_on_sim):
     import av
 
-    out = tmp_path / "eval"
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "lerobot-eval"),
-            f"--policy.path={small_checkpoint(tmp_path)}",
-            "--env.type=e2hil_sim",
-            "--env.max_episode_steps=8",
-            "--eval.n_episodes=1",
-            "--eval.batch_size=1",
-            "--policy.device=cpu",
-            f"--output_dir={out}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "MUJOCO_GL": "egl"},
-    )
+    result, out = lerobot_eval_on_sim(small_sim_checkpoint, max_episode_steps=8, n_episodes=1)
     assert result.returncode == 0, result.stderr[-3000:]
     listed = json.loads((out / "eval_info.json").read_text())["overall"]["video_paths"]
     assert len(listed) == 1
