@@ -189,8 +189,8 @@ def selected_actor_loss(
 
     Returns:
         ``(loss, info)``. ``info`` maps names to detached tensors: per-sample ``"influence"``
-        and ``"mask"`` (``[B]``), and the scalar diagnostics logged under ``e2hil/`` (see
-        docs/algorithm.md); a diagnostic that has no sample to average over is NaN.
+        and ``"mask"`` (``[B]``), and the scalar diagnostics logged under ``e2hil/`` (formulas in
+        docs/metrics.md); a diagnostic that has no sample to average over is NaN.
     """
     influence = influence.detach()
     mask, lower, upper = entropy_bounded_mask(influence, lower_quantile, upper_quantile)
