@@ -12,7 +12,10 @@ actor keeps stepping the env but nothing reaches the new learner. The hooks here
   message that was being sent when the stream broke is sent again, and everything queued while
   the learner was away is sent after the reconnection;
 * ``learner_service_client`` -> the same channel with gRPC's reconnect back-off capped at
-  ``retry_interval_s`` (its default grows to 120 s);
+  ``retry_interval_s`` (its default grows to 120 s), over TLS with ``tls_ca`` and with the shared
+  token on every call (:mod:`.security`); a learner that refuses the token or the (plaintext or
+  TLS) connection ends the actor at once with one line that says what to change;
+* ``python_object_to_bytes`` -> the episode message is sent as JSON (:mod:`.wire`), not pickled;
 * ``get_frequency_stats`` -> the episode message also carries ``"Episode steps"``;
 * ``push_transitions_to_transport_queue`` -> counts the transitions handed to the learner;
 * ``reset_and_build_transition`` -> checks the first observation against the policy's features;
@@ -31,10 +34,12 @@ from queue import Empty
 from typing import Any
 
 from .checks import check_budgets, check_observation
-from .entry import SetupError, one_line, record_fatal
+from .entry import SetupError, fatal_message, one_line, record_fatal
 from .learner import EPISODE_STEPS_KEY
+from .security import actor_channel, is_loopback, read_token, refusal_hint, tls_mismatch
 from .settings import FaultSettings
 from .sync import EitherEvent
+from .wire import encode_message
 
 _INSTALLED = "_e2hil_faults_installed"
 
@@ -76,10 +81,23 @@ def install_actor_faults(cfg: Any, settings: FaultSettings) -> None:
 
     check_budgets(cfg, "actor")
     address = cfg.policy.actor_learner_config
+    threads = cfg.policy.concurrency.actor == "threads"
+    token = read_token(settings)
+    if not threads and (settings.tls_ca or token):
+        raise SetupError(
+            "TLS and the token need policy.concurrency.actor='threads' (LeRobot opens the streams of "
+            "'processes' in processes without them). Set --policy.concurrency.actor=threads"
+        )
+    if not is_loopback(address.learner_host) and not (settings.tls_ca and token):
+        logging.warning(
+            f"[ACTOR] Talking to the learner at {address.learner_host} without TLS and a token: anyone on the "
+            "network path can read and alter what it sends (docs/faults.md, 'Several robots over a network')"
+        )
     ACTOR.settings, ACTOR.address = settings, (address.learner_host, address.learner_port)
     if getattr(actor, _INSTALLED, False):
         return
-    if cfg.policy.concurrency.actor == "threads":
+    actor.python_object_to_bytes = encode_message
+    if threads:
         actor.learner_service_client = _client_factory()
         actor.establish_learner_connection = _establish_connection
         actor.send_transitions = _reconnecting(actor, actor.send_transitions, "transitions", retain=True)
@@ -116,7 +134,6 @@ def _client_factory() -> Callable[..., Any]:
 
 def _new_client(host: str, port: int) -> tuple[Any, Any]:
     """LeRobot's channel options, plus gRPC's reconnect back-off capped at ``retry_interval_s``."""
-    import grpc
     from lerobot.transport import services_pb2_grpc
     from lerobot.transport.utils import grpc_channel_options
 
@@ -127,7 +144,7 @@ def _new_client(host: str, port: int) -> tuple[Any, Any]:
         ("grpc.min_reconnect_backoff_ms", min(500, backoff_ms)),
         ("grpc.max_reconnect_backoff_ms", backoff_ms),
     ]
-    channel = grpc.insecure_channel(f"{host}:{port}", options)
+    channel = actor_channel(host, port, ACTOR.settings, options)
     logging.info(f"[ACTOR] Learner service client created for {host}:{port}")
     return services_pb2_grpc.LearnerServiceStub(channel), channel
 
@@ -164,6 +181,10 @@ def wait_for_learner(stub: Any, shutdown_event: Any) -> bool:
             return True
         except grpc.RpcError as err:
             reason = f"{err.code().name}: {err.details()}"
+            refused = _refusal(err)
+            if refused:
+                record_fatal(refused)
+                return False
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             logging.error(
@@ -176,6 +197,16 @@ def wait_for_learner(stub: Any, shutdown_event: Any) -> bool:
         )
         shutdown_event.wait(min(settings.retry_interval_s, remaining))
     return False
+
+
+def _refusal(err: Any) -> str | None:
+    """The one-line fatal message when the learner refused this actor (token, TLS), else None."""
+    import grpc
+
+    hint = refusal_hint(err.code(), err.details() or "", ACTOR.settings)
+    if hint is None and err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        hint = tls_mismatch(*ACTOR.address, ACTOR.settings)
+    return hint
 
 
 def _establish_connection(stub: Any, shutdown_event: Any, attempts: int = 30) -> bool:
@@ -194,7 +225,7 @@ def _wait_or_record_fatal(stub: Any, shutdown_event: Any, message: str) -> bool:
     """:func:`wait_for_learner`; when it gives up (not on shutdown), record ``message`` as fatal."""
     if wait_for_learner(stub, shutdown_event):
         return True
-    if not shutdown_event.is_set():
+    if not shutdown_event.is_set() and fatal_message() is None:
         record_fatal(message)
     return False
 

@@ -10,10 +10,13 @@ wraps or subclasses LeRobot's object rather than copying it:
 * ``load_training_state`` -> fails loudly instead of silently restarting from step 0, restores the
   run counters and reports what was restored;
 * ``bytes_to_transitions`` -> drops bad transitions (:mod:`.transitions`);
-* ``process_interaction_message`` -> counts env steps across restarts and replacement actors;
-* ``LearnerService`` -> ends a parameter stream when its actor is gone (issue 3979);
-  ``MAX_WORKERS`` -> headroom for a replacement actor; ``start_learner`` -> a clear error when
-  the gRPC server cannot start;
+* ``process_interaction_message``, ``bytes_to_python_object`` -> decode the interaction message
+  from JSON, never unpickle it, skip and count one that does not decode (:mod:`.wire`); count env
+  steps across restarts and replacement actors;
+* ``LearnerService`` -> ends a parameter stream when its actor is gone (issue 3979), refuses a
+  message larger than ``max_message_mb``; ``MAX_WORKERS`` -> headroom for a replacement actor;
+  ``start_learner`` -> a clear error when the gRPC server cannot start;
+* ``grpc`` -> :class:`~.security.SecureGrpc`: TLS and the token check on LeRobot's own server;
 * ``RLTrainer`` -> adds the transition counters to the logged training stats;
 * ``add_actor_information_and_train`` -> an exception in LeRobot's training loop (a policy it
   cannot build, a checkpoint it cannot load) makes the learner exit 1 with a one-line error.
@@ -31,15 +34,18 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import grpc
 import torch
 from lerobot.utils.constants import PRETRAINED_MODEL_DIR, TRAINING_STATE_DIR, TRAINING_STEP
 
 from .checkpoints import AtomicCheckpointer, prepare_resume, read_marker
 from .checks import check_budgets, check_port_free
 from .entry import SetupError, one_line, record_fatal
+from .security import SecureGrpc, TokenCheck, check_bind, read_token, server_credentials, split_address
 from .settings import FaultSettings
 from .sync import EitherEvent
 from .transitions import TransitionSpec, TransitionValidator
+from .wire import BadMessage, RejectCounter, capped_chunks, check_torch_loader, decode_message
 
 EPISODE_STEPS_KEY = "Episode steps"
 _INSTALLED = "_e2hil_faults_installed"
@@ -89,6 +95,10 @@ class LearnerFaults:
         self.settings = FaultSettings()
         self.counter = RunCounter()
         self.validator = TransitionValidator(self._spec, self.settings.warn_interval_s)
+        self.interactions = RejectCounter(
+            "Skipped interaction messages that do not decode", self.settings.warn_interval_s
+        )
+        self.refusals = RejectCounter("Refused calls", self.settings.warn_interval_s)
         self.cfg: Any = None
         self.checkpoint: Path | None = None
         self.trainer: Any = None
@@ -124,12 +134,23 @@ def install_learner_faults(cfg: Any, settings: FaultSettings) -> None:
     from lerobot.rl import learner
 
     check_budgets(cfg, "learner")
+    check_torch_loader()
+    threads = cfg.policy.concurrency.learner == "threads"
+    token = read_token(settings)
+    if not threads and (settings.tls_cert or token):
+        raise SetupError(
+            "TLS and the token need policy.concurrency.learner='threads' (LeRobot starts the server of "
+            "'processes' in a process without them). Set --policy.concurrency.learner=threads"
+        )
+    address = cfg.policy.actor_learner_config
+    check_bind(address.learner_host, address.learner_port, settings, token)
     LEARNER.settings = settings
-    LEARNER.validator.warn_interval_s = settings.warn_interval_s
+    for counter in (LEARNER.validator, LEARNER.interactions, LEARNER.refusals):
+        counter.warn_interval_s = settings.warn_interval_s
     if getattr(learner, _INSTALLED, False):
         return
-    if cfg.policy.concurrency.learner == "threads":
-        _install_server(learner, settings)
+    if threads:
+        _install_server(learner, settings, token)
     _install_transitions(learner)
     _install_loop_failure(learner)
     _install_resume(learner)
@@ -144,9 +165,20 @@ def install_learner_faults(cfg: Any, settings: FaultSettings) -> None:
     setattr(learner, _INSTALLED, True)
 
 
-def _install_server(learner: Any, settings: FaultSettings) -> None:
+def _install_server(learner: Any, settings: FaultSettings, token: str | None = None) -> None:
     learner.MAX_WORKERS = settings.grpc_workers
-    learner.LearnerService = _peer_aware_service(learner.LearnerService)
+    learner.LearnerService = _peer_aware_service(learner.LearnerService, settings.max_message_mb * 2**20)
+    interceptors = [TokenCheck(token, _refused)] if token else []
+    credentials = server_credentials(settings)
+
+    def before_bind(address: str) -> None:
+        check_bind(*split_address(address), settings, token)
+        security = " and ".join(
+            what for what, on in (("TLS", credentials is not None), ("token check", token)) if on
+        )
+        logging.info(f"[LEARNER] gRPC server on {address}: {security or 'plaintext, no token check'}")
+
+    learner.grpc = SecureGrpc(interceptors, credentials, before_bind)
     original = learner.start_learner
     signature = inspect.signature(original)
 
@@ -166,16 +198,44 @@ def _install_server(learner: Any, settings: FaultSettings) -> None:
     learner.start_learner = start_learner
 
 
-def _peer_aware_service(service_class: type) -> type:
-    """``LearnerService`` whose parameter stream ends when its actor is gone.
+def _refused(peer: str, method: str, reason: str) -> None:
+    """Count and report a call the learner refused (token check, size limit)."""
+    LEARNER.refusals.reject(f"{reason} from {peer} ({method.rsplit('/', 1)[-1]})")
+    LEARNER.emit("call_refused", peer=peer, method=method, reason=reason, total=LEARNER.refusals.rejected)
+
+
+def _peer_aware_service(service_class: type, max_message_bytes: int = 2**30) -> type:
+    """``LearnerService`` whose parameter stream ends when its actor is gone; messages have a size limit.
 
     LeRobot's ``StreamParameters`` loops until the learner shuts down; while no new parameters
     arrive it never writes to the stream, so it never notices that its actor died and keeps a
     server thread. Each call here gets its own copy of the service whose shutdown event is also
-    set by gRPC's end-of-call callback.
+    set by gRPC's end-of-call callback. ``SendTransitions`` and ``SendInteractions`` end with
+    RESOURCE_EXHAUSTED when one message grows past ``max_message_bytes`` (LeRobot collects a
+    message's chunks without a limit).
     """
 
+    def capped(request_iterator: Any, context: Any, method: str) -> Any:
+        def refuse(size: int) -> None:
+            _refused(context.peer(), method, f"a message over {max_message_bytes} bytes")
+            context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"message of more than {max_message_bytes} bytes (--faults.max_message_mb)",
+            )
+
+        return capped_chunks(request_iterator, max_message_bytes, refuse)
+
     class PeerAwareLearnerService(service_class):
+        def SendTransitions(self, request_iterator: Any, context: Any):  # noqa: N802  (gRPC method name)
+            return service_class.SendTransitions(
+                self, capped(request_iterator, context, "SendTransitions"), context
+            )
+
+        def SendInteractions(self, request_iterator: Any, context: Any):  # noqa: N802  (gRPC method name)
+            return service_class.SendInteractions(
+                self, capped(request_iterator, context, "SendInteractions"), context
+            )
+
         def StreamParameters(self, request: Any, context: Any):  # noqa: N802  (gRPC method name)
             ended = threading.Event()
             if not context.add_callback(ended.set):
@@ -319,9 +379,25 @@ def _offline_buffer_on_resume(original: Callable[..., Any]) -> Callable[..., Any
     return initialize_offline_replay_buffer
 
 
+def decode_interaction(data: bytes) -> dict[str, Any]:
+    """Replacement of LeRobot's ``bytes_to_python_object`` in the learner: JSON, never pickle.
+
+    Raises:
+        BadMessage: What :func:`~.wire.decode_message` refuses.
+    """
+    return decode_message(data, LEARNER.settings.max_interaction_kb * 1024)
+
+
 def _install_counter(learner: Any) -> None:
+    learner.bytes_to_python_object = decode_interaction
+
     def process_interaction_message(message: bytes, interaction_step_shift: int, wandb_logger: Any = None):
-        message = learner.bytes_to_python_object(message)
+        try:
+            message = decode_interaction(message)
+        except BadMessage as err:
+            LEARNER.interactions.reject(str(err))
+            LEARNER.emit("interaction_rejected", reason=str(err), total=LEARNER.interactions.rejected)
+            return None
         message["Interaction step"] = LEARNER.counter.count(message)
         if wandb_logger:
             wandb_logger.log_dict(d=message, mode="train", custom_step_key="Interaction step")
@@ -342,6 +418,8 @@ def _install_trainer(learner: Any) -> None:
             stats = super().training_step()
             stats.extra["faults/transitions_received"] = float(LEARNER.validator.accepted)
             stats.extra["faults/transitions_rejected"] = float(LEARNER.validator.rejected)
+            stats.extra["faults/interactions_rejected"] = float(LEARNER.interactions.rejected)
+            stats.extra["faults/calls_refused"] = float(LEARNER.refusals.rejected)
             return stats
 
     learner.RLTrainer = FaultAwareTrainer

@@ -32,14 +32,39 @@ class FaultSettings:
     warn_interval_s: float = 10.0
     # Learner: the newest N complete checkpoints keep their replay buffers (older ones keep the model)
     keep_buffers: int = 2
+    # Learner: largest interaction message (JSON, one per episode) it decodes, in KiB; larger ones are skipped
+    max_interaction_kb: int = 64
+    # Learner: largest message one stream may deliver (a transitions batch), in MiB; the call is refused beyond
+    max_message_mb: int = 1024
+    # Learner: PEM certificate chain for TLS (with tls_key); empty: plaintext
+    tls_cert: str = ""
+    # Learner: PEM private key of tls_cert
+    tls_key: str = ""
+    # Actor: PEM certificate(s) to trust for the learner (its self-signed cert or your CA); empty: plaintext
+    tls_ca: str = ""
+    # Actor: host name to check in the learner's certificate when it differs from learner_host
+    tls_server_name: str = ""
+    # Both: file holding the shared token (one line); empty: the token comes from the variable token_env
+    token_file: str = ""
+    # Both: environment variable holding the shared token when token_file is empty (unset: no token)
+    token_env: str = "E2HIL_LEARNER_TOKEN"
+    # Learner: allow a non-loopback learner_host without TLS and a token (it then warns); never on a shared network
+    insecure: bool = False
 
     def __post_init__(self) -> None:
         for name in ("connect_timeout_s", "ready_timeout_s", "retry_interval_s", "warn_interval_s"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"faults.{name}={getattr(self, name)!r} is invalid; allowed values: > 0")
-        for name in ("grpc_workers", "keep_buffers"):
+        for name in ("grpc_workers", "keep_buffers", "max_interaction_kb", "max_message_mb"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"faults.{name}={getattr(self, name)!r} is invalid; allowed values: >= 1")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError(
+                f"faults.tls_cert={self.tls_cert!r} and faults.tls_key={self.tls_key!r} are invalid; "
+                "allowed values: both set (PEM files) or both empty"
+            )
+        if not self.token_env.strip():
+            raise ConfigError("faults.token_env='' is invalid; allowed values: an environment variable name")
 
 
 def split_fault_args(args: list[str]) -> tuple[FaultSettings, list[str]]:
