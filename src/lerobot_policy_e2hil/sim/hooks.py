@@ -160,6 +160,8 @@ def _recording_interactions(original_process: Any, sink: Any) -> Any:
     def process_interaction_message(message, interaction_step_shift, wandb_logger=None):
         steps_before = LEARNER.counter.steps
         message = original_process(message, interaction_step_shift, wandb_logger)
+        if message is None:  # did not decode; the fault handling counted it
+            return None
         length = LEARNER.counter.steps - steps_before
         rate = float(message.get("Intervention rate", 0.0))
         reward = float(message.get("Episodic reward", 0.0))
@@ -174,7 +176,11 @@ def _recording_interactions(original_process: Any, sink: Any) -> Any:
             intervention_steps=int(round(rate * length)),
             intervention_rate=rate,
             policy_hz=message.get("Policy frequency [Hz]"),
-            **({"position": int(message[POSITION_MESSAGE_KEY])} if POSITION_MESSAGE_KEY in message else {}),
+            **(
+                {"position": message[POSITION_MESSAGE_KEY]}
+                if isinstance(message.get(POSITION_MESSAGE_KEY), int)
+                else {}
+            ),
         )
         return message
 
@@ -246,11 +252,13 @@ class _PositionTaggingQueue:
 
     def put(self, data: Any, *args: Any, **kwargs: Any) -> None:
         if self._tracker.index is not None:
-            from lerobot.transport.utils import bytes_to_python_object, python_object_to_bytes
+            import json
 
-            message = bytes_to_python_object(data)
+            from ..faults.wire import encode_message
+
+            message = json.loads(data)  # the actor's own message, JSON (faults.wire)
             message[POSITION_MESSAGE_KEY] = self._tracker.index
-            data = python_object_to_bytes(message)
+            data = encode_message(message)
         self._queue.put(data, *args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
