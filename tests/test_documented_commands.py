@@ -7,8 +7,8 @@ ones, local or no encoder weights instead of the hub's, ports, datasets and outp
 temporary folder. A command passes when it exits 0, or is still running after
 :data:`START_S` seconds (waiting for a device, a key or the learner: it started), and printed no
 Python traceback. Recording and the reward classifier, whose outputs later commands read, must
-finish (:data:`FINISH_S`). ``make sim`` / ``make test`` (minutes long, exercised by their own tests and
-CI) and ``pip install -e .`` (the set-up itself) are the only commands not run; LeRobot's ROI
+finish (:data:`FINISH_S`). ``make sim`` / ``make test`` / ``e2hil-so101-dry-run`` (minutes long, exercised
+by their own tests and CI) and ``pip install -e .`` (the set-up itself) are the only commands not run; LeRobot's ROI
 picker, which opens a window, passes headless once it fails at that window and nowhere before.
 
 Commands run in dependency order (demos are recorded before they are cropped, replayed or
@@ -41,6 +41,9 @@ FINISH_S = 300
 NOT_RUN = {
     "make sim": "the default sim training run (minutes); tests/test_sim_e2e.py runs the launcher",
     "make test": "the test suite itself",
+    "e2hil-so101-dry-run --output_dir=outputs/so101_dry_run": (
+        "the whole workflow (minutes); tests/test_so101_dry_run.py runs it end to end"
+    ),
     "pip install -e .": "the set-up (make install / .ci/run run it)",
 }
 TRACEBACK = "Traceback (most recent call last)"
@@ -315,7 +318,15 @@ def _classifier_checkpoint(argv: list[str]) -> Path:
 
 
 @pytest.mark.parametrize(
-    "program", ["lerobot-train", "lerobot-eval", "e2hil-learner", "e2hil-actor", "e2hil-so101-record"]
+    "program",
+    [
+        "lerobot-train",
+        "lerobot-eval",
+        "e2hil-learner",
+        "e2hil-actor",
+        "e2hil-so101-record",
+        "e2hil-so101-dry-run",
+    ],
 )
 def test_cli_help_starts_without_traceback(program):
     """``<cli> --help`` exits 0 with no traceback: FFmpeg for torchcodec is installed, every type parses."""

@@ -1,0 +1,582 @@
+"""The whole SO101 workflow without hardware, one command: ``e2hil-so101-dry-run``.
+
+Each stage is the documented command of README_HIL_SERL.md, run as a subprocess with the
+documented dry-run swaps (simulated follower and leader, synthetic cameras at the configured size,
+local weights, CPU) and tiny sizes:
+
+1. ``record``: ``python -m lerobot_policy_e2hil.so101.record`` records ``episodes`` demo episodes;
+2. ``encoder``: ``python -m lerobot_policy_e2hil.so101.local_encoder`` writes a random ResNet-10;
+3. ``classifier``: ``lerobot-train`` trains the reward classifier on the demos for ``classifier_steps``;
+4. ``train``: ``e2hil-learner`` and ``e2hil-actor`` (E2HiL) train on the demos over gRPC, the
+   classifier giving the reward, until the learner checkpoints ``updates`` updates; both are then
+   stopped with Ctrl-C (the learner writes its final checkpoint);
+5. ``eval``: ``e2hil-so101-eval`` evaluates ``checkpoints/last`` for ``eval_episodes`` episodes.
+
+Every stage has a bounded wait (``stage_timeout_s``) and its output in ``<output_dir>/logs``. A
+failed stage ends the run with one line naming it (``error: dry run stage 'train' failed: ...``)
+and exit status 1; every process the dry run started is ended on every exit path (success, failure,
+Ctrl-C, SIGTERM), and dies with it if the dry run is killed. The summary is printed and written to
+``<output_dir>/summary.json``.
+
+Usage::
+
+    e2hil-so101-dry-run --output_dir=outputs/so101_dry_run
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+
+#: Exit status of a failed stage (a bad command line exits with ``errors.EXIT_SETUP``).
+EXIT_FAILED = 1
+#: The env's control rate in the shipped configs (steps per second).
+FPS = 10
+TRACEBACK = "Traceback (most recent call last)"
+#: Seconds a process gets to end after Ctrl-C before SIGTERM, then SIGKILL, when the run aborts.
+ABORT_GRACE_S = 10.0
+#: Seconds the actor and the learner get to stop after Ctrl-C at the end of training.
+STOP_ACTOR_S = 60.0
+STOP_LEARNER_S = 240.0
+
+
+@dataclass
+class DryRunConfig:
+    """Command line of ``e2hil-so101-dry-run`` (sizes are tiny by default: a few minutes on 2 cores)."""
+
+    # Folder for everything the run writes; must be new or empty
+    output_dir: str = "outputs/so101_dry_run"
+    # Folder holding the shipped configs (env_config_so101.json, reward_classifier_train_config.json, ...)
+    config_dir: str = "HIL-SERL"
+    # Demo episodes recorded with the simulated leader
+    episodes: int = 2
+    # Seconds per episode when recording, training and evaluating (10 env steps per second)
+    episode_s: float = 2.0
+    # Training steps of the reward classifier (lerobot-train)
+    classifier_steps: int = 10
+    # Learner updates (optimisation steps) before the learner and the actor are stopped
+    updates: int = 30
+    # Learner batch size (the shipped 256 is for a GPU)
+    batch_size: int = 8
+    # Evaluation episodes on the trained checkpoint
+    eval_episodes: int = 2
+    # End-effector metres per unit action (policy and leader); the shipped 0.02 lets an untrained
+    # policy on the simulated servos trip LeRobot's 5 cm EE-jump safety stop
+    ee_step_m: float = 0.01
+    # Longest wait for one stage, in seconds
+    stage_timeout_s: float = 900.0
+
+    def __post_init__(self) -> None:
+        for name in ("episodes", "classifier_steps", "updates", "batch_size", "eval_episodes"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}={getattr(self, name)!r} is invalid; allowed values: >= 1")
+        if not 1.0 / FPS <= self.episode_s <= 60.0:
+            raise ConfigError(f"episode_s={self.episode_s!r} is invalid; allowed values: 0.1 to 60 seconds")
+        if not 0.0 < self.ee_step_m <= 0.05:
+            raise ConfigError(f"ee_step_m={self.ee_step_m!r} is invalid; allowed values: > 0 and <= 0.05")
+        if not self.stage_timeout_s > 0:
+            raise ConfigError(f"stage_timeout_s={self.stage_timeout_s!r} is invalid; allowed values: > 0")
+        if not self.output_dir:
+            raise ConfigError("output_dir='' is invalid; allowed values: a new or empty folder")
+
+    @property
+    def episode_steps(self) -> int:
+        """Env steps per episode."""
+        return max(1, round(self.episode_s * FPS))
+
+
+class StageFailed(RuntimeError):
+    """A stage did not produce what the next one needs; the message says which and why."""
+
+    def __init__(self, stage: str, reason: str):
+        super().__init__(f"dry run stage '{stage}' failed: {reason}")
+        self.stage = stage
+
+
+class Interrupted(BaseException):
+    """The dry run received SIGTERM (SIGINT arrives as ``KeyboardInterrupt``)."""
+
+
+@dataclass
+class Paths:
+    """Where each stage writes, under the run's output folder."""
+
+    root: Path
+
+    @property
+    def demos(self) -> Path:
+        return self.root / "demos"
+
+    @property
+    def encoder(self) -> Path:
+        return self.root / "resnet10"
+
+    @property
+    def classifier(self) -> Path:
+        return self.root / "classifier"
+
+    @property
+    def classifier_model(self) -> Path:
+        return self.classifier / "checkpoints" / "last" / "pretrained_model"
+
+    @property
+    def train(self) -> Path:
+        return self.root / "train"
+
+    @property
+    def actor(self) -> Path:
+        return self.root / "actor"
+
+    @property
+    def policy_model(self) -> Path:
+        return self.train / "checkpoints" / "last" / "pretrained_model"
+
+    @property
+    def eval_summary(self) -> Path:
+        return self.root / "eval" / "summary.json"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "summary.json"
+
+
+def _program(name: str) -> str:
+    """A console script of this environment (next to the running Python), else from PATH."""
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else name
+
+
+def _config(cfg: DryRunConfig, name: str) -> str:
+    return str(Path(cfg.config_dir) / name)
+
+
+def _sim_env_flags(cfg: DryRunConfig, paths: Paths) -> list[str]:
+    """The documented swaps that run an SO101 train config on the simulated arms, offline."""
+    steps = json.dumps({"x": cfg.ee_step_m, "y": cfg.ee_step_m, "z": cfg.ee_step_m}, separators=(",", ":"))
+    return [
+        "--env.robot.type=so101_follower_sim",
+        "--env.teleop.type=so101_leader_hil_sim",
+        "--env.teleop.use_keyboard=false",
+        f"--env.processor.reward_classifier.pretrained_path={paths.classifier_model}",
+        "--env.processor.reset.terminate_on_success=false",
+        "--env.processor.reset.reset_time_s=0",
+        f"--env.processor.reset.control_time_s={cfg.episode_s}",
+        f"--env.processor.inverse_kinematics.end_effector_step_sizes={steps}",
+        f"--env.teleop.end_effector_step_sizes={steps}",
+        "--policy.vision_encoder_name=null",
+        "--policy.device=cpu",
+    ]
+
+
+def record_argv(cfg: DryRunConfig, paths: Paths) -> list[str]:
+    """README_HIL_SERL section 4 on the simulated arms: ``episodes`` demos of ``episode_s`` seconds."""
+    return [
+        sys.executable,
+        "-m",
+        "lerobot_policy_e2hil.so101.record",
+        "--config_path",
+        _config(cfg, "env_config_so101.json"),
+        "--env.robot.type=so101_follower_sim",
+        "--env.teleop.type=so101_leader_hil_sim",
+        "--env.teleop.use_keyboard=false",
+        f"--dataset.root={paths.demos}",
+        f"--dataset.num_episodes_to_record={cfg.episodes}",
+        f"--env.processor.reset.control_time_s={cfg.episode_s}",
+        "--env.processor.reset.reset_time_s=0",
+    ]
+
+
+def encoder_argv(cfg: DryRunConfig, paths: Paths) -> list[str]:
+    """The offline ResNet-10 (random weights) that stands in for the hub's ``helper2424/resnet10``."""
+    return [sys.executable, "-m", "lerobot_policy_e2hil.so101.local_encoder", str(paths.encoder)]
+
+
+def classifier_argv(cfg: DryRunConfig, paths: Paths) -> list[str]:
+    """README_HIL_SERL section 6 (``lerobot-train``), offline, for ``classifier_steps`` steps."""
+    return [
+        _program("lerobot-train"),
+        "--config_path",
+        _config(cfg, "reward_classifier_train_config.json"),
+        f"--dataset.root={paths.demos}",
+        f"--reward_model.model_name={paths.encoder}",
+        "--reward_model.device=cpu",
+        f"--output_dir={paths.classifier}",
+        f"--steps={cfg.classifier_steps}",
+        f"--save_freq={cfg.classifier_steps}",
+        f"--log_freq={cfg.classifier_steps}",
+        "--batch_size=4",
+        "--num_workers=0",
+    ]
+
+
+def _train_flags(cfg: DryRunConfig, paths: Paths, port: int) -> list[str]:
+    return [
+        "--config_path",
+        _config(cfg, "train_config_e2hil_so101.json"),
+        f"--dataset.root={paths.demos}",
+        f"--policy.actor_learner_config.learner_port={port}",
+        f"--policy.online_step_before_learning={min(10, cfg.episode_steps)}",
+        f"--batch_size={cfg.batch_size}",
+        f"--save_freq={cfg.updates}",
+        f"--log_freq={cfg.updates}",
+        *_sim_env_flags(cfg, paths),
+    ]
+
+
+def learner_argv(cfg: DryRunConfig, paths: Paths, port: int) -> list[str]:
+    """README_HIL_SERL section 7's learner, checkpointing every ``updates`` updates."""
+    return [_program("e2hil-learner"), *_train_flags(cfg, paths, port), f"--output_dir={paths.train}"]
+
+
+def actor_argv(cfg: DryRunConfig, paths: Paths, port: int) -> list[str]:
+    """README_HIL_SERL section 7's actor on the simulated arms, the classifier giving the reward."""
+    return [_program("e2hil-actor"), *_train_flags(cfg, paths, port), f"--output_dir={paths.actor}"]
+
+
+def eval_argv(cfg: DryRunConfig, paths: Paths) -> list[str]:
+    """README_HIL_SERL section 8 on the simulated arms, on the learner's last checkpoint."""
+    return [
+        _program("e2hil-so101-eval"),
+        f"--train_config={_config(cfg, 'train_config_e2hil_so101.json')}",
+        f"--policy_path={paths.policy_model}",
+        f"--n_episodes={cfg.eval_episodes}",
+        "--success_source=classifier",
+        f"--output={paths.eval_summary}",
+        f"--max_episode_steps={cfg.episode_steps}",
+        "--device=cpu",
+        *_sim_env_flags(cfg, paths),
+    ]
+
+
+def child_env(paths: Paths) -> dict[str, str]:
+    """The stages' environment: offline, headless MuJoCo, calibration files inside the run's folder.
+
+    ``TORCHDYNAMO_DISABLE`` skips the learner's one-off ``torch.compile`` of the DrQ image
+    augmentation (about a minute on a CPU, more than the dry run's updates take); it changes no result.
+    """
+    env = dict(os.environ)
+    env.setdefault("MUJOCO_GL", "egl")
+    env.update(
+        HF_HUB_OFFLINE="1",
+        WANDB_MODE="disabled",
+        TORCHDYNAMO_DISABLE="1",
+        HF_LEROBOT_CALIBRATION=str(paths.root / "calibration"),
+    )
+    return env
+
+
+def free_port() -> int:
+    """A TCP port that is free on localhost now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def last_error_line(log: Path) -> str:
+    """The last line of ``log`` that names an error, or its last non-empty line."""
+    try:
+        lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return "(no log)"
+    errors = [line for line in lines if re.search(r"error|Error|Exception|failed", line)]
+    text = (errors or lines or ["(empty log)"])[-1]
+    return text[:300]
+
+
+def _die_with_parent() -> None:  # pragma: no cover  (runs in the child between fork and exec)
+    """Ask Linux to SIGTERM this child when the dry run dies, even by SIGKILL."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class Processes:
+    """The stage processes this run started; :meth:`stop_all` ends every one still running."""
+
+    def __init__(self, env: dict[str, str], logs: Path):
+        self.env = env
+        self.logs = logs
+        self.running: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, argv: list[str]) -> subprocess.Popen:
+        """Start ``argv`` with its output in ``logs/<name>.log`` and stdin closed."""
+        self.logs.mkdir(parents=True, exist_ok=True)
+        with open(self.log(name), "w") as out:
+            out.write("$ " + " ".join(argv) + "\n")
+            out.flush()
+            proc = subprocess.Popen(
+                argv,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+            )
+        self.running[name] = proc
+        return proc
+
+    def log(self, name: str) -> Path:
+        return self.logs / f"{name}.log"
+
+    def stop(self, name: str, grace_s: float) -> int:
+        """Ctrl-C ``name``, then SIGTERM and SIGKILL if it outlives ``grace_s``; its exit status."""
+        proc = self.running.pop(name)
+        for sig, wait_s in ((signal.SIGINT, grace_s), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+            if proc.poll() is not None:
+                break
+            proc.send_signal(sig)
+            try:
+                proc.wait(timeout=wait_s)
+            except subprocess.TimeoutExpired:
+                continue
+        return proc.wait()
+
+    def stop_all(self, grace_s: float = ABORT_GRACE_S) -> None:
+        """End every process still running (newest first)."""
+        for name in reversed(list(self.running)):
+            self.stop(name, grace_s)
+
+
+@dataclass
+class StageResult:
+    """What one stage ran and produced."""
+
+    name: str
+    command: list[str]
+    wall_s: float
+    log: str
+    produced: dict[str, Any] = field(default_factory=dict)
+
+
+def run_to_end(procs: Processes, name: str, argv: list[str], timeout_s: float) -> float:
+    """Run one stage to its end; its wall time. Raises :class:`StageFailed` on exit != 0 or timeout."""
+    start = time.monotonic()
+    proc = procs.start(name, argv)
+    try:
+        returncode = proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        procs.stop(name, ABORT_GRACE_S)
+        raise StageFailed(name, f"not finished after {timeout_s:.0f} s (log: {procs.log(name)})") from None
+    procs.running.pop(name, None)
+    if returncode != 0:
+        raise StageFailed(
+            name, f"exit {returncode}: {last_error_line(procs.log(name))} (log: {procs.log(name)})"
+        )
+    return time.monotonic() - start
+
+
+def newest_complete_step(checkpoints: Path) -> int | None:
+    """Optimisation step of the newest complete learner checkpoint under ``checkpoints``, or None."""
+    from ..faults.checkpoints import is_complete, step_dirs
+
+    for step_dir in step_dirs(checkpoints):
+        if is_complete(step_dir):
+            return int(step_dir.name)
+    return None
+
+
+def train(cfg: DryRunConfig, paths: Paths, procs: Processes) -> tuple[float, list[list[str]]]:
+    """Learner and actor until a complete checkpoint has ``updates`` updates, then stop both.
+
+    Returns:
+        The stage's wall time and the two command lines.
+
+    Raises:
+        StageFailed: A process ended early, the actor logged a traceback, the wait ran out, or the
+            learner did not stop cleanly.
+    """
+    port = free_port()
+    start = time.monotonic()
+    learner = procs.start("learner", learner_argv(cfg, paths, port))
+    actor = procs.start("actor", actor_argv(cfg, paths, port))
+    checkpoints = paths.train / "checkpoints"
+    while (newest_complete_step(checkpoints) or 0) < cfg.updates:
+        for name, proc in (("learner", learner), ("actor", actor)):
+            if proc.poll() is not None:
+                raise StageFailed(
+                    "train",
+                    f"{name} exited with {proc.returncode} before {cfg.updates} updates: "
+                    f"{last_error_line(procs.log(name))} (log: {procs.log(name)})",
+                )
+        if TRACEBACK in procs.log("actor").read_text(errors="replace"):
+            raise StageFailed(
+                "train", f"actor failed: {last_error_line(procs.log('actor'))} (log: {procs.log('actor')})"
+            )
+        if time.monotonic() - start > cfg.stage_timeout_s:
+            raise StageFailed(
+                "train",
+                f"no complete checkpoint with {cfg.updates} updates after {cfg.stage_timeout_s:.0f} s "
+                f"(logs: {procs.log('learner')}, {procs.log('actor')})",
+            )
+        time.sleep(1.0)
+    procs.stop("actor", STOP_ACTOR_S)
+    returncode = procs.stop("learner", STOP_LEARNER_S)
+    if returncode != 0:
+        raise StageFailed(
+            "train",
+            f"learner exited with {returncode} when stopped: {last_error_line(procs.log('learner'))} "
+            f"(log: {procs.log('learner')})",
+        )
+    return time.monotonic() - start, [learner.args, actor.args]
+
+
+def demos_produced(demos: Path) -> dict[str, Any]:
+    """Episodes, frames and success-labelled frames of the recorded dataset."""
+    import pyarrow.parquet as pq
+
+    info = json.loads((demos / "meta" / "info.json").read_text())
+    rewards = [
+        value
+        for data_file in sorted((demos / "data").rglob("*.parquet"))
+        for value in pq.read_table(data_file, columns=["next.reward"]).column(0).to_pylist()
+    ]
+    return {
+        "dataset": str(demos),
+        "episodes": info["total_episodes"],
+        "frames": info["total_frames"],
+        "success_frames": sum(1 for r in rewards if r > 0),
+        "cameras": sorted(k for k, v in info["features"].items() if v["dtype"] in ("video", "image")),
+    }
+
+
+def checkpoint_produced(model: Path) -> dict[str, Any]:
+    """The learner's checkpoint: its folder and the counters of its completeness marker."""
+    from ..faults.checkpoints import read_marker
+
+    checkpoint = model.parent.resolve()
+    marker = read_marker(checkpoint) or {}
+    keys = ("step", "interaction_step", "episodes", "online_buffer", "offline_buffer")
+    return {"checkpoint": str(checkpoint), **{k: marker.get(k) for k in keys}}
+
+
+def eval_produced(summary_path: Path) -> dict[str, Any]:
+    """The evaluation's rates and episode lengths from its JSON summary."""
+    summary = json.loads(summary_path.read_text())
+    return {
+        "summary": str(summary_path),
+        "n_episodes": summary["n_episodes"],
+        "success_rate": summary["success_rate"],
+        "intervention_rate": summary["intervention_rate"],
+        "steps": [episode["steps"] for episode in summary["episodes"]],
+    }
+
+
+def check_output_dir(root: Path) -> None:
+    """Refuse a folder that already has content (a dry run never overwrites earlier results)."""
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise ConfigError(
+            f"output_dir={str(root)!r} is invalid (not empty); allowed values: a new or empty folder"
+        )
+
+
+def run(cfg: DryRunConfig, report=print) -> dict[str, Any]:
+    """Run every stage in order; the summary (also written to ``<output_dir>/summary.json``).
+
+    Args:
+        cfg: The dry run's settings.
+        report: Called with one line per finished stage.
+
+    Raises:
+        StageFailed: A stage failed; every process started is ended before it propagates.
+    """
+    paths = Paths(Path(cfg.output_dir))
+    check_output_dir(paths.root)
+    for name in (
+        "env_config_so101.json",
+        "reward_classifier_train_config.json",
+        "train_config_e2hil_so101.json",
+    ):
+        if not Path(_config(cfg, name)).is_file():
+            raise ConfigError(
+                f"config_dir={cfg.config_dir!r} is invalid (no {name}); allowed values: the repository's "
+                "HIL-SERL folder (run from the repository root)"
+            )
+    paths.root.mkdir(parents=True, exist_ok=True)
+    procs = Processes(child_env(paths), paths.logs)
+    results: list[StageResult] = []
+    start = time.monotonic()
+
+    def done(name: str, command: list[str], wall_s: float, produced: dict[str, Any], log: str) -> None:
+        results.append(StageResult(name, command, round(wall_s, 1), log, produced))
+        report(f"[dry-run] {name}: ok in {wall_s:.1f} s: {json.dumps(produced)}")
+
+    try:
+        simple = (
+            ("record", record_argv, lambda: demos_produced(paths.demos)),
+            ("encoder", encoder_argv, lambda: {"encoder": str(paths.encoder)}),
+            ("classifier", classifier_argv, lambda: {"model": str(paths.classifier_model.resolve())}),
+        )
+        for name, make_argv, produced in simple:
+            argv = make_argv(cfg, paths)
+            wall_s = run_to_end(procs, name, argv, cfg.stage_timeout_s)
+            done(name, argv, wall_s, produced(), str(procs.log(name)))
+        wall_s, commands = train(cfg, paths, procs)
+        done("train", commands, wall_s, checkpoint_produced(paths.policy_model), str(procs.log("learner")))
+        argv = eval_argv(cfg, paths)
+        wall_s = run_to_end(procs, "eval", argv, cfg.stage_timeout_s)
+        done("eval", argv, wall_s, eval_produced(paths.eval_summary), str(procs.log("eval")))
+    finally:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up
+        try:
+            procs.stop_all()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    summary = {
+        "output_dir": str(paths.root),
+        "wall_s": round(time.monotonic() - start, 1),
+        "settings": asdict(cfg),
+        "stages": [asdict(result) for result in results],
+    }
+    paths.summary.write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _raise_interrupted(signum, frame) -> None:
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """CLI entry point: ``e2hil-so101-dry-run [--output_dir=...] [--updates=...] ...``."""
+    import draccus
+
+    from ..errors import exit_on_setup_error
+
+    try:
+        cfg = draccus.parse(DryRunConfig, args=sys.argv[1:] if argv is None else list(argv))
+    except Exception as err:
+        exit_on_setup_error(err)
+    signal.signal(signal.SIGTERM, _raise_interrupted)
+    try:
+        summary = run(cfg)
+    except ConfigError as err:
+        exit_on_setup_error(err)
+    except StageFailed as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_FAILED)
+    except (KeyboardInterrupt, Interrupted) as err:
+        name = "SIGINT" if isinstance(err, KeyboardInterrupt) else str(err)
+        print(f"error: dry run stopped by {name}; every process it started was ended", file=sys.stderr)
+        sys.exit(130 if name == "SIGINT" else 143)
+    stages = ", ".join(f"{s['name']} {s['wall_s']} s" for s in summary["stages"])
+    print(
+        f"Dry run complete in {summary['wall_s']} s ({stages}). Summary: {Path(cfg.output_dir) / 'summary.json'}"
+    )
+
+
+if __name__ == "__main__":
+    main()

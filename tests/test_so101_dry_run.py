@@ -1,0 +1,224 @@
+"""``e2hil-so101-dry-run``: the whole SO101 workflow without hardware, as one command.
+
+The end-to-end test runs the documented command (README_HIL_SERL.md, "Try it without a robot")
+with its default sizes in a fresh process and checks what every stage produced. The others check
+how it fails: a bad value, a failing stage named in one line, and SIGTERM / SIGKILL of the dry run
+ending every process it started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lerobot_policy_e2hil.so101 import dry_run
+
+REPO = Path(__file__).resolve().parents[1]
+PROGRAM = str(Path(sys.executable).parent / "e2hil-so101-dry-run")
+STAGES = ["record", "encoder", "classifier", "train", "eval"]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "MUJOCO_GL": "egl", "HF_HUB_OFFLINE": "1"}
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    """Command lines of the live processes whose arguments contain ``text`` (zombies excluded)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if text in cmdline and state != "Z":
+            found.append(cmdline)
+    return found
+
+
+def _wait_gone(text: str, timeout_s: float = 30.0) -> list[str]:
+    deadline = time.monotonic() + timeout_s
+    while (left := _processes_mentioning(text)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return left
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_dry_run_records_trains_and_evaluates(tmp_path):
+    """The documented command runs every stage, the learner checkpoints >= 30 updates, eval reads it."""
+    out = tmp_path / "so101_dry_run"
+    result = subprocess.run(
+        [PROGRAM, f"--output_dir={out}"],
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        stdin=subprocess.DEVNULL,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert "Traceback" not in output, output[-4000:]
+    summary = json.loads((out / "summary.json").read_text())
+    stages = {stage["name"]: stage for stage in summary["stages"]}
+    assert [stage["name"] for stage in summary["stages"]] == STAGES
+    for name in STAGES:
+        assert f"[dry-run] {name}: ok" in result.stdout
+    demos = stages["record"]["produced"]
+    assert demos["episodes"] == 2 and demos["frames"] > 0
+    assert demos["cameras"] == ["observation.images.front", "observation.images.wrist"]
+    assert (Path(stages["classifier"]["produced"]["model"]) / "model.safetensors").is_file()
+    trained = stages["train"]["produced"]
+    assert trained["step"] >= 30
+    assert trained["offline_buffer"] == demos["frames"]  # the demos reached the learner's buffer
+    assert trained["online_buffer"] > 0  # and the actor's transitions too
+    assert (Path(trained["checkpoint"]) / "pretrained_model" / "model.safetensors").is_file()
+    evaluated = stages["eval"]["produced"]
+    assert evaluated["n_episodes"] == 2 and len(evaluated["steps"]) == 2
+    eval_summary = json.loads(Path(evaluated["summary"]).read_text())
+    assert Path(eval_summary["policy_path"]).resolve() == (Path(trained["checkpoint"]) / "pretrained_model")
+    assert eval_summary["success_source"] == "classifier"
+    assert (
+        "--env.processor.reward_classifier.pretrained_path="
+        + str(out / "classifier/checkpoints/last/pretrained_model")
+        in stages["train"]["command"][1]
+    )  # the actor's reward comes from the classifier just trained
+    assert not _wait_gone(str(out), timeout_s=10)
+
+
+def test_bad_value_names_the_field(tmp_path):
+    """An invalid size stops at once with one line naming the field and the allowed values."""
+    result = subprocess.run(
+        [PROGRAM, "--updates=0", f"--output_dir={tmp_path / 'out'}"],
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "updates=0 is invalid; allowed values: >= 1" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_non_empty_output_dir_is_refused(tmp_path):
+    """Earlier results are never overwritten."""
+    (tmp_path / "old.txt").write_text("x")
+    result = subprocess.run(
+        [PROGRAM, f"--output_dir={tmp_path}"],
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2
+    assert "output_dir=" in result.stderr and "not empty" in result.stderr
+
+
+@pytest.mark.e2e
+def test_failed_stage_is_named_in_one_line(tmp_path):
+    """A stage that fails ends the run: exit 1, ``error: dry run stage '<name>' failed: ...``."""
+    configs = tmp_path / "configs"
+    shutil.copytree(REPO / "HIL-SERL", configs)
+    env_config = json.loads((configs / "env_config_so101.json").read_text())
+    env_config["mode"] = "teleport"  # the record command rejects it
+    (configs / "env_config_so101.json").write_text(json.dumps(env_config))
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [PROGRAM, f"--output_dir={out}", f"--config_dir={configs}"],
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == dry_run.EXIT_FAILED, result.stderr[-3000:]
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1, result.stderr[-3000:]
+    assert error_lines[0].startswith("error: dry run stage 'record' failed: exit ")
+    assert "teleport" in error_lines[0] and str(out / "logs" / "record.log") in error_lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def _start_and_wait_for_record(out: Path) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [PROGRAM, f"--output_dir={out}"],
+        cwd=REPO,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while not any("so101.record" in c for c in _processes_mentioning(str(out))):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)
+    return proc
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_ends_every_process_started(tmp_path, sig):
+    """SIGTERM or Ctrl-C during a stage: the stage's process is ended, the exit is non-zero."""
+    out = tmp_path / "out"
+    proc = _start_and_wait_for_record(out)
+    try:
+        proc.send_signal(sig)
+        _, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == (143 if sig == signal.SIGTERM else 130), stderr[-3000:]
+        assert f"error: dry run stopped by {sig.name}" in stderr
+        assert not _wait_gone(str(out), timeout_s=5)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.mark.e2e
+def test_killed_dry_run_takes_its_stages_along(tmp_path):
+    """Even SIGKILL of the dry run alone (no clean-up possible) ends the stage it was running."""
+    out = tmp_path / "out"
+    proc = _start_and_wait_for_record(out)
+    try:
+        proc.kill()
+        proc.wait(timeout=10)
+        assert not _wait_gone(str(out), timeout_s=30)
+    finally:
+        for _ in _processes_mentioning(str(out)):
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+
+
+def test_stage_commands_wire_the_outputs_together(tmp_path):
+    """Each stage reads what the previous one wrote; learner and actor share one port and config."""
+    cfg = dry_run.DryRunConfig(output_dir=str(tmp_path))
+    paths = dry_run.Paths(tmp_path)
+    record = dry_run.record_argv(cfg, paths)
+    classifier = dry_run.classifier_argv(cfg, paths)
+    learner = dry_run.learner_argv(cfg, paths, 12345)
+    actor = dry_run.actor_argv(cfg, paths, 12345)
+    evaluation = dry_run.eval_argv(cfg, paths)
+    assert f"--dataset.root={paths.demos}" in record
+    assert f"--dataset.root={paths.demos}" in classifier and f"--dataset.root={paths.demos}" in learner
+    assert f"--reward_model.model_name={paths.encoder}" in classifier
+    for argv in (learner, actor):
+        assert "--policy.actor_learner_config.learner_port=12345" in argv
+        assert "--save_freq=30" in argv
+    assert f"--output_dir={paths.train}" in learner and f"--output_dir={paths.actor}" in actor
+    assert f"--env.processor.reward_classifier.pretrained_path={paths.classifier_model}" in actor
+    assert f"--policy_path={paths.policy_model}" in evaluation
+    assert str(paths.policy_model).startswith(str(paths.train))
+    assert '--env.teleop.end_effector_step_sizes={"x":0.01,"y":0.01,"z":0.01}' in actor
