@@ -80,7 +80,7 @@ def test_dry_run_records_trains_and_evaluates(tmp_path):
     assert demos["cameras"] == ["observation.images.front", "observation.images.wrist"]
     assert (Path(stages["classifier"]["produced"]["model"]) / "model.safetensors").is_file()
     trained = stages["train"]["produced"]
-    assert trained["step"] >= 30
+    assert trained["step"] >= 30 and trained["algorithm"] == "e2hil"
     assert trained["offline_buffer"] == demos["frames"]  # the demos reached the learner's buffer
     assert trained["online_buffer"] > 0  # and the actor's transitions too
     assert (Path(trained["checkpoint"]) / "pretrained_model" / "model.safetensors").is_file()

@@ -296,7 +296,7 @@ def last_error_line(log: Path) -> str:
         return "(no log)"
     errors = [line for line in lines if re.search(r"error|Error|Exception|failed", line)]
     text = (errors or lines or ["(empty log)"])[-1]
-    return text[:300]
+    return text[:500]
 
 
 def _die_with_parent() -> None:  # pragma: no cover  (runs in the child between fork and exec)
@@ -455,13 +455,15 @@ def demos_produced(demos: Path) -> dict[str, Any]:
 
 
 def checkpoint_produced(model: Path) -> dict[str, Any]:
-    """The learner's checkpoint: its folder and the counters of its completeness marker."""
+    """The learner's checkpoint: its folder, its RL algorithm and the counters of its completeness marker."""
     from ..faults.checkpoints import read_marker
 
     checkpoint = model.parent.resolve()
     marker = read_marker(checkpoint) or {}
     keys = ("step", "interaction_step", "episodes", "online_buffer", "offline_buffer")
-    return {"checkpoint": str(checkpoint), **{k: marker.get(k) for k in keys}}
+    train_config = json.loads((model / "train_config.json").read_text())
+    algorithm = (train_config.get("algorithm") or {}).get("type")
+    return {"checkpoint": str(checkpoint), "algorithm": algorithm, **{k: marker.get(k) for k in keys}}
 
 
 def eval_produced(summary_path: Path) -> dict[str, Any]:
