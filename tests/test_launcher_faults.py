@@ -27,7 +27,6 @@ ENV = {**os.environ, "MUJOCO_GL": "egl", "HF_HUB_OFFLINE": "1", "WANDB_MODE": "d
 LAUNCH_FLAGS = [
     "--config_path", str(SIM_JSON),
     "--policy.online_step_before_learning=100",
-    "--policy.actor_learner_config.policy_parameters_push_frequency=1",
     "--batch_size=32",
     "--log_freq=5",
     "--save_freq=25",

@@ -22,13 +22,13 @@ def test_launcher_runs_learner_and_actor_over_grpc(tmp_path):
         f"--output_dir={out}",
         "--policy.online_steps=500",
         "--policy.online_step_before_learning=100",
-        "--policy.actor_learner_config.policy_parameters_push_frequency=1",
         "--log_freq=10",
         "--save_freq=100000",
         "--batch_size=64",
         "--env.launch.eval_episodes=2",
         "--env.launch.progress_interval_s=5",
         "--env.teacher.demo_episodes=3",
+        "--env.updates_per_env_step=2.0",
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=420, cwd=ROOT)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -38,6 +38,12 @@ def test_launcher_runs_learner_and_actor_over_grpc(tmp_path):
     assert summary["learner_exit_code"] == 0
     assert summary["env_steps"] >= 300
     assert summary["teacher_free_success"] is not None
+    # Lockstep: the learner does 2 updates per env step received; the actor waits for it at each
+    # episode end, so only the last episode's updates may be missing when the run stops. Free
+    # running, the learner does well under 1 update per env step here.
+    ratio, steps = 2.0, summary["env_steps"]
+    assert ratio * (steps - 100) - 10 <= summary["opt_steps"] <= ratio * steps + 1, summary
+    assert summary["updates_per_env_step"] == round(summary["opt_steps"] / steps, 3)
 
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     episodes = [r for r in records if r["kind"] == "episode"]

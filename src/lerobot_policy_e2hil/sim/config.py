@@ -175,6 +175,11 @@ class E2HiLSimEnvConfig(HILSerlRobotEnvConfig):
     # Cap the actor at this many env steps per second (None: no cap); raises the learner's
     # updates per env step when the learner is the bottleneck. Ignored when realtime is set
     actor_max_hz: float | None = None
+    # Learner updates per env step, held by both processes (sim/lockstep.py: the learner caps its
+    # updates, the actor waits at episode ends); None: each runs at its own speed, so load sets it
+    updates_per_env_step: float | None = None
+    # Seconds the actor waits at an episode end for the learner to catch up before going on
+    lockstep_timeout_s: float = 60.0
     # True: front and wrist 128x128 cameras plus robot state (GPU); False: robot state + cube position
     image_obs: bool = False
     # Sample the cube in x 0.3-0.5 m, y -0.15-0.15 m at every reset; False: always at (0.5, 0)
@@ -203,6 +208,14 @@ class E2HiLSimEnvConfig(HILSerlRobotEnvConfig):
             raise ConfigError(f"max_episode_steps={self.max_episode_steps} is invalid; allowed values: >= 1")
         if self.actor_max_hz is not None and not self.actor_max_hz > 0:
             raise ConfigError(f"actor_max_hz={self.actor_max_hz} is invalid; allowed values: > 0 or null")
+        if self.updates_per_env_step is not None and not self.updates_per_env_step > 0:
+            raise ConfigError(
+                f"env.updates_per_env_step={self.updates_per_env_step} is invalid; allowed values: > 0 or null"
+            )
+        if not self.lockstep_timeout_s > 0:
+            raise ConfigError(
+                f"env.lockstep_timeout_s={self.lockstep_timeout_s} is invalid; allowed values: > 0"
+            )
         if self.task != SIM_TASK:
             raise ConfigError(
                 f"env.task={self.task!r} is invalid for e2hil_sim; allowed values: {SIM_TASK!r}"

@@ -15,7 +15,10 @@ algorithm lookup:
   the transition queues drain and then sets the shutdown event, so the actor exits by itself;
   it also adds the episode's cube position index (``env.cube_positions``, from the env's
   ``info``, seen through ``lerobot.rl.actor.step_env_and_process_transition``) to each
-  interaction message, so the episode record has a ``position``.
+  interaction message, so the episode record has a ``position``;
+* with ``env.updates_per_env_step`` set, :mod:`.lockstep` wraps the learner's
+  ``push_actor_policy_to_queue`` and ``process_transitions`` and the actor's
+  ``update_policy_parameters`` to hold that many updates per env step.
 
 They are installed after the fault handling of :mod:`..faults` and build on it: the trainer
 subclasses the fault-aware one, episode lengths and env steps come from its run counter (right
@@ -34,6 +37,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
+
+from .lockstep import install_actor_lockstep, install_learner_lockstep
 
 METRICS_FILE = "metrics.jsonl"
 # Key of the cube position index in the actor's interaction message (absent without env.cube_positions)
@@ -111,6 +116,7 @@ def install_learner_hooks(cfg: Any) -> None:
     LEARNER.listeners.append(lambda kind, fields: sink().write(kind, **fields))
     learner.RLTrainer = _recording_trainer(learner.RLTrainer, sink)
     learner.process_interaction_message = _recording_interactions(learner.process_interaction_message, sink)
+    install_learner_lockstep(cfg)
 
 
 def _recording_trainer(base: type, sink: Any) -> type:
@@ -201,8 +207,11 @@ def install_actor_hooks(cfg: Any) -> None:
     original_act = actor.act_with_policy
     position = _PositionTracker(actor.step_env_and_process_transition)
     actor.step_env_and_process_transition = position.step
+    shutdown_events: list[Any] = [None]
+    install_actor_lockstep(cfg, lambda: shutdown_events[0])
 
     def act_with_policy(cfg, shutdown_event, parameters_queue, transitions_queue, interactions_queue):
+        shutdown_events[0] = shutdown_event
         try:
             original_act(
                 cfg=cfg,

@@ -32,7 +32,8 @@ def episode_stats(
     plot). ``collapse`` is :func:`collapse_check` of the success series over ``window`` episodes.
     Only finished episodes count (the actor reports an episode when it ends), and after a resume
     only what the checkpoint kept (:func:`kept_records`). ``opt_steps`` is the newest optimisation
-    step any record names (``train`` records come every ``log_freq`` updates, checkpoints too).
+    step any record names (``train`` records come every ``log_freq`` updates, checkpoints too);
+    ``updates_per_env_step`` is it over ``env_steps`` (``env.updates_per_env_step`` holds it).
     """
     records = kept_records(records)
     episodes = [r for r in records if r["kind"] == "episode"]
@@ -41,10 +42,12 @@ def episode_stats(
     last = episodes[-window:] if window > 0 else episodes
     steps_last = sum(r["length"] for r in last)
     steps_all = sum(r["length"] for r in episodes)
+    env_steps = episodes[-1]["env_step"] if episodes else 0
     return {
-        "env_steps": episodes[-1]["env_step"] if episodes else 0,
+        "env_steps": env_steps,
         "episodes": len(episodes),
         "opt_steps": max(steps, default=0),
+        "updates_per_env_step": round(max(steps, default=0) / env_steps, 3) if env_steps else None,
         "success_last": (sum(r["success"] for r in last) / len(last)) if last else None,
         "intervention_rate_last": (sum(r["intervention_steps"] for r in last) / steps_last)
         if steps_last

@@ -547,7 +547,9 @@ def print_summary(summary: dict[str, Any]) -> None:
         f"  env steps trained              {summary['env_steps']} of the {summary['env_step_budget']} budget "
         f"({summary['episodes']} finished episodes; an unfinished last episode is not counted)"
     )
-    print(f"  learner updates                {summary['opt_steps']}")
+    ratio = summary.get("updates_per_env_step")
+    per_step = "" if ratio is None else f" ({ratio:.2f} per env step)"
+    print(f"  learner updates                {summary['opt_steps']}{per_step}")
     print(f"  success, last {window} episodes       {pct(summary['success_last'])}")
     print(
         f"  teacher-free success           {pct(summary['teacher_free_success'])}"

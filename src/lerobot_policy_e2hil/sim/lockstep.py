@@ -1,0 +1,308 @@
+"""A fixed number of learner updates per env step between LeRobot's learner and actor.
+
+LeRobot's learner updates as fast as its process runs and its actor acts as fast as its own, so
+the updates per env step of a run (the replay ratio) is set by the two processes' speeds: 0.16
+in the first 5k env steps of a loaded 2-core run and 0.4-0.5 over a whole one, where the
+synchronous trainer, which fixes it, runs 0.6 from the first step (docs/sim.md, issue #18). With
+``env.updates_per_env_step = r`` both sides hold it at ``r``:
+
+* the learner does at most ``floor(r * n)`` updates once it has received ``n`` transitions
+  (past ``policy.online_step_before_learning``) and then waits for data; whenever it has nothing
+  left to do it pushes its weights with its progress (:data:`PROGRESS_KEY`: transitions received
+  and updates done, since it started), and only then: LeRobot's periodic pushes are skipped
+  while it trains, so the weights an episode acts with are those its data allowed, and LeRobot's
+  ``policy_parameters_push_frequency`` is only the parameter stream's latency (the sim JSON sets
+  0: LeRobot's stream then sends each push at once, where a period makes it wait that long);
+* the actor, at each episode end (where LeRobot loads new weights), waits until it has weights
+  from a learner that has caught up with every transition sent before this episode, so the
+  policy acting is at most one episode behind and the learner never falls behind the actor.
+
+Learner and actor each count from their own start, so a resume restarts both counts together;
+when the learner alone restarts (its count goes down), the actor aligns its count with the new
+learner's. The actor's wait is bounded (``env.lockstep_timeout_s``); after a timeout (a dead or
+stalled learner) it aligns the counts too and goes on.
+
+This module's functions are pure; :func:`install_learner_lockstep` and
+:func:`install_actor_lockstep` wrap LeRobot's ``push_actor_policy_to_queue``,
+``process_transitions`` and ``update_policy_parameters`` (calling them, not copying them).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+# Extra entry of the weights message; LeRobot's ``load_weights`` reads only the keys it knows
+PROGRESS_KEY = "e2hil_progress"
+POLL_S = 0.005
+# An idle learner pushes its weights again after this many seconds
+HEARTBEAT_S = 1.0
+
+
+def allowed_updates(start_step: int, received: int, ratio: float, warmup: int) -> int:
+    """How many optimisation steps the learner may have done after receiving ``received`` transitions.
+
+    Args:
+        start_step: The learner's optimisation step when it started (non-zero after a resume).
+        received: Transitions received since it started.
+        ratio: Updates per env step (``env.updates_per_env_step``).
+        warmup: ``policy.online_step_before_learning``; no update before that many transitions.
+    """
+    if received < warmup:
+        return start_step
+    return start_step + math.floor(ratio * received + 1e-9)
+
+
+def learner_caught_up(step: int, allowed: int, buffer_size: int, warmup: int) -> bool:
+    """Whether the learner has nothing left to do until more transitions arrive."""
+    return step >= allowed or buffer_size < warmup
+
+
+def actor_may_go_on(
+    progress: dict[str, int] | None, sent_before: int, offset: int, ratio: float, warmup: int
+) -> bool:
+    """Whether the learner's last reported progress covers every transition sent before this episode.
+
+    It does when the learner has received them and has either nothing left to do or done the
+    updates they allow (a later push may report new data already being trained on).
+
+    Args:
+        progress: The latest :data:`PROGRESS_KEY` entry the actor received (None: none yet).
+        sent_before: Transitions this actor sent before the episode that just ended.
+        offset: Learner count minus actor count, set after a timeout (:func:`aligned_offset`).
+        ratio: Updates per env step.
+        warmup: ``policy.online_step_before_learning``.
+    """
+    if progress is None:
+        return False
+    needed = sent_before + offset
+    if progress["received"] < needed:
+        return False
+    return bool(progress["caught_up"]) or progress["optimization_step"] >= allowed_updates(
+        0, needed, ratio, warmup
+    )
+
+
+def aligned_offset(progress: dict[str, int] | None, sent_before: int) -> int:
+    """The offset that makes the learner's count match the actor's (after a timeout)."""
+    return 0 if progress is None else progress["received"] - sent_before
+
+
+def progress_entry(received: int, step: int, caught_up: bool) -> dict[str, Any]:
+    """The :data:`PROGRESS_KEY` entry of a weights message (tensors, as ``state_to_bytes`` expects)."""
+    import torch
+
+    return {
+        "received": torch.tensor(received, dtype=torch.int64),
+        "optimization_step": torch.tensor(step, dtype=torch.int64),
+        "caught_up": torch.tensor(int(caught_up), dtype=torch.int64),
+    }
+
+
+def read_progress(entry: dict[str, Any]) -> dict[str, int]:
+    """Inverse of :func:`progress_entry`."""
+    return {key: int(value) for key, value in entry.items()}
+
+
+@dataclass
+class LearnerPacer:
+    """The learner's side: the cap on updates and the pushes that report progress."""
+
+    ratio: float
+    warmup: int
+    algorithm: Any = None
+    parameters_queue: Any = None
+    start_step: int | None = None
+    start_received: int | None = None
+    last_report: tuple[int, int] | None = None
+    waits: int = 0
+
+    def received(self, accepted: int) -> int:
+        """Transitions received since the learner started, from the validator's running count."""
+        if self.start_received is None:
+            self.start_received = accepted
+        return accepted - self.start_received
+
+    def progress(self, accepted: int, buffer_size: int | None) -> tuple[int, int, bool]:
+        """``(received, updates since start, caught up)``; before the training loop: not caught up.
+
+        Args:
+            accepted: The validator's count of accepted transitions.
+            buffer_size: The online buffer's size, None before the training loop (the first push
+                happens before LeRobot sets a resumed optimisation step).
+        """
+        received = self.received(accepted)
+        if buffer_size is None:
+            return received, 0, False
+        step = int(self.algorithm.optimization_step)
+        if self.start_step is None:
+            self.start_step = step
+        allowed = allowed_updates(self.start_step, received, self.ratio, self.warmup)
+        return received, step - self.start_step, learner_caught_up(step, allowed, buffer_size, self.warmup)
+
+
+@dataclass
+class ActorPacer:
+    """The actor's side: the latest progress received and the count alignment."""
+
+    timeout_s: float
+    ratio: float
+    warmup: int
+    progress: dict[str, int] | None = None
+    offset: int = 0
+    timeouts: int = 0
+    restarts: int = 0
+    realign: bool = False
+    wrapped: set = field(default_factory=set)
+
+
+def install_learner_lockstep(cfg: Any) -> LearnerPacer | None:
+    """Cap LeRobot's learner at ``env.updates_per_env_step`` updates per transition received.
+
+    Install after :func:`..faults.install_learner_faults` (its transition validator counts what
+    is received). Does nothing when ``env.updates_per_env_step`` is None.
+
+    Args:
+        cfg: The learner's ``TrainRLServerPipelineConfig``.
+    """
+    ratio = getattr(cfg.env, "updates_per_env_step", None)
+    if ratio is None:
+        return None
+    from lerobot.rl import learner
+    from lerobot.transport.utils import state_to_bytes
+
+    from ..faults import LEARNER
+
+    pacer = LearnerPacer(ratio=float(ratio), warmup=int(cfg.policy.online_step_before_learning))
+    original_process = learner.process_transitions
+    buffer_size: list[int | None] = [None]
+
+    def push(parameters_queue: Any, algorithm: Any, received: int, updates: int, caught_up: bool) -> None:
+        weights = algorithm.get_weights()
+        weights[PROGRESS_KEY] = progress_entry(received, updates, caught_up)
+        parameters_queue.put(state_to_bytes(weights))
+        pacer.last_report = (received, updates) if caught_up else None
+
+    def push_actor_policy_to_queue(parameters_queue: Any, algorithm: Any) -> None:
+        # LeRobot's first push and its periodic ones; in the training loop only a caught-up
+        # learner's weights go out, so each episode acts with the weights its data allowed
+        pacer.algorithm, pacer.parameters_queue = algorithm, parameters_queue
+        received, updates, caught_up = pacer.progress(LEARNER.validator.accepted, buffer_size[0])
+        if caught_up or buffer_size[0] is None:
+            push(parameters_queue, algorithm, received, updates, caught_up)
+
+    def process_transitions(
+        transition_queue, replay_buffer, offline_replay_buffer, dataset_repo_id, shutdown_event
+    ):
+        def process() -> None:
+            original_process(
+                transition_queue=transition_queue,
+                replay_buffer=replay_buffer,
+                offline_replay_buffer=offline_replay_buffer,
+                dataset_repo_id=dataset_repo_id,
+                shutdown_event=shutdown_event,
+            )
+            buffer_size[0] = len(replay_buffer)
+
+        process()
+        while pacer.algorithm is not None and not shutdown_event.is_set():
+            received, updates, caught_up = pacer.progress(LEARNER.validator.accepted, buffer_size[0])
+            if not caught_up:
+                return
+            if pacer.last_report != (received, updates):
+                push(pacer.parameters_queue, pacer.algorithm, received, updates, caught_up)
+            if buffer_size[0] < pacer.warmup:
+                return
+            pacer.waits += 1
+            idle_since = time.monotonic()
+            while transition_queue.empty() and not shutdown_event.is_set():
+                time.sleep(POLL_S)
+                if time.monotonic() - idle_since > HEARTBEAT_S:
+                    # LeRobot's actor joins its parameter receiver, which only sees a stopped
+                    # actor when the stream yields, so an idle learner keeps it yielding
+                    push(pacer.parameters_queue, pacer.algorithm, received, updates, caught_up)
+                    idle_since = time.monotonic()
+            process()
+
+    learner.push_actor_policy_to_queue = push_actor_policy_to_queue
+    learner.process_transitions = process_transitions
+    logging.info(f"[LEARNER] lockstep: {pacer.ratio} updates per env step")
+    period = float(cfg.policy.actor_learner_config.policy_parameters_push_frequency)
+    if period > 0:
+        logging.warning(
+            f"[LEARNER] lockstep with policy.actor_learner_config.policy_parameters_push_frequency={period:g}: "
+            "LeRobot's parameter stream sends at most once per that many seconds, so each episode "
+            "end may wait that long; 0 sends each push at once"
+        )
+    return pacer
+
+
+def install_actor_lockstep(cfg: Any, shutdown: Any) -> ActorPacer | None:
+    """Make LeRobot's actor wait at episode ends for weights that cover what it sent.
+
+    Install after :func:`..faults.install_actor_faults` (it counts the transitions sent).
+
+    Args:
+        cfg: The actor's ``TrainRLServerPipelineConfig``.
+        shutdown: A callable returning the actor's shutdown event (None until the loop starts).
+    """
+    if getattr(cfg.env, "updates_per_env_step", None) is None:
+        return None
+    from lerobot.rl import actor
+
+    from ..faults import ACTOR
+
+    pacer = ActorPacer(
+        timeout_s=float(cfg.env.lockstep_timeout_s),
+        ratio=float(cfg.env.updates_per_env_step),
+        warmup=int(cfg.policy.online_step_before_learning),
+    )
+    original_update = actor.update_policy_parameters
+
+    def capture_progress(algorithm: Any) -> None:
+        if id(algorithm) in pacer.wrapped:
+            return
+        load = algorithm.load_weights
+
+        def load_weights(weights: dict[str, Any], device: Any = "cpu") -> None:
+            if PROGRESS_KEY in weights:
+                weights = dict(weights)
+                progress = read_progress(weights.pop(PROGRESS_KEY))
+                if pacer.progress is not None and progress["received"] < pacer.progress["received"]:
+                    pacer.restarts += 1  # a new learner process counts from its start
+                    pacer.realign = True
+                pacer.progress = progress
+            load(weights, device=device)
+
+        algorithm.load_weights = load_weights
+        pacer.wrapped.add(id(algorithm))
+
+    def update_policy_parameters(algorithm: Any, parameters_queue: Any, device: Any) -> None:
+        capture_progress(algorithm)
+        sent_before = ACTOR.queued_transitions
+        deadline = time.monotonic() + pacer.timeout_s
+        event = shutdown()
+        while True:
+            original_update(algorithm=algorithm, parameters_queue=parameters_queue, device=device)
+            if pacer.realign:
+                pacer.offset, pacer.realign = aligned_offset(pacer.progress, sent_before), False
+            if actor_may_go_on(pacer.progress, sent_before, pacer.offset, pacer.ratio, pacer.warmup):
+                return
+            if event is not None and event.is_set():
+                return
+            if time.monotonic() > deadline:
+                pacer.timeouts += 1
+                pacer.offset = aligned_offset(pacer.progress, sent_before)
+                logging.warning(
+                    f"[ACTOR] lockstep: no weights covering {sent_before} transitions within "
+                    f"{pacer.timeout_s:g} s (env.lockstep_timeout_s); going on ({pacer.timeouts} so far)"
+                )
+                return
+            time.sleep(POLL_S)
+
+    actor.update_policy_parameters = update_policy_parameters
+    logging.info(f"[ACTOR] lockstep: {cfg.env.updates_per_env_step} updates per env step")
+    return pacer

@@ -1,0 +1,217 @@
+"""The learner/actor lockstep (``env.updates_per_env_step``): its rules, and both sides together.
+
+The threaded test runs the real wrappers around LeRobot's real ``update_policy_parameters`` and
+weights serialisation, with a learner loop shaped like LeRobot's (process transitions, skip
+below the warm-up, one update, a periodic push) and an actor that sends one episode at a time.
+"""
+
+import queue
+import threading
+import types
+
+import pytest
+import torch
+
+from lerobot_policy_e2hil.sim import lockstep
+from lerobot_policy_e2hil.sim.lockstep import (
+    PROGRESS_KEY,
+    actor_may_go_on,
+    aligned_offset,
+    allowed_updates,
+    progress_entry,
+    read_progress,
+)
+
+
+def test_allowed_updates_start_at_warmup_and_follow_the_ratio():
+    assert allowed_updates(0, 199, 0.6, 200) == 0
+    assert allowed_updates(0, 200, 0.6, 200) == 120
+    assert allowed_updates(0, 1001, 0.6, 200) == 600
+    assert allowed_updates(5000, 1000, 0.5, 200) == 5500  # resumed learner: counts from its start
+    assert allowed_updates(0, 3, 1 / 3, 0) == 1  # no float shortfall below an exact product
+
+
+def test_actor_goes_on_only_once_the_learner_covers_what_was_sent():
+    def progress(received, step, caught_up):
+        return read_progress(progress_entry(received, step, caught_up))
+
+    assert not actor_may_go_on(None, 0, 0, 0.6, 200)
+    assert not actor_may_go_on(progress(90, 0, True), 100, 0, 0.6, 200)  # not all received yet
+    assert actor_may_go_on(progress(100, 0, True), 100, 0, 0.6, 200)  # below warm-up, nothing to do
+    assert actor_may_go_on(progress(300, 179, True), 300, 0, 0.6, 200)
+    # Training on newer data: not caught up, but done with what this actor needs
+    assert actor_may_go_on(progress(330, 181, False), 300, 0, 0.6, 200)
+    assert not actor_may_go_on(progress(330, 179, False), 300, 0, 0.6, 200)
+    # After a learner restart its count is 250 lower than the actor's
+    offset = aligned_offset(progress(50, 0, True), 300)
+    assert offset == -250
+    assert actor_may_go_on(progress(80, 0, True), 330, offset, 0.6, 200)
+
+
+def test_progress_entry_survives_lerobots_weights_serialisation():
+    from lerobot.transport.utils import bytes_to_state_dict, state_to_bytes
+
+    weights = {"policy": {"w": torch.ones(2)}, PROGRESS_KEY: progress_entry(12, 7, True)}
+    back = bytes_to_state_dict(state_to_bytes(weights))
+    assert read_progress(back[PROGRESS_KEY]) == {"received": 12, "optimization_step": 7, "caught_up": 1}
+
+
+class _Algorithm:
+    def __init__(self):
+        self.optimization_step = 0
+        self.loaded = []
+
+    def get_weights(self):
+        return {"policy": {"w": torch.tensor([float(self.optimization_step)])}}
+
+    def load_weights(self, weights, device="cpu"):
+        assert PROGRESS_KEY not in weights, "the progress entry reached LeRobot's load_weights"
+        self.loaded.append(float(weights["policy"]["w"][0]))
+
+
+def _config(ratio, warmup, timeout_s=10.0):
+    return types.SimpleNamespace(
+        env=types.SimpleNamespace(updates_per_env_step=ratio, lockstep_timeout_s=timeout_s),
+        policy=types.SimpleNamespace(
+            online_step_before_learning=warmup,
+            actor_learner_config=types.SimpleNamespace(policy_parameters_push_frequency=0),
+        ),
+    )
+
+
+@pytest.fixture
+def lerobot_sides(monkeypatch):
+    """LeRobot's learner and actor modules with a fake ``process_transitions`` and fresh counters."""
+    from lerobot.rl import actor, learner
+
+    from lerobot_policy_e2hil import faults
+
+    counters = types.SimpleNamespace(accepted=0)
+    monkeypatch.setattr(faults.LEARNER, "validator", counters)
+    monkeypatch.setattr(faults.ACTOR, "queued_transitions", 0)
+
+    def process_transitions(
+        transition_queue, replay_buffer, offline_replay_buffer, dataset_repo_id, shutdown_event
+    ):
+        while not transition_queue.empty():
+            batch = transition_queue.get()
+            replay_buffer.extend(batch)
+            counters.accepted += len(batch)
+
+    for module, name in (
+        (learner, "process_transitions"),
+        (learner, "push_actor_policy_to_queue"),
+        (actor, "update_policy_parameters"),
+    ):
+        monkeypatch.setattr(module, name, getattr(module, name))
+    monkeypatch.setattr(learner, "process_transitions", process_transitions)
+    return learner, actor, faults
+
+
+@pytest.mark.parametrize("start_step", [0, 400])
+def test_learner_and_actor_hold_the_ratio_together(lerobot_sides, start_step):
+    learner, actor, faults = lerobot_sides
+    ratio, warmup, episode = 0.5, 40, 17
+    cfg = _config(ratio, warmup)
+    learner_pacer = lockstep.install_learner_lockstep(cfg)
+    stop = threading.Event()
+    actor_pacer = lockstep.install_actor_lockstep(cfg, lambda: stop)
+
+    transitions, parameters = queue.Queue(), queue.Queue()
+    buffer: list[int] = []
+    learner_alg, actor_alg = _Algorithm(), _Algorithm()
+    violations: list[str] = []
+
+    def learner_loop():
+        learner.push_actor_policy_to_queue(parameters_queue=parameters, algorithm=learner_alg)
+        learner_alg.optimization_step = start_step  # LeRobot sets a resumed step after the first push
+        pushes = 0
+        while not stop.is_set():
+            learner.process_transitions(
+                transition_queue=transitions,
+                replay_buffer=buffer,
+                offline_replay_buffer=None,
+                dataset_repo_id=None,
+                shutdown_event=stop,
+            )
+            if len(buffer) < warmup or stop.is_set():
+                continue
+            learner_alg.optimization_step += 1
+            cap = start_step + allowed_updates(0, faults.LEARNER.validator.accepted, ratio, warmup)
+            if learner_alg.optimization_step > cap:
+                violations.append(f"{learner_alg.optimization_step} updates for cap {cap}")
+            pushes += 1
+            if pushes % 7 == 0:  # LeRobot's time-based push, here every 7 updates
+                learner.push_actor_policy_to_queue(parameters_queue=parameters, algorithm=learner_alg)
+
+    thread = threading.Thread(target=learner_loop, daemon=True)
+    thread.start()
+    sent = 0
+    try:
+        for _ in range(30):
+            actor.update_policy_parameters(algorithm=actor_alg, parameters_queue=parameters, device="cpu")
+            done = learner_alg.optimization_step - start_step
+            needed = allowed_updates(0, sent, ratio, warmup)
+            if done < needed:
+                violations.append(f"actor went on after {done} updates, {needed} needed for {sent} sent")
+            transitions.put(list(range(episode)))
+            sent += episode
+            faults.ACTOR.queued_transitions = sent
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert not violations, violations[:3]
+    assert actor_pacer.timeouts == 0
+    assert learner_pacer.waits > 0
+    assert actor_alg.loaded, "the actor never loaded weights"
+
+
+def test_actor_wait_is_bounded_without_a_learner(lerobot_sides):
+    _, actor, faults = lerobot_sides
+    cfg = _config(1.0, 0, timeout_s=0.2)
+    pacer = lockstep.install_actor_lockstep(cfg, lambda: None)
+    faults.ACTOR.queued_transitions = 50
+    actor.update_policy_parameters(algorithm=_Algorithm(), parameters_queue=queue.Queue(), device="cpu")
+    assert pacer.timeouts == 1
+
+
+def test_nothing_is_installed_without_a_ratio(lerobot_sides):
+    learner, actor, _ = lerobot_sides
+    before = (learner.process_transitions, actor.update_policy_parameters)
+    cfg = _config(None, 0)
+    assert lockstep.install_learner_lockstep(cfg) is None
+    assert lockstep.install_actor_lockstep(cfg, lambda: None) is None
+    assert (learner.process_transitions, actor.update_policy_parameters) == before
+
+
+def test_config_rejects_a_non_positive_ratio():
+    from lerobot_policy_e2hil.errors import ConfigError
+    from lerobot_policy_e2hil.sim.config import E2HiLSimEnvConfig
+
+    with pytest.raises(
+        ConfigError, match=r"env.updates_per_env_step=0 is invalid; allowed values: > 0 or null"
+    ):
+        E2HiLSimEnvConfig(updates_per_env_step=0)
+    with pytest.raises(ConfigError, match="env.lockstep_timeout_s"):
+        E2HiLSimEnvConfig(lockstep_timeout_s=0)
+
+
+def test_actor_realigns_at_once_with_a_restarted_learner(lerobot_sides):
+    from lerobot.transport.utils import state_to_bytes
+
+    _, actor, faults = lerobot_sides
+    pacer = lockstep.install_actor_lockstep(_config(1.0, 0, timeout_s=30.0), lambda: None)
+    parameters = queue.Queue()
+
+    def push(received, step, caught_up):
+        weights = {"policy": {"w": torch.zeros(1)}, PROGRESS_KEY: progress_entry(received, step, caught_up)}
+        parameters.put(state_to_bytes(weights))
+
+    faults.ACTOR.queued_transitions = 500
+    push(500, 500, True)
+    actor.update_policy_parameters(algorithm=_Algorithm(), parameters_queue=parameters, device="cpu")
+    faults.ACTOR.queued_transitions = 520
+    push(0, 0, True)  # the restarted learner has received nothing yet
+    actor.update_policy_parameters(algorithm=_Algorithm(), parameters_queue=parameters, device="cpu")
+    assert (pacer.restarts, pacer.timeouts, pacer.offset) == (1, 0, -520)
