@@ -14,7 +14,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from .config import SIM_GYM_ID
+from .task import SIM_GYM_ID
 
 ENTRY_POINT = f"{__name__}:make_sim_env"
 # info key with the index (into env.cube_positions) of the episode's cube position
@@ -198,7 +198,7 @@ def make_sim_env(sim_options: dict[str, Any] | None = None, **ignored: Any) -> g
         env = GripperPenaltyWrapper(env, penalty=float(options["gripper_penalty"]))
     env = EEActionWrapper(env, ee_action_step_size=DEFAULT_EE_STEP_SIZE, use_gripper=True)
     if options["teacher"] is not None:
-        from .config import TeacherConfig
+        from .task import TeacherConfig
         from .teacher import ScriptedTeacher, TeacherControlWrapper
 
         teacher_cfg = TeacherConfig(**options["teacher"])

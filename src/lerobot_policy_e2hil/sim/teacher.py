@@ -30,7 +30,7 @@ from gym_hil.wrappers.hil_wrappers import InputsControlWrapper
 from gym_hil.wrappers.intervention_utils import InputController
 
 from ..gripper import GYM_HIL_GRIPPER
-from .config import CUBE_X_RANGE, CUBE_Y_RANGE, TeacherConfig
+from .task import CUBE_X_RANGE, CUBE_Y_RANGE, TeacherConfig
 
 # ``InputsControlWrapper.get_gamepad_action`` maps the controller's "open" to 2.0 and "close" to
 # 0.0, i.e. its names are the reverse of what the fingers do. The teacher asks for a physical

@@ -35,10 +35,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, exit_on_setup_error
 from ..faults.checkpoints import choose_checkpoint, newest_complete, read_marker
 from ..faults.checks import check_config, check_port_free, listens_on
-from ..faults.entry import EXIT_FATAL, EXIT_SETUP, SetupError, describe_error, one_line
+from ..faults.entry import EXIT_FATAL, EXIT_SETUP, SetupError, one_line
 from ..faults.settings import FLAG_PREFIX, split_fault_args
 from .hooks import METRICS_FILE, RUN_START_ENV
 from .report import collapse_text, episode_stats, progress_line, read_metrics, write_plots
@@ -606,11 +606,7 @@ def main() -> None:
         print(f"error: {one_line(err)}", file=sys.stderr, flush=True)
         sys.exit(err.code)
     except Exception as err:
-        message = describe_error(err, config_path)
-        if message is None:
-            raise
-        print(f"error: {message}", file=sys.stderr, flush=True)
-        sys.exit(EXIT_SETUP)
+        exit_on_setup_error(err, config_path)
     if summary["interrupted"]:
         print(f"error: partial run: {summary['reason']}. {summary['advice']}.", file=sys.stderr, flush=True)
         sys.exit(EXIT_FATAL)
