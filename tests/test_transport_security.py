@@ -43,12 +43,10 @@ def pickle_payload(marker: Path) -> bytes:
     return pickle.dumps({"Interaction step": 5, "Episodic reward": 1.0, "x": FileMaker(marker)})
 
 
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 and localhost, and its key."""
+def make_certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and localhost in ``folder``, and its key."""
     if shutil.which("openssl") is None:
         pytest.skip("the openssl command is needed to make a test certificate")
-    folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
@@ -57,6 +55,11 @@ def certificate(tmp_path_factory) -> tuple[Path, Path]:
         capture_output=True,
     )  # fmt: skip
     return cert, key
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory) -> tuple[Path, Path]:
+    return make_certificate(tmp_path_factory.mktemp("tls"))
 
 
 def learner_cfg(port: int) -> SimpleNamespace:
@@ -198,7 +201,7 @@ def actor_channel_with(settings: FaultSettings, port: int, token: str | None, mo
         monkeypatch.delenv(settings.token_env, raising=False)
     else:
         monkeypatch.setenv(settings.token_env, token)
-    return actor_channel("127.0.0.1", port, settings, [])
+    return actor_channel("127.0.0.1", port, settings, [], actor_id="robot_1")
 
 
 def test_tls_with_the_token_works_and_its_messages_arrive(serve, certificate, monkeypatch):
@@ -212,7 +215,9 @@ def test_tls_with_the_token_works_and_its_messages_arrive(serve, certificate, mo
         send_interaction(channel, encode_message({"Interaction step": 3}))
     finally:
         channel.close()
-    assert drain(interactions) == [b'{"Interaction step": 3}']
+    from lerobot_policy_e2hil.faults.actors import untag
+
+    assert [untag(item) for item in drain(interactions)] == [("robot_1", b'{"Interaction step": 3}')]
 
 
 @pytest.mark.parametrize("token", ["wrong-token", None], ids=["wrong token", "no token"])

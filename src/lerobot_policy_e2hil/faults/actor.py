@@ -14,7 +14,8 @@ actor keeps stepping the env but nothing reaches the new learner. The hooks here
 * ``learner_service_client`` -> the same channel with gRPC's reconnect back-off capped at
   ``retry_interval_s`` (its default grows to 120 s), over TLS with ``tls_ca`` and with the shared
   token on every call (:mod:`.security`); a learner that refuses the token or the (plaintext or
-  TLS) connection ends the actor at once with one line that says what to change;
+  TLS) connection ends the actor at once with one line that says what to change; every call
+  names the actor (``--faults.actor_id``), so a learner with several actors counts each apart;
 * ``python_object_to_bytes`` -> the episode message is sent as JSON (:mod:`.wire`), not pickled;
 * ``get_frequency_stats`` -> the episode message also carries ``"Episode steps"``;
 * ``push_transitions_to_transport_queue`` -> counts the transitions handed to the learner;
@@ -33,6 +34,7 @@ from collections.abc import Callable
 from queue import Empty
 from typing import Any
 
+from .actors import default_actor_id
 from .checks import check_budgets, check_observation
 from .entry import SetupError, fatal_message, one_line, record_fatal
 from .learner import EPISODE_STEPS_KEY
@@ -50,6 +52,7 @@ class ActorFaults:
     def __init__(self) -> None:
         self.settings = FaultSettings()
         self.address = ("127.0.0.1", 50051)
+        self.actor_id = ""
         self.queued_transitions = 0
         self.backlogs: list[Backlog] = []
         self.reconnect_lock = threading.Lock()
@@ -94,6 +97,8 @@ def install_actor_faults(cfg: Any, settings: FaultSettings) -> None:
             "network path can read and alter what it sends (docs/faults.md, 'Several robots over a network')"
         )
     ACTOR.settings, ACTOR.address = settings, (address.learner_host, address.learner_port)
+    ACTOR.actor_id = settings.actor_id or default_actor_id()
+    logging.info(f"[ACTOR] Actor id {ACTOR.actor_id} (--faults.actor_id)")
     if getattr(actor, _INSTALLED, False):
         return
     actor.python_object_to_bytes = encode_message
@@ -144,7 +149,7 @@ def _new_client(host: str, port: int) -> tuple[Any, Any]:
         ("grpc.min_reconnect_backoff_ms", min(500, backoff_ms)),
         ("grpc.max_reconnect_backoff_ms", backoff_ms),
     ]
-    channel = actor_channel(host, port, ACTOR.settings, options)
+    channel = actor_channel(host, port, ACTOR.settings, options, ACTOR.actor_id or None)
     logging.info(f"[ACTOR] Learner service client created for {host}:{port}")
     return services_pb2_grpc.LearnerServiceStub(channel), channel
 

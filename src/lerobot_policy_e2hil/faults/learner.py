@@ -38,6 +38,7 @@ import grpc
 import torch
 from lerobot.utils.constants import PRETRAINED_MODEL_DIR, TRAINING_STATE_DIR, TRAINING_STEP
 
+from .actors import UNKNOWN_ACTOR, ParameterFanout, TaggingQueue, caller, untag
 from .checkpoints import AtomicCheckpointer, prepare_resume, read_marker
 from .checks import check_budgets, check_port_free
 from .entry import SetupError, one_line, record_fatal
@@ -48,6 +49,8 @@ from .transitions import TransitionSpec, TransitionValidator
 from .wire import BadMessage, RejectCounter, capped_chunks, check_torch_loader, decode_message
 
 EPISODE_STEPS_KEY = "Episode steps"
+# Key of the sending actor's id in the episode message the learner's hooks see (set by the learner)
+ACTOR_ID_KEY = "Actor id"
 _INSTALLED = "_e2hil_faults_installed"
 
 
@@ -59,33 +62,73 @@ class RunCounter:
     count saved in checkpoints is usually 0 (the learner saves the last interaction message of
     the current loop iteration, mostly None). Here each episode adds its length: the actor hook
     sends it (``"Episode steps"``); without it, the step difference to the same actor's previous
-    episode, or the step count of a new actor (whose steps start again from 0).
+    episode, or the step count of a new actor (whose steps start again from 0). The same counts,
+    and the transitions received and skipped, are kept per actor id (:mod:`.actors`; actors that
+    send none count as ``"unknown"``).
     """
 
     def __init__(self) -> None:
         self.steps = 0
         self.episodes = 0
         self.actor_step: int | None = None
+        self.actors: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
 
-    def count(self, message: Mapping[str, Any]) -> int:
-        """Account for one episode message; returns the run-wide index of its last env step."""
+    def _actor(self, actor: str) -> dict[str, Any]:
+        return self.actors.setdefault(
+            actor, {"env_steps": 0, "episodes": 0, "transitions": 0, "rejected": 0, "last_step": None}
+        )
+
+    def count(self, message: Mapping[str, Any], actor: str = UNKNOWN_ACTOR) -> int:
+        """Account for one episode message of ``actor``; returns the run-wide index of its last env step."""
         raw = int(message["Interaction step"])
         length = message.get(EPISODE_STEPS_KEY)
-        if length is None:
-            same_actor = self.actor_step is not None and raw > self.actor_step
-            length = raw - self.actor_step if same_actor else raw + 1
-        self.steps += int(length)
-        self.episodes += 1
-        self.actor_step = raw
-        return self.steps - 1
+        with self._lock:
+            per_actor = self._actor(actor)
+            last = per_actor["last_step"]
+            if length is None:
+                same_actor = last is not None and raw > last
+                length = raw - last if same_actor else raw + 1
+            self.steps += int(length)
+            self.episodes += 1
+            per_actor["env_steps"] += int(length)
+            per_actor["episodes"] += 1
+            per_actor["last_step"] = self.actor_step = raw
+            return self.steps - 1
+
+    def add_transitions(self, actor: str, accepted: int, rejected: int) -> None:
+        """Count the transitions of one message of ``actor`` that went in, and those skipped."""
+        with self._lock:
+            per_actor = self._actor(actor)
+            per_actor["transitions"] += accepted
+            per_actor["rejected"] += rejected
+
+    def actor_fields(self, actor: str) -> dict[str, Any]:
+        """The per-actor fields of an episode record (see ``sim.hooks``)."""
+        with self._lock:
+            per_actor = self._actor(actor)
+            return {
+                ACTOR_ID_KEY: actor,
+                "Actor episodes": per_actor["episodes"],
+                "Actor env steps": per_actor["env_steps"],
+                "Actor transitions": per_actor["transitions"],
+            }
 
     def state(self) -> dict[str, Any]:
-        return {"interaction_step": self.steps, "episodes": self.episodes, "actor_step": self.actor_step}
+        with self._lock:
+            actors = {name: dict(values) for name, values in self.actors.items()}
+        return {
+            "interaction_step": self.steps,
+            "episodes": self.episodes,
+            "actor_step": self.actor_step,
+            "actors": actors,
+        }
 
     def restore(self, saved: Mapping[str, Any]) -> None:
         self.steps = int(saved.get("interaction_step") or 0)
         self.episodes = int(saved.get("episodes") or 0)
         self.actor_step = saved.get("actor_step")
+        self.actors = {name: dict(values) for name, values in (saved.get("actors") or {}).items()}
 
 
 class LearnerFaults:
@@ -225,26 +268,44 @@ def _peer_aware_service(service_class: type, max_message_bytes: int = 2**30) -> 
 
         return capped_chunks(request_iterator, max_message_bytes, refuse)
 
+    fanouts: dict[int, ParameterFanout] = {}
+    fanouts_lock = threading.Lock()
+
+    def fanout(queue: Any) -> ParameterFanout:
+        with fanouts_lock:
+            return fanouts.setdefault(id(queue), ParameterFanout(queue))
+
     class PeerAwareLearnerService(service_class):
         def SendTransitions(self, request_iterator: Any, context: Any):  # noqa: N802  (gRPC method name)
+            view = copy.copy(self)
+            view.transition_queue = TaggingQueue(self.transition_queue, caller(context))
             return service_class.SendTransitions(
-                self, capped(request_iterator, context, "SendTransitions"), context
+                view, capped(request_iterator, context, "SendTransitions"), context
             )
 
         def SendInteractions(self, request_iterator: Any, context: Any):  # noqa: N802  (gRPC method name)
+            view = copy.copy(self)
+            view.interaction_message_queue = TaggingQueue(self.interaction_message_queue, caller(context))
             return service_class.SendInteractions(
-                self, capped(request_iterator, context, "SendInteractions"), context
+                view, capped(request_iterator, context, "SendInteractions"), context
             )
 
         def StreamParameters(self, request: Any, context: Any):  # noqa: N802  (gRPC method name)
             ended = threading.Event()
             if not context.add_callback(ended.set):
                 return
+            actor = caller(context)
             view = copy.copy(self)
             view.shutdown_event = EitherEvent(self.shutdown_event, ended)
+            view.parameters_queue = fanout(self.parameters_queue).stream_view()
+            logging.info(f"[LEARNER] Actor {actor} ({context.peer()}) opened its parameter stream")
+            LEARNER.emit("actor", actor=actor, event="joined", peer=context.peer())
             yield from service_class.StreamParameters(view, request, context)
             if ended.is_set() and not self.shutdown_event.is_set():
-                logging.info("[LEARNER] An actor's parameter stream ended (actor gone); its thread is free")
+                logging.info(
+                    f"[LEARNER] An actor's parameter stream ended (actor gone); its thread is free (actor {actor})"
+                )
+                LEARNER.emit("actor", actor=actor, event="left", versions_sent=view.parameters_queue.sent)
 
     return PeerAwareLearnerService
 
@@ -275,12 +336,16 @@ def _install_transitions(learner: Any) -> None:
     original = learner.bytes_to_transitions
 
     def bytes_to_transitions(buffer: bytes) -> list:
+        actor, buffer = untag(buffer)
         try:
             transitions = original(buffer)
         except Exception as err:  # a corrupt message must not end the training loop
             LEARNER.validator.reject_message(err)
             return []
-        return LEARNER.validator.filter(transitions if isinstance(transitions, list) else [transitions])
+        rejected = LEARNER.validator.rejected
+        kept = LEARNER.validator.filter(transitions if isinstance(transitions, list) else [transitions])
+        LEARNER.counter.add_transitions(actor, len(kept), LEARNER.validator.rejected - rejected)
+        return kept
 
     learner.bytes_to_transitions = bytes_to_transitions
 
@@ -385,23 +450,26 @@ def decode_interaction(data: bytes) -> dict[str, Any]:
     Raises:
         BadMessage: What :func:`~.wire.decode_message` refuses.
     """
-    return decode_message(data, LEARNER.settings.max_interaction_kb * 1024)
+    return decode_message(untag(data)[1], LEARNER.settings.max_interaction_kb * 1024)
 
 
 def _install_counter(learner: Any) -> None:
     learner.bytes_to_python_object = decode_interaction
 
     def process_interaction_message(message: bytes, interaction_step_shift: int, wandb_logger: Any = None):
+        actor, data = untag(message)
         try:
-            message = decode_interaction(message)
+            message = decode_interaction(data)
         except BadMessage as err:
-            LEARNER.interactions.reject(str(err))
-            LEARNER.emit("interaction_rejected", reason=str(err), total=LEARNER.interactions.rejected)
+            LEARNER.interactions.reject(f"{err} from {actor}")
+            LEARNER.emit(
+                "interaction_rejected", actor=actor, reason=str(err), total=LEARNER.interactions.rejected
+            )
             return None
-        message["Interaction step"] = LEARNER.counter.count(message)
+        message["Interaction step"] = LEARNER.counter.count(message, actor)
         if wandb_logger:
             wandb_logger.log_dict(d=message, mode="train", custom_step_key="Interaction step")
-        return message
+        return {**message, **LEARNER.counter.actor_fields(actor)}
 
     learner.process_interaction_message = process_interaction_message
 

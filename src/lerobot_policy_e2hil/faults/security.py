@@ -35,6 +35,7 @@ from typing import Any
 import grpc
 
 from ..errors import ConfigError
+from .actors import ACTOR_METADATA_KEY
 from .entry import SetupError
 from .settings import FaultSettings
 
@@ -235,22 +236,22 @@ class _CallDetails(_Details, grpc.ClientCallDetails):
     """The details of one client call, with the token added to its metadata."""
 
 
-class TokenSender(
+class MetadataSender(
     grpc.UnaryUnaryClientInterceptor,
     grpc.UnaryStreamClientInterceptor,
     grpc.StreamUnaryClientInterceptor,
     grpc.StreamStreamClientInterceptor,
 ):
-    """Client interceptor: every call carries the token in its metadata."""
+    """Client interceptor: every call carries ``pairs`` (the token, the actor id) in its metadata."""
 
-    def __init__(self, token: str):
-        self._token = token
+    def __init__(self, pairs: list[tuple[str, str]]):
+        self._pairs = pairs
 
     def _details(self, details: Any) -> _CallDetails:
         return _CallDetails(
             details.method,
             details.timeout,
-            [*(details.metadata or ()), (TOKEN_METADATA_KEY, self._token)],
+            [*(details.metadata or ()), *self._pairs],
             details.credentials,
             getattr(details, "wait_for_ready", None),
             getattr(details, "compression", None),
@@ -269,8 +270,10 @@ class TokenSender(
         return continuation(self._details(details), requests)
 
 
-def actor_channel(host: str, port: int, settings: FaultSettings, options: list[tuple[str, Any]]) -> Any:
-    """The actor's channel to the learner: TLS when ``tls_ca`` is set, the token on every call.
+def actor_channel(
+    host: str, port: int, settings: FaultSettings, options: list[tuple[str, Any]], actor_id: str | None = None
+) -> Any:
+    """The actor's channel to the learner: TLS when ``tls_ca`` is set, the token and ``actor_id`` on every call.
 
     Raises:
         ConfigError: ``tls_ca`` or ``token_file`` cannot be read.
@@ -284,7 +287,10 @@ def actor_channel(host: str, port: int, settings: FaultSettings, options: list[t
     else:
         channel = grpc.insecure_channel(target, options)
     token = read_token(settings)
-    return grpc.intercept_channel(channel, TokenSender(token)) if token else channel
+    pairs = [(TOKEN_METADATA_KEY, token)] if token else []
+    if actor_id:
+        pairs.append((ACTOR_METADATA_KEY, actor_id))
+    return grpc.intercept_channel(channel, MetadataSender(pairs)) if pairs else channel
 
 
 def refusal_hint(code: Any, details: str, settings: FaultSettings) -> str | None:

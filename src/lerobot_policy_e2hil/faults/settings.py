@@ -50,6 +50,8 @@ class FaultSettings:
     token_env: str = "E2HIL_LEARNER_TOKEN"
     # Learner: allow a non-loopback learner_host without TLS and a token (it then warns); never on a shared network
     insecure: bool = False
+    # Actor: its name in the learner's records when several actors share a learner; empty: <host>-<pid>
+    actor_id: str = ""
 
     def __post_init__(self) -> None:
         for name in ("connect_timeout_s", "ready_timeout_s", "retry_interval_s", "warn_interval_s"):
@@ -63,6 +65,10 @@ class FaultSettings:
                 f"faults.tls_cert={self.tls_cert!r} and faults.tls_key={self.tls_key!r} are invalid; "
                 "allowed values: both set (PEM files) or both empty"
             )
+        if self.actor_id:
+            from .actors import check_actor_id
+
+            check_actor_id(self.actor_id)
         if not self.token_env.strip():
             raise ConfigError("faults.token_env='' is invalid; allowed values: an environment variable name")
 

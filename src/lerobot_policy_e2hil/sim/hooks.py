@@ -182,6 +182,10 @@ def _recording_interactions(original_process: Any, sink: Any) -> Any:
             intervention_steps=int(round(rate * length)),
             intervention_rate=rate,
             policy_hz=message.get("Policy frequency [Hz]"),
+            actor=message.get("Actor id"),
+            actor_episode=message.get("Actor episodes"),
+            actor_env_step=message.get("Actor env steps"),
+            actor_transitions=message.get("Actor transitions"),
             **(
                 {"position": message[POSITION_MESSAGE_KEY]}
                 if isinstance(message.get(POSITION_MESSAGE_KEY), int)
