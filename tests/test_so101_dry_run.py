@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from lerobot_policy_e2hil.errors import ConfigError
 from lerobot_policy_e2hil.so101 import dry_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -222,3 +223,19 @@ def test_stage_commands_wire_the_outputs_together(tmp_path):
     assert f"--policy_path={paths.policy_model}" in evaluation
     assert str(paths.policy_model).startswith(str(paths.train))
     assert '--env.teleop.end_effector_step_sizes={"x":0.01,"y":0.01,"z":0.01}' in actor
+    assert "--policy.vision_encoder_name=null" in actor
+    local = dry_run.DryRunConfig(output_dir=str(tmp_path), policy_encoder="local")
+    for argv in (
+        dry_run.actor_argv(local, paths, 1),
+        dry_run.learner_argv(local, paths, 1),
+        dry_run.eval_argv(local, paths),
+    ):
+        assert f"--policy.vision_encoder_name={paths.encoder}" in argv
+
+
+def test_config_rejects_unknown_policy_encoder():
+    """A bad choice names the field and the allowed values."""
+    with pytest.raises(
+        ConfigError, match=r"policy_encoder='hub' is invalid; allowed values: \('local', 'none'\)"
+    ):
+        dry_run.DryRunConfig(policy_encoder="hub")

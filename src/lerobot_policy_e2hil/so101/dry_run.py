@@ -50,6 +50,7 @@ ABORT_GRACE_S = 10.0
 #: Seconds the actor and the learner get to stop after Ctrl-C at the end of training.
 STOP_ACTOR_S = 60.0
 STOP_LEARNER_S = 240.0
+POLICY_ENCODERS = ("local", "none")
 
 
 @dataclass
@@ -75,6 +76,9 @@ class DryRunConfig:
     # End-effector metres per unit action (policy and leader); the shipped 0.02 lets an untrained
     # policy on the simulated servos trip LeRobot's 5 cm EE-jump safety stop
     ee_step_m: float = 0.01
+    # Policy image encoder: "none" (the policy's own small encoder, --policy.vision_encoder_name=null)
+    # or "local" (the encoder stage's random ResNet-10, the shipped architecture; ~4x slower on a CPU)
+    policy_encoder: str = "none"
     # Longest wait for one stage, in seconds
     stage_timeout_s: float = 900.0
 
@@ -86,6 +90,10 @@ class DryRunConfig:
             raise ConfigError(f"episode_s={self.episode_s!r} is invalid; allowed values: 0.1 to 60 seconds")
         if not 0.0 < self.ee_step_m <= 0.05:
             raise ConfigError(f"ee_step_m={self.ee_step_m!r} is invalid; allowed values: > 0 and <= 0.05")
+        if self.policy_encoder not in POLICY_ENCODERS:
+            raise ConfigError(
+                f"policy_encoder={self.policy_encoder!r} is invalid; allowed values: {POLICY_ENCODERS}"
+            )
         if not self.stage_timeout_s > 0:
             raise ConfigError(f"stage_timeout_s={self.stage_timeout_s!r} is invalid; allowed values: > 0")
         if not self.output_dir:
@@ -179,7 +187,7 @@ def _sim_env_flags(cfg: DryRunConfig, paths: Paths) -> list[str]:
         f"--env.processor.reset.control_time_s={cfg.episode_s}",
         f"--env.processor.inverse_kinematics.end_effector_step_sizes={steps}",
         f"--env.teleop.end_effector_step_sizes={steps}",
-        "--policy.vision_encoder_name=null",
+        f"--policy.vision_encoder_name={paths.encoder if cfg.policy_encoder == 'local' else 'null'}",
         "--policy.device=cpu",
     ]
 
