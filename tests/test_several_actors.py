@@ -193,9 +193,26 @@ def test_two_sim_actors_on_one_learner_one_killed_a_third_joins(tmp_path, certif
         processes.append(learner_process)
         wait_for(lambda: port_open(port), 240, "the learner", (learner_process,))
         a, b = start_actor("robot_a", 1), start_actor("robot_b", 2)
+        wrong_token = tmp_path / "wrong_token"
+        wrong_token.write_text("not-the-secret\n")
+        rogue = Process(
+            "actor",
+            [
+                *args,
+                f"--faults.token_file={wrong_token}",
+                "--faults.actor_id=rogue",
+                f"--output_dir={out / 'rogue'}",
+            ],
+            tmp_path / "rogue.out",
+        )
+        processes.append(rogue)
         both = (learner_process, a, b)
         wait_for(lambda: loads(a) >= 2 and loads(b) >= 2, 300, "parameters at both actors", both)
         wait_for(lambda: episodes("robot_a") and episodes("robot_b"), 120, "episodes of both actors", both)
+        assert rogue.popen.wait(timeout=240) == 1
+        assert (
+            rogue.text().strip().splitlines()[-1].startswith("error: the learner refused the actor's token")
+        )
         a.stop(signal.SIGKILL)
         wait_for(
             lambda: any(r["event"] == "left" and r["actor"] == "robot_a" for r in records(out, "actor")),
@@ -231,6 +248,9 @@ def test_two_sim_actors_on_one_learner_one_killed_a_third_joins(tmp_path, certif
         assert mine[-1]["actor_transitions"] > 0
     assert all_episodes[-1]["env_step"] == sum(r["length"] for r in all_episodes)  # the total
     assert "gRPC server on" in learner_process.text() and "TLS and token check" in learner_process.text()
+    assert "Refused calls (wrong token from ipv4:127.0.0.1:" in learner_process.text()
+    assert not [r for r in all_episodes if r.get("actor") == "rogue"]
+    assert any(r["reason"] == "wrong token" for r in records(out, "call_refused"))
 
 
 def test_benchmark_rates_count_env_steps_updates_and_each_actor_in_the_window():
