@@ -168,10 +168,14 @@ def test_interaction_messages_are_json_with_a_size_limit_and_a_schema():
         "nested": b'{"Interaction step": 1, "x": {"y": 1}}',
         "text reward": encode_message({"Interaction step": 1, "Episodic reward": "1"}),
         "NaN constant": b'{"Interaction step": 1, "Episodic reward": NaN}',
+        "overflowing number": b'{"Interaction step": 1, "Episodic reward": 1e400}',
+        "number of 5000 digits": b'{"Interaction step": ' + b"1" * 5000 + b"}",
+        "nesting 900 deep": b'{"Interaction step": 1, "x": ' + b"[" * 900 + b"]" * 900 + b"}",
+        "nesting 100000 deep": b"[" * 100000 + b"]" * 100000,
     }
     for what, data in bad.items():
         with pytest.raises(BadMessage):
-            decode_message(data, 200 if what == "too large" else 1024)
+            decode_message(data, 200 if what == "too large" else 10**6)
             pytest.fail(what)
 
 

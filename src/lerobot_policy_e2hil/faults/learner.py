@@ -46,7 +46,7 @@ from .security import SecureGrpc, TokenCheck, check_bind, read_token, server_cre
 from .settings import FaultSettings
 from .sync import EitherEvent
 from .transitions import TransitionSpec, TransitionValidator
-from .wire import BadMessage, RejectCounter, capped_chunks, check_torch_loader, decode_message
+from .wire import RejectCounter, capped_chunks, check_torch_loader, decode_message
 
 EPISODE_STEPS_KEY = "Episode steps"
 # Key of the sending actor's id in the episode message the learner's hooks see (set by the learner)
@@ -460,7 +460,7 @@ def _install_counter(learner: Any) -> None:
         actor, data = untag(message)
         try:
             message = decode_interaction(data)
-        except BadMessage as err:
+        except Exception as err:  # BadMessage, or anything else: a message must not end the training loop
             LEARNER.interactions.reject(f"{err} from {actor}")
             LEARNER.emit(
                 "interaction_rejected", actor=actor, reason=str(err), total=LEARNER.interactions.rejected

@@ -86,11 +86,17 @@ def decode_message(data: bytes, max_bytes: int) -> dict[str, Any]:
     if len(data) > max_bytes:
         raise BadMessage(f"{len(data)} bytes, more than the limit of {max_bytes}")
     try:
-        message = json.loads(bytes(data).decode("utf-8"), parse_constant=_reject_constant)
+        text = bytes(data).decode("utf-8")
     except UnicodeDecodeError:
         raise BadMessage("not UTF-8 JSON (an old actor's pickle?)") from None
+    try:
+        message = json.loads(text, parse_constant=_reject_constant)
+    except BadMessage:
+        raise
     except json.JSONDecodeError as err:
         raise BadMessage(f"not JSON ({err.msg})") from None
+    except (ValueError, RecursionError) as err:  # a number of too many digits, nesting too deep
+        raise BadMessage(f"not an interaction message ({type(err).__name__})") from None
     if not isinstance(message, dict):
         raise BadMessage(f"a JSON {type(message).__name__}, not an object")
     if len(message) > MAX_FIELDS:
@@ -110,6 +116,8 @@ def _check_field(key: str, value: Any) -> None:
             raise BadMessage(f"{key!r} is text of {len(value)} characters, more than {MAX_TEXT}")
     elif value is not None and not isinstance(value, bool | int | float):
         raise BadMessage(f"{key!r} is a {type(value).__name__}, not a number, boolean or text")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise BadMessage(f"{key!r} is {value}, not a finite number")
     if key in FINITE_FIELDS and (isinstance(value, bool) or not isinstance(value, int | float)):
         raise BadMessage(f"{key!r} is {value!r}, not a number")
     if key in STEP_FIELDS and (not isinstance(value, int) or value < 0):
