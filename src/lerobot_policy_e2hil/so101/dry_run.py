@@ -541,11 +541,13 @@ def run(cfg: DryRunConfig, report=print) -> dict[str, Any]:
         wall_s = run_to_end(procs, "eval", argv, cfg.stage_timeout_s)
         done("eval", argv, wall_s, eval_produced(paths.eval_summary), str(procs.log("eval")))
     finally:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up
+        # A second Ctrl-C or SIGTERM must not cut the clean-up short.
+        previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             procs.stop_all()
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     summary = {
         "output_dir": str(paths.root),
         "wall_s": round(time.monotonic() - start, 1),
