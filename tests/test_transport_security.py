@@ -340,3 +340,25 @@ def test_token_comes_from_a_file_or_the_environment_and_bad_settings_are_named(t
         read_token(FaultSettings(token_file=str(token_file)))
     with pytest.raises(ConfigError, match="faults.tls_cert='a.pem' and faults.tls_key='' are invalid"):
         FaultSettings(tls_cert="a.pem")
+
+
+def test_sim_learner_on_all_interfaces_without_tls_and_token_exits_2_with_one_line(tmp_path, monkeypatch):
+    import sys
+
+    from test_faults_helpers import ROOT, SIM_JSON
+
+    monkeypatch.delenv("E2HIL_LEARNER_TOKEN", raising=False)
+    command = [
+        sys.executable, "-m", "lerobot_policy_e2hil.sim.learner", "--config_path", str(SIM_JSON),
+        "--policy.actor_learner_config.learner_host=0.0.0.0", f"--output_dir={tmp_path / 'run'}",
+    ]  # fmt: skip
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            "error: the learner would serve 0.0.0.0:50051, which is not loopback, without TLS and a token"
+        )
+    )
+    assert not (tmp_path / "run").exists()
