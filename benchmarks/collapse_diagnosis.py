@@ -47,7 +47,7 @@ def load_run(path: Path) -> dict[str, Any]:
     if summary.get("teacher_free_success") is not None:
         evals = [{"env_step": summary["env_steps"], "success": summary["teacher_free_success"]}]
     return {
-        "name": path.name,
+        "name": f"{path.parent.name}/{path.name}",
         "episodes": [r for r in records if r["kind"] == "episode"],
         "train": [r for r in records if r["kind"] == "train"],
         "evals": evals,
@@ -107,7 +107,12 @@ def plot(runs: list[dict[str, Any]], out: Path, window: int = 30) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = ["success (rolling, teacher active)", "teacher-free success", *TRAIN_KEYS.values()]
+    panels = [
+        "success (rolling, teacher active)",
+        "teacher-free success",
+        "updates per env step (so far)",
+        *TRAIN_KEYS.values(),
+    ]
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.1 * len(panels)), sharex=True)
     for run in runs:
         eps = run["episodes"]
@@ -121,14 +126,16 @@ def plot(runs: list[dict[str, Any]], out: Path, window: int = 30) -> None:
             "o-",
             color=line.get_color(),
         )
-        for ax, key in zip(axes[2:], TRAIN_KEYS, strict=True):
+        ratio = [(t["env_step"], t["opt_step"] / t["env_step"]) for t in run["train"] if t.get("env_step")]
+        axes[2].plot([p[0] for p in ratio], [p[1] for p in ratio], color=line.get_color(), lw=0.8)
+        for ax, key in zip(axes[3:], TRAIN_KEYS, strict=True):
             pts = [(t["env_step"], t[key]) for t in run["train"] if key in t]
             ax.plot([p[0] for p in pts], [p[1] for p in pts], color=line.get_color(), lw=0.8)
     for ax, title in zip(axes, panels, strict=True):
         ax.set_ylabel(title, fontsize=8)
         ax.grid(alpha=0.3)
-    axes[2].set_yscale("log")
     axes[3].set_yscale("log")
+    axes[4].set_yscale("log")
     axes[-1].set_xlabel("env step")
     axes[0].legend(fontsize=7)
     fig.tight_layout()

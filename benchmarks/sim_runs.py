@@ -58,6 +58,36 @@ def run_seeds(config: str, seeds: list[int], runs_dir: Path, extra: list[str], j
                 running.remove((seed, proc))
 
 
+def evaluate_missing(config: str, seeds: list[int], runs_dir: Path, extra: list[str]) -> None:
+    """Evaluate, as the launcher does, the runs whose summary has no teacher-free figure.
+
+    Meant for a run whose learner crashed after its final checkpoint, which launchers before
+    ``_teardown_warnings`` reported as partial without evaluating. The summary gets
+    ``teacher_free_success``, ``eval_episodes`` and ``evaluated_by``.
+    """
+    from lerobot_policy_e2hil.sim.evaluate import evaluate_checkpoint
+    from lerobot_policy_e2hil.sim.train import load_config
+
+    for seed in seeds:
+        path = runs_dir / f"seed{seed}" / "summary.json"
+        checkpoint = runs_dir / f"seed{seed}" / "checkpoints" / "last" / "pretrained_model"
+        if not path.exists() or not checkpoint.exists():
+            continue
+        summary = json.loads(path.read_text())
+        if summary.get("teacher_free_success") is not None:
+            continue
+        cfg = load_config(["--config_path", config, f"--seed={seed}", *extra])
+        episodes = cfg.env.launch.eval_episodes
+        print(
+            f"[sim_runs] seed {seed}: teacher-free evaluation of {checkpoint}, {episodes} episodes",
+            flush=True,
+        )
+        summary["teacher_free_success"] = evaluate_checkpoint(checkpoint, cfg.env, episodes)
+        summary["eval_episodes"] = episodes
+        summary["evaluated_by"] = "benchmarks/sim_runs.py --evaluate-missing"
+        path.write_text(json.dumps(summary, indent=2))
+
+
 def distribution(seeds: list[int], runs_dir: Path) -> list[dict]:
     """One row per seed with a summary."""
     rows = []
@@ -79,6 +109,7 @@ def distribution(seeds: list[int], runs_dir: Path) -> list[dict]:
                 "total_wall_s": s.get("total_wall_s"),
                 "collapse": bool(s.get("collapse")),
                 "interrupted": s.get("interrupted"),
+                "evaluated_after": bool(s.get("evaluated_by")),
             }
         )
     return rows
@@ -101,7 +132,8 @@ def markdown(rows: list[dict], header: str) -> str:
         lines.append(
             f"| {r['seed']} | {pct(r['teacher_free_success'])} ({r['eval_episodes']} ep.) | {pct(r['success_last'])} "
             f"| {pct(r['intervention_rate_all'])} | {r['opt_steps']} | {r['env_steps']} | {r['total_wall_s']:.0f} "
-            f"| {'yes' if r['collapse'] else 'no'}{' (partial run)' if r['interrupted'] else ''} |"
+            f"| {'yes' if r['collapse'] else 'no'}{' (partial run)' if r['interrupted'] else ''}"
+            f"{'; evaluated after the run (--evaluate-missing)' if r.get('evaluated_after') else ''} |"
         )
     done = [
         r["teacher_free_success"]
@@ -130,10 +162,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs-dir", type=Path, default=Path("outputs/sim_runs"))
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time (each is a learner and an actor)")
     parser.add_argument("--report-only", action="store_true", help="only read the summaries")
+    parser.add_argument(
+        "--evaluate-missing",
+        action="store_true",
+        help="evaluate (as the launcher does) finished runs whose summary has no teacher-free figure",
+    )
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error(f"--jobs={args.jobs} is invalid; allowed values: >= 1")
-    if not args.report_only:
+    if args.evaluate_missing:
+        evaluate_missing(args.config, args.seeds, args.runs_dir, extra)
+    elif not args.report_only:
         run_seeds(args.config, args.seeds, args.runs_dir, extra, args.jobs)
     rows = distribution(args.seeds, args.runs_dir)
     header = f"`python benchmarks/sim_runs.py --seeds {' '.join(map(str, args.seeds))}" + (

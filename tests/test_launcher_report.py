@@ -93,3 +93,25 @@ def test_help_begins_with_what_the_launcher_does():
     first = result.stdout.splitlines()[:20]
     assert first[0].startswith("e2hil-sim: train a policy with human-in-the-loop RL")
     assert any("Exit code 0: a complete run; 1: a partial run" in line for line in first)
+
+
+def test_a_learner_crash_after_its_final_checkpoint_is_a_warning_not_a_partial_run(tmp_path):
+    from lerobot_policy_e2hil.sim.hooks import FINAL_CHECKPOINT
+    from lerobot_policy_e2hil.sim.train import BUDGET_SPENT, _process_reasons, _teardown_warnings
+
+    actor = f"... {BUDGET_SPENT}; flushing queues ..."
+    whole = {"actor": actor, "learner": f"... {FINAL_CHECKPOINT}out/checkpoints/014994\nterminate called ..."}
+    broken = {"actor": actor, "learner": "... RuntimeError: boom"}
+    sigabrt = -6
+    # asked to stop (learner_early None), then SIGABRT
+    assert _process_reasons(whole, tmp_path, 0, None, 0, sigabrt, False) == []
+    (warning,) = _teardown_warnings(whole, None, sigabrt)
+    assert warning.startswith("the learner exited with") and warning.endswith(
+        "after writing its final checkpoint"
+    )
+    assert _teardown_warnings(whole, None, 0) == []
+    # without the final checkpoint it stays a failed run
+    assert _teardown_warnings(broken, None, sigabrt) == []
+    assert "the learner failed" in _process_reasons(broken, tmp_path, 0, None, 0, sigabrt, False)[0]
+    # a learner that ended by itself is never excused
+    assert _teardown_warnings(whole, sigabrt, sigabrt) == []

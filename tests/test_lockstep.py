@@ -7,6 +7,7 @@ below the warm-up, one update, a periodic push) and an actor that sends one epis
 
 import queue
 import threading
+import time
 import types
 
 import pytest
@@ -24,11 +25,11 @@ from lerobot_policy_e2hil.sim.lockstep import (
 
 
 def test_allowed_updates_start_at_warmup_and_follow_the_ratio():
-    assert allowed_updates(0, 199, 0.6, 200) == 0
-    assert allowed_updates(0, 200, 0.6, 200) == 120
-    assert allowed_updates(0, 1001, 0.6, 200) == 600
-    assert allowed_updates(5000, 1000, 0.5, 200) == 5500  # resumed learner: counts from its start
-    assert allowed_updates(0, 3, 1 / 3, 0) == 1  # no float shortfall below an exact product
+    assert allowed_updates(0, 199, 0.6, warm=False) == 0
+    assert allowed_updates(0, 200, 0.6, warm=True) == 120
+    assert allowed_updates(0, 1001, 0.6, warm=True) == 600
+    assert allowed_updates(5000, 1000, 0.5, warm=True) == 5500  # resumed learner: counts from its start
+    assert allowed_updates(0, 3, 1 / 3, warm=True) == 1  # no float shortfall below an exact product
 
 
 def test_actor_goes_on_only_once_the_learner_covers_what_was_sent():
@@ -86,7 +87,7 @@ def lerobot_sides(monkeypatch):
 
     from lerobot_policy_e2hil import faults
 
-    counters = types.SimpleNamespace(accepted=0)
+    counters = types.SimpleNamespace(accepted=0, episodes=[])
     monkeypatch.setattr(faults.LEARNER, "validator", counters)
     monkeypatch.setattr(faults.ACTOR, "queued_transitions", 0)
 
@@ -98,13 +99,24 @@ def lerobot_sides(monkeypatch):
             replay_buffer.extend(batch)
             counters.accepted += len(batch)
 
+    def process_interaction_messages(
+        interaction_message_queue, interaction_step_shift, wandb_logger, shutdown_event
+    ):
+        last = None
+        while not interaction_message_queue.empty():
+            last = interaction_message_queue.get()
+            counters.episodes.append(last)
+        return last
+
     for module, name in (
         (learner, "process_transitions"),
         (learner, "push_actor_policy_to_queue"),
+        (learner, "process_interaction_messages"),
         (actor, "update_policy_parameters"),
     ):
         monkeypatch.setattr(module, name, getattr(module, name))
     monkeypatch.setattr(learner, "process_transitions", process_transitions)
+    monkeypatch.setattr(learner, "process_interaction_messages", process_interaction_messages)
     return learner, actor, faults
 
 
@@ -117,7 +129,7 @@ def test_learner_and_actor_hold_the_ratio_together(lerobot_sides, start_step):
     stop = threading.Event()
     actor_pacer = lockstep.install_actor_lockstep(cfg, lambda: stop)
 
-    transitions, parameters = queue.Queue(), queue.Queue()
+    transitions, parameters, interactions = queue.Queue(), queue.Queue(), queue.Queue()
     buffer: list[int] = []
     learner_alg, actor_alg = _Algorithm(), _Algorithm()
     violations: list[str] = []
@@ -134,10 +146,18 @@ def test_learner_and_actor_hold_the_ratio_together(lerobot_sides, start_step):
                 dataset_repo_id=None,
                 shutdown_event=stop,
             )
+            learner.process_interaction_messages(
+                interaction_message_queue=interactions,
+                interaction_step_shift=0,
+                wandb_logger=None,
+                shutdown_event=stop,
+            )
             if len(buffer) < warmup or stop.is_set():
                 continue
             learner_alg.optimization_step += 1
-            cap = start_step + allowed_updates(0, faults.LEARNER.validator.accepted, ratio, warmup)
+            cap = start_step + allowed_updates(
+                0, faults.LEARNER.validator.accepted, ratio, len(buffer) >= warmup
+            )
             if learner_alg.optimization_step > cap:
                 violations.append(f"{learner_alg.optimization_step} updates for cap {cap}")
             pushes += 1
@@ -148,19 +168,30 @@ def test_learner_and_actor_hold_the_ratio_together(lerobot_sides, start_step):
     thread.start()
     sent = 0
     try:
-        for _ in range(30):
+        for episode_index in range(30):
             actor.update_policy_parameters(algorithm=actor_alg, parameters_queue=parameters, device="cpu")
             done = learner_alg.optimization_step - start_step
-            needed = allowed_updates(0, sent, ratio, warmup)
+            needed = allowed_updates(0, sent, ratio, sent >= warmup)
             if done < needed:
                 violations.append(f"actor went on after {done} updates, {needed} needed for {sent} sent")
             transitions.put(list(range(episode)))
+            interactions.put({"episode": episode_index})
             sent += episode
             faults.ACTOR.queued_transitions = sent
+        # A caught-up learner waiting for data still takes in episode messages
+        deadline = time.monotonic() + 10
+        while learner_alg.optimization_step - start_step < allowed_updates(0, sent, ratio, True):
+            assert time.monotonic() < deadline, "the learner did not catch up"
+            time.sleep(0.01)
+        time.sleep(0.05)
+        interactions.put({"episode": 30})
+        while len(faults.LEARNER.validator.episodes) < 31 and time.monotonic() < deadline:
+            time.sleep(0.01)
     finally:
         stop.set()
         thread.join(timeout=10)
     assert not thread.is_alive()
+    assert [e["episode"] for e in faults.LEARNER.validator.episodes] == list(range(31))
     assert not violations, violations[:3]
     assert actor_pacer.timeouts == 0
     assert learner_pacer.waits > 0

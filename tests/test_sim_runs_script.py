@@ -50,3 +50,26 @@ def test_report_lists_every_seed_and_counts_against_the_targets(tmp_path):
     assert ">= 95% in 1 of 2, below 80% in 1." in out
     rows = json.loads((tmp_path / "distribution.json").read_text())
     assert [r.get("collapse") for r in rows[:2]] == [False, True]
+
+
+def test_evaluate_missing_fills_in_the_teacher_free_figure_of_a_run_without_one(tmp_path):
+    from conftest import save_small_sim_checkpoint
+
+    run = tmp_path / "seed7"
+    _summary(run, 0.5, collapse=False)
+    evaluated = json.loads((run / "summary.json").read_text())
+    _summary(tmp_path / "seed8", 0.5, collapse=False)
+    summary = {**evaluated, "teacher_free_success": None, "eval_episodes": 0, "interrupted": True}
+    (run / "summary.json").write_text(json.dumps(summary))
+    save_small_sim_checkpoint(run / "checkpoints" / "last")
+    command = [
+        sys.executable, "benchmarks/sim_runs.py", "--seeds", "7", "8", "--runs-dir", str(tmp_path),
+        "--evaluate-missing", "--", "--env.launch.eval_episodes=2", "--env.max_episode_steps=5",
+    ]  # fmt: skip
+    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    after = json.loads((run / "summary.json").read_text())
+    assert after["teacher_free_success"] in (0.0, 0.5, 1.0) and after["eval_episodes"] == 2
+    assert after["evaluated_by"] == "benchmarks/sim_runs.py --evaluate-missing"
+    assert json.loads((tmp_path / "seed8" / "summary.json").read_text())["teacher_free_success"] == 0.5
+    assert "| 7 |" in out.stdout and "evaluated after the run" in out.stdout

@@ -44,6 +44,8 @@ METRICS_FILE = "metrics.jsonl"
 # Key of the cube position index in the actor's interaction message (absent without env.cube_positions)
 POSITION_MESSAGE_KEY = "Cube position index"
 RUN_START_ENV = "E2HIL_RUN_START"
+# What the sim learner logs once its final checkpoint is written (the launcher looks for it)
+FINAL_CHECKPOINT = "[LEARNER] final checkpoint: "
 
 
 class MetricsSink:

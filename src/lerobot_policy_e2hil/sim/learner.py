@@ -14,7 +14,7 @@ from lerobot.rl.train_rl import TrainRLServerPipelineConfig
 
 from .. import faults
 from ..faults import FaultSettings
-from .hooks import install_learner_hooks, prepare_process
+from .hooks import FINAL_CHECKPOINT, install_learner_hooks, prepare_process
 
 _SETTINGS: list[FaultSettings] = [FaultSettings()]
 
@@ -35,7 +35,7 @@ def main(cfg: TrainRLServerPipelineConfig) -> None:
     learner.train_cli(cfg)
     if faults.fatal_message() is None:
         checkpoint = faults.save_final_checkpoint(cfg)
-        logging.info(f"[LEARNER] final checkpoint: {checkpoint}")
+        logging.info(f"{FINAL_CHECKPOINT}{checkpoint}")
 
 
 def _main(settings: FaultSettings) -> None:

@@ -22,9 +22,10 @@ when the learner alone restarts (its count goes down), the actor aligns its coun
 learner's. The actor's wait is bounded (``env.lockstep_timeout_s``); after a timeout (a dead or
 stalled learner) it aligns the counts too and goes on.
 
-This module's functions are pure; :func:`install_learner_lockstep` and
-:func:`install_actor_lockstep` wrap LeRobot's ``push_actor_policy_to_queue``,
-``process_transitions`` and ``update_policy_parameters`` (calling them, not copying them).
+The functions above the classes are pure; :func:`install_learner_lockstep` and
+:func:`install_actor_lockstep` wrap LeRobot's ``push_actor_policy_to_queue``, ``process_transitions``,
+``process_interaction_messages`` (where the learner waits, taking in transitions and episode
+messages) and ``update_policy_parameters`` (calling them, not copying them).
 """
 
 from __future__ import annotations
@@ -42,23 +43,24 @@ POLL_S = 0.005
 HEARTBEAT_S = 1.0
 
 
-def allowed_updates(start_step: int, received: int, ratio: float, warmup: int) -> int:
+def allowed_updates(start_step: int, received: int, ratio: float, warm: bool) -> int:
     """How many optimisation steps the learner may have done after receiving ``received`` transitions.
 
     Args:
         start_step: The learner's optimisation step when it started (non-zero after a resume).
         received: Transitions received since it started.
         ratio: Updates per env step (``env.updates_per_env_step``).
-        warmup: ``policy.online_step_before_learning``; no update before that many transitions.
+        warm: Whether the online buffer holds ``policy.online_step_before_learning`` transitions
+            (LeRobot's learner does not update before; a resumed buffer may hold them already).
     """
-    if received < warmup:
+    if not warm:
         return start_step
     return start_step + math.floor(ratio * received + 1e-9)
 
 
-def learner_caught_up(step: int, allowed: int, buffer_size: int, warmup: int) -> bool:
+def learner_caught_up(step: int, allowed: int) -> bool:
     """Whether the learner has nothing left to do until more transitions arrive."""
-    return step >= allowed or buffer_size < warmup
+    return step >= allowed
 
 
 def actor_may_go_on(
@@ -116,32 +118,29 @@ class LearnerPacer:
     algorithm: Any = None
     parameters_queue: Any = None
     start_step: int | None = None
-    start_received: int | None = None
+    start_received: int = 0
     last_report: tuple[int, int] | None = None
     waits: int = 0
 
-    def received(self, accepted: int) -> int:
-        """Transitions received since the learner started, from the validator's running count."""
-        if self.start_received is None:
-            self.start_received = accepted
-        return accepted - self.start_received
-
     def progress(self, accepted: int, buffer_size: int | None) -> tuple[int, int, bool]:
-        """``(received, updates since start, caught up)``; before the training loop: not caught up.
+        """``(received, updates since start, caught up)``; before the training loop: ``(0, 0, False)``.
+
+        The counts start at the first call inside the training loop, after LeRobot has set a
+        resumed optimisation step and the fault handling its restored counters.
 
         Args:
-            accepted: The validator's count of accepted transitions.
-            buffer_size: The online buffer's size, None before the training loop (the first push
-                happens before LeRobot sets a resumed optimisation step).
+            accepted: The transition validator's count of accepted transitions.
+            buffer_size: The online buffer's size, None before the training loop (LeRobot's
+                first push).
         """
-        received = self.received(accepted)
         if buffer_size is None:
-            return received, 0, False
+            return 0, 0, False
         step = int(self.algorithm.optimization_step)
         if self.start_step is None:
-            self.start_step = step
-        allowed = allowed_updates(self.start_step, received, self.ratio, self.warmup)
-        return received, step - self.start_step, learner_caught_up(step, allowed, buffer_size, self.warmup)
+            self.start_step, self.start_received = step, accepted
+        received = accepted - self.start_received
+        allowed = allowed_updates(self.start_step, received, self.ratio, buffer_size >= self.warmup)
+        return received, step - self.start_step, learner_caught_up(step, allowed)
 
 
 @dataclass
@@ -178,7 +177,9 @@ def install_learner_lockstep(cfg: Any) -> LearnerPacer | None:
 
     pacer = LearnerPacer(ratio=float(ratio), warmup=int(cfg.policy.online_step_before_learning))
     original_process = learner.process_transitions
+    original_interactions = learner.process_interaction_messages
     buffer_size: list[int | None] = [None]
+    pending: list[tuple[Any, Any] | None] = [None]
 
     def push(parameters_queue: Any, algorithm: Any, received: int, updates: int, caught_up: bool) -> None:
         weights = algorithm.get_weights()
@@ -207,18 +208,37 @@ def install_learner_lockstep(cfg: Any) -> LearnerPacer | None:
             )
             buffer_size[0] = len(replay_buffer)
 
+        pending[0] = (transition_queue, process)
         process()
-        while pacer.algorithm is not None and not shutdown_event.is_set():
+
+    def process_interaction_messages(
+        interaction_message_queue, interaction_step_shift, wandb_logger, shutdown_event
+    ):
+        # LeRobot calls it right after process_transitions and then updates once; the learner
+        # waits here, taking in transitions and episode messages, until it may update again
+        def handle() -> Any:
+            return original_interactions(
+                interaction_message_queue=interaction_message_queue,
+                interaction_step_shift=interaction_step_shift,
+                wandb_logger=wandb_logger,
+                shutdown_event=shutdown_event,
+            )
+
+        last = handle()
+        while pacer.algorithm is not None and pending[0] is not None and not shutdown_event.is_set():
+            transition_queue, process = pending[0]
             received, updates, caught_up = pacer.progress(LEARNER.validator.accepted, buffer_size[0])
             if not caught_up:
-                return
+                break
             if pacer.last_report != (received, updates):
                 push(pacer.parameters_queue, pacer.algorithm, received, updates, caught_up)
             if buffer_size[0] < pacer.warmup:
-                return
+                break
             pacer.waits += 1
             idle_since = time.monotonic()
-            while transition_queue.empty() and not shutdown_event.is_set():
+            while (
+                transition_queue.empty() and interaction_message_queue.empty() and not shutdown_event.is_set()
+            ):
                 time.sleep(POLL_S)
                 if time.monotonic() - idle_since > HEARTBEAT_S:
                     # LeRobot's actor joins its parameter receiver, which only sees a stopped
@@ -226,9 +246,12 @@ def install_learner_lockstep(cfg: Any) -> LearnerPacer | None:
                     push(pacer.parameters_queue, pacer.algorithm, received, updates, caught_up)
                     idle_since = time.monotonic()
             process()
+            last = handle() or last
+        return last
 
     learner.push_actor_policy_to_queue = push_actor_policy_to_queue
     learner.process_transitions = process_transitions
+    learner.process_interaction_messages = process_interaction_messages
     logging.info(f"[LEARNER] lockstep: {pacer.ratio} updates per env step")
     period = float(cfg.policy.actor_learner_config.policy_parameters_push_frequency)
     if period > 0:

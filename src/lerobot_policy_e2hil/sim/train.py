@@ -40,7 +40,7 @@ from ..faults.checkpoints import choose_checkpoint, newest_complete, read_marker
 from ..faults.checks import check_config, check_port_free, listens_on
 from ..faults.entry import EXIT_FATAL, EXIT_SETUP, SetupError, one_line
 from ..faults.settings import FLAG_PREFIX, split_fault_args
-from .hooks import METRICS_FILE, RUN_START_ENV
+from .hooks import FINAL_CHECKPOINT, METRICS_FILE, RUN_START_ENV
 from .report import collapse_text, episode_stats, progress_line, read_metrics, write_plots
 
 PORT_FLAG = "--policy.actor_learner_config.learner_port"
@@ -443,6 +443,7 @@ def run(args: list[str]) -> dict[str, Any]:
     train_wall = time.time() - start
     texts = {role: _log_text(logs / f"{role}.out", offset) for role, offset in offsets.items()}
     reasons += _process_reasons(texts, logs, actor_early, learner_early, actor_rc, learner_rc, bool(reasons))
+    warnings = _teardown_warnings(texts, learner_early, learner_rc)
     if not started:
         code = EXIT_SETUP if learner_rc == EXIT_SETUP else EXIT_FATAL
         message = "; ".join(reasons) or "the learner did not start"
@@ -483,6 +484,7 @@ def run(args: list[str]) -> dict[str, Any]:
         "advice": (_finish_failed_start(output_dir, created, logs) if discard else _resume_advice(output_dir))
         if reasons
         else None,
+        "warnings": warnings,
         "learner_exit_code": learner_rc,
         "actor_exit_code": actor_rc,
         "checkpoint": str(checkpoint) if checkpoint.exists() else None,
@@ -528,9 +530,29 @@ def _process_reasons(
             reasons.append(
                 f"the actor stopped before its budget was spent (exit code 0); see {logs / 'actor.out'}"
             )
-    if learner_early is None and learner_rc not in (None, 0):
+    if (
+        learner_early is None
+        and learner_rc not in (None, 0)
+        and not _teardown_warnings(texts, None, learner_rc)
+    ):
         reasons.append(f"the learner failed ({_exit_text(learner_rc)}): {learner_error.rstrip('.')}")
     return reasons
+
+
+def _teardown_warnings(texts: dict[str, str], learner_early: int | None, learner_rc: int | None) -> list[str]:
+    """A learner that wrote its final checkpoint and then failed while its process ended.
+
+    Seen once in many runs: ``terminate called without an active exception`` (SIGABRT) after the
+    final checkpoint, in the C++ threads' teardown. The run is whole (budget spent, checkpoint
+    verified when written), so it is evaluated and reported, with this warning.
+    """
+    if (
+        learner_early is not None
+        or learner_rc in (None, 0)
+        or FINAL_CHECKPOINT not in texts.get("learner", "")
+    ):
+        return []
+    return [f"the learner exited with {_exit_text(learner_rc)} after writing its final checkpoint"]
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -543,6 +565,8 @@ def print_summary(summary: dict[str, Any]) -> None:
     print("[e2hil-sim] ---------------- summary ----------------")
     if summary["interrupted"]:
         print(f"  PARTIAL RUN                    {summary['reason']}")
+    for warning in summary.get("warnings") or []:
+        print(f"  WARNING                        {warning}")
     print(
         f"  env steps trained              {summary['env_steps']} of the {summary['env_step_budget']} budget "
         f"({summary['episodes']} finished episodes; an unfinished last episode is not counted)"
