@@ -246,3 +246,57 @@ def test_actor_realigns_at_once_with_a_restarted_learner(lerobot_sides):
     push(0, 0, True)  # the restarted learner has received nothing yet
     actor.update_policy_parameters(algorithm=_Algorithm(), parameters_queue=parameters, device="cpu")
     assert (pacer.restarts, pacer.timeouts, pacer.offset) == (1, 0, -520)
+
+
+def test_each_actor_reads_its_own_received_count():
+    from lerobot.transport.utils import bytes_to_state_dict, state_to_bytes
+
+    entry = progress_entry(300, 150, True, {"actor_0": 200, "actor_1": 100})
+    back = bytes_to_state_dict(state_to_bytes({PROGRESS_KEY: entry}))[PROGRESS_KEY]
+    assert read_progress(back, "actor_0")["received"] == 200
+    assert read_progress(back, "actor_1")["received"] == 100
+    assert read_progress(back, "actor_2")["received"] == 0  # nothing received from it yet
+    assert read_progress(back)["received"] == 300
+    assert read_progress(progress_entry(300, 150, True), "actor_1")["received"] == 300  # no per-actor counts
+    # actor_1 sent 150: the total (300) covered it, its own count (100) does not
+    assert not actor_may_go_on(read_progress(back, "actor_1"), 150, 0, 0.5, 0)
+    assert actor_may_go_on(read_progress(back, "actor_0"), 200, 0, 0.5, 0)
+
+
+def test_learner_reports_what_it_received_from_each_actor_since_it_started(lerobot_sides, monkeypatch):
+    from lerobot.transport.utils import bytes_to_state_dict
+
+    from lerobot_policy_e2hil.faults.learner import RunCounter
+
+    learner, _, faults = lerobot_sides
+    counter = RunCounter()
+    counter.add_transitions("actor_0", 500, 0)  # restored from a checkpoint: before this learner started
+    monkeypatch.setattr(faults.LEARNER, "counter", counter)
+    lockstep.install_learner_lockstep(_config(1.0, 0))
+    parameters, transitions, buffer, alg = queue.Queue(), queue.Queue(), [], _Algorithm()
+    stop = threading.Event()
+
+    def step():
+        learner.process_transitions(
+            transition_queue=transitions,
+            replay_buffer=buffer,
+            offline_replay_buffer=None,
+            dataset_repo_id=None,
+            shutdown_event=stop,
+        )
+        learner.push_actor_policy_to_queue(parameters_queue=parameters, algorithm=alg)
+
+    learner.push_actor_policy_to_queue(parameters_queue=parameters, algorithm=alg)  # before the loop
+    step()  # the counts start here
+    for actor_id, count in (("actor_0", 30), ("actor_1", 12)):
+        transitions.put(list(range(count)))
+        counter.add_transitions(actor_id, count, 0)
+    step()
+    alg.optimization_step = 42
+    step()
+    pushed = None
+    while not parameters.empty():
+        pushed = bytes_to_state_dict(parameters.get())[PROGRESS_KEY]
+    assert read_progress(pushed) == {"received": 42, "optimization_step": 42, "caught_up": 1}
+    assert read_progress(pushed, "actor_0")["received"] == 30
+    assert read_progress(pushed, "actor_1")["received"] == 12

@@ -17,6 +17,12 @@ synchronous trainer, which fixes it, runs 0.6 from the first step (docs/sim.md, 
   from a learner that has caught up with every transition sent before this episode, so the
   policy acting is at most one episode behind and the learner never falls behind the actor.
 
+With several actors on one learner (``e2hil-sim --env.launch.num_actors=N``), the learner's
+progress also carries the transitions received from each actor (``received/<actor id>``, from
+the per-actor counts of :mod:`..faults.learner`), and each actor compares what it sent with what
+the learner received from it (:func:`read_progress`; the total from a learner that counts no actor);
+the learner's cap stays ``r`` times all transitions received.
+
 Learner and actor each count from their own start, so a resume restarts both counts together;
 when the learner alone restarts (its count goes down), the actor aligns its count with the new
 learner's. The actor's wait is bounded (``env.lockstep_timeout_s``); after a timeout (a dead or
@@ -38,6 +44,8 @@ from typing import Any
 
 # Extra entry of the weights message; LeRobot's ``load_weights`` reads only the keys it knows
 PROGRESS_KEY = "e2hil_progress"
+# Prefix of the per-actor received counts in the progress entry: ``received/<actor id>``
+RECEIVED_FROM = "received/"
 POLL_S = 0.005
 # An idle learner pushes its weights again after this many seconds
 HEARTBEAT_S = 1.0
@@ -93,20 +101,55 @@ def aligned_offset(progress: dict[str, int] | None, sent_before: int) -> int:
     return 0 if progress is None else progress["received"] - sent_before
 
 
-def progress_entry(received: int, step: int, caught_up: bool) -> dict[str, Any]:
-    """The :data:`PROGRESS_KEY` entry of a weights message (tensors, as ``state_to_bytes`` expects)."""
+def progress_entry(
+    received: int, step: int, caught_up: bool, by_actor: dict[str, int] | None = None
+) -> dict[str, Any]:
+    """The :data:`PROGRESS_KEY` entry of a weights message (tensors, as ``state_to_bytes`` expects).
+
+    Args:
+        received: Transitions received from all actors since the learner started.
+        step: Updates done since the learner started.
+        caught_up: Whether the learner has nothing left to do until more transitions arrive.
+        by_actor: Transitions received from each actor (by actor id) since the learner started.
+    """
     import torch
 
-    return {
+    entry = {
         "received": torch.tensor(received, dtype=torch.int64),
         "optimization_step": torch.tensor(step, dtype=torch.int64),
         "caught_up": torch.tensor(int(caught_up), dtype=torch.int64),
     }
+    for actor_id, count in (by_actor or {}).items():
+        entry[RECEIVED_FROM + actor_id] = torch.tensor(count, dtype=torch.int64)
+    return entry
 
 
-def read_progress(entry: dict[str, Any]) -> dict[str, int]:
-    """Inverse of :func:`progress_entry`."""
-    return {key: int(value) for key, value in entry.items()}
+def read_progress(entry: dict[str, Any], actor_id: str | None = None) -> dict[str, int]:
+    """Inverse of :func:`progress_entry` as one actor sees it.
+
+    Args:
+        entry: The :data:`PROGRESS_KEY` entry received.
+        actor_id: The reading actor's id. Its own received count replaces the total; 0 when
+            the entry counts other actors but not this one (nothing received from it yet); the
+            total when the entry counts no actor (a learner without per-actor counts).
+
+    Returns:
+        ``{"received", "optimization_step", "caught_up"}``.
+    """
+    counted = any(key.startswith(RECEIVED_FROM) for key in entry)
+    received = entry["received"]
+    if actor_id and counted:
+        received = entry.get(RECEIVED_FROM + actor_id, 0)
+    return {
+        "received": int(received),
+        "optimization_step": int(entry["optimization_step"]),
+        "caught_up": int(entry["caught_up"]),
+    }
+
+
+def received_since(counts: dict[str, int], start: dict[str, int]) -> dict[str, int]:
+    """Per-actor counts since the learner started (``start``: the counts then, restored ones included)."""
+    return {actor_id: count - start.get(actor_id, 0) for actor_id, count in counts.items()}
 
 
 @dataclass
@@ -119,10 +162,13 @@ class LearnerPacer:
     parameters_queue: Any = None
     start_step: int | None = None
     start_received: int = 0
+    start_by_actor: dict[str, int] = field(default_factory=dict)
     last_report: tuple[int, int] | None = None
     waits: int = 0
 
-    def progress(self, accepted: int, buffer_size: int | None) -> tuple[int, int, bool]:
+    def progress(
+        self, accepted: int, buffer_size: int | None, by_actor: dict[str, int] | None = None
+    ) -> tuple[int, int, bool]:
         """``(received, updates since start, caught up)``; before the training loop: ``(0, 0, False)``.
 
         The counts start at the first call inside the training loop, after LeRobot has set a
@@ -132,15 +178,22 @@ class LearnerPacer:
             accepted: The transition validator's count of accepted transitions.
             buffer_size: The online buffer's size, None before the training loop (LeRobot's
                 first push).
+            by_actor: Transitions accepted per actor id (run-wide); kept at the first call as
+                the start of :meth:`by_actor`.
         """
         if buffer_size is None:
             return 0, 0, False
         step = int(self.algorithm.optimization_step)
         if self.start_step is None:
             self.start_step, self.start_received = step, accepted
+            self.start_by_actor = dict(by_actor or {})
         received = accepted - self.start_received
         allowed = allowed_updates(self.start_step, received, self.ratio, buffer_size >= self.warmup)
         return received, step - self.start_step, learner_caught_up(step, allowed)
+
+    def by_actor(self, counts: dict[str, int]) -> dict[str, int]:
+        """Transitions received per actor since the counts started (empty before the training loop)."""
+        return received_since(counts, self.start_by_actor) if self.start_step is not None else {}
 
 
 @dataclass
@@ -181,9 +234,15 @@ def install_learner_lockstep(cfg: Any) -> LearnerPacer | None:
     buffer_size: list[int | None] = [None]
     pending: list[tuple[Any, Any] | None] = [None]
 
+    def actor_counts() -> dict[str, int]:
+        return {name: int(v["transitions"]) for name, v in LEARNER.counter.state()["actors"].items()}
+
+    def progress() -> tuple[int, int, bool]:
+        return pacer.progress(LEARNER.validator.accepted, buffer_size[0], actor_counts())
+
     def push(parameters_queue: Any, algorithm: Any, received: int, updates: int, caught_up: bool) -> None:
         weights = algorithm.get_weights()
-        weights[PROGRESS_KEY] = progress_entry(received, updates, caught_up)
+        weights[PROGRESS_KEY] = progress_entry(received, updates, caught_up, pacer.by_actor(actor_counts()))
         parameters_queue.put(state_to_bytes(weights))
         pacer.last_report = (received, updates) if caught_up else None
 
@@ -191,7 +250,7 @@ def install_learner_lockstep(cfg: Any) -> LearnerPacer | None:
         # LeRobot's first push and its periodic ones; in the training loop only a caught-up
         # learner's weights go out, so each episode acts with the weights its data allowed
         pacer.algorithm, pacer.parameters_queue = algorithm, parameters_queue
-        received, updates, caught_up = pacer.progress(LEARNER.validator.accepted, buffer_size[0])
+        received, updates, caught_up = progress()
         if caught_up or buffer_size[0] is None:
             push(parameters_queue, algorithm, received, updates, caught_up)
 
@@ -227,7 +286,7 @@ def install_learner_lockstep(cfg: Any) -> LearnerPacer | None:
         last = handle()
         while pacer.algorithm is not None and pending[0] is not None and not shutdown_event.is_set():
             transition_queue, process = pending[0]
-            received, updates, caught_up = pacer.progress(LEARNER.validator.accepted, buffer_size[0])
+            received, updates, caught_up = progress()
             if not caught_up:
                 break
             if pacer.last_report != (received, updates):
@@ -293,7 +352,7 @@ def install_actor_lockstep(cfg: Any, shutdown: Any) -> ActorPacer | None:
         def load_weights(weights: dict[str, Any], device: Any = "cpu") -> None:
             if PROGRESS_KEY in weights:
                 weights = dict(weights)
-                progress = read_progress(weights.pop(PROGRESS_KEY))
+                progress = read_progress(weights.pop(PROGRESS_KEY), ACTOR.actor_id or None)
                 if pacer.progress is not None and progress["received"] < pacer.progress["received"]:
                     pacer.restarts += 1  # a new learner process counts from its start
                     pacer.realign = True
