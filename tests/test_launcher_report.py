@@ -115,3 +115,40 @@ def test_a_learner_crash_after_its_final_checkpoint_is_a_warning_not_a_partial_r
     assert "the learner failed" in _process_reasons(broken, tmp_path, 0, None, 0, sigabrt, False)[0]
     # a learner that ended by itself is never excused
     assert _teardown_warnings(whole, sigabrt, sigabrt) == []
+
+
+def test_several_actors_share_the_budget_and_get_their_own_name_seed_and_threads():
+    from lerobot_policy_e2hil.faults.settings import split_fault_args
+    from lerobot_policy_e2hil.sim.train import actor_budget, actor_flags, actor_names, grpc_workers
+
+    assert actor_names(1) == ["actor"] and actor_names(3) == ["actor_0", "actor_1", "actor_2"]
+    assert (actor_budget(500, 1), actor_budget(500, 2), actor_budget(500, 3)) == (500, 250, 167)
+    assert (grpc_workers(1), grpc_workers(4), grpc_workers(5), grpc_workers(10)) == (16, 16, 19, 34)
+    settings, _ = split_fault_args(["--faults.actor_id=mine", "--faults.connect_timeout_s=7"])
+    flags = actor_flags(1, 2, settings, 10, ["--policy.online_steps=250"])
+    assert "--faults.actor_id=actor_1" in flags and "--faults.connect_timeout_s=7.0" in flags
+    assert flags[-2:] == ["--env.env_seed=11", "--policy.online_steps=250"]
+    alone = actor_flags(0, 1, settings, 10, [])
+    assert "--faults.actor_id=mine" in alone and not any(f.startswith("--env.env_seed") for f in alone)
+
+
+def test_each_actor_must_spend_its_budget(tmp_path):
+    from lerobot_policy_e2hil.sim.train import BUDGET_SPENT, _run_reasons
+
+    texts = {"learner": "", "actor_0": f"... {BUDGET_SPENT} ...", "actor_1": "... started ...", "actor_2": ""}
+    early = {"actor_0": 0, "actor_1": 0, "actor_2": -9}
+    reasons = _run_reasons(texts, tmp_path, early, None, 0, False)
+    assert reasons == [
+        f"actor actor_1 stopped before its budget was spent (exit code 0); see {tmp_path / 'actor_1.out'}",
+        f"actor actor_2 died before its budget was spent (killed by SIGKILL); see {tmp_path / 'actor_2.out'}",
+    ]
+    texts["actor_1"] = f"... {BUDGET_SPENT} ..."
+    assert _run_reasons(texts, tmp_path, {"actor_0": 0, "actor_1": 0, "actor_2": None}, None, 0, False) == []
+
+
+def test_num_actors_below_one_is_refused():
+    from lerobot_policy_e2hil.errors import ConfigError
+    from lerobot_policy_e2hil.sim.config import LaunchConfig
+
+    with pytest.raises(ConfigError, match=r"^env.launch.num_actors=0 is invalid; allowed values: >= 1$"):
+        LaunchConfig(num_actors=0)

@@ -70,3 +70,52 @@ def test_collapse_threshold_is_validated_at_parse_time():
 
     with pytest.raises(ConfigError, match="env.launch.collapse_drop=0"):
         LaunchConfig(collapse_drop=0.0)
+
+
+def _two_actors() -> list[dict]:
+    """actor_0 always succeeds with no intervention, actor_1 never, intervened on half its steps."""
+    records, counts = [], {"actor_0": 0, "actor_1": 0}
+    for i in range(40):
+        actor = f"actor_{i % 2}"
+        counts[actor] += 10
+        records.append(
+            {
+                "kind": "episode",
+                "env_step": 10 * (i + 1),
+                "length": 10,
+                "success": 1 - i % 2,
+                "intervention_steps": 5 * (i % 2),
+                "actor": actor,
+                "actor_env_step": counts[actor],
+            }
+        )
+    return records
+
+
+def test_summary_counts_each_actor_apart():
+    stats = episode_stats(_two_actors(), window=5)
+    assert stats["by_actor"] == {
+        "actor_0": {
+            "episodes": 20,
+            "env_steps": 200,
+            "success_last": 1.0,
+            "intervention_rate_last": 0.0,
+            "window": 5,
+        },
+        "actor_1": {
+            "episodes": 20,
+            "env_steps": 200,
+            "success_last": 0.0,
+            "intervention_rate_last": 0.5,
+            "window": 5,
+        },
+    }
+    assert episode_stats(_episodes([1, 0]), window=5)["by_actor"] is None  # records without an actor
+
+
+def test_plots_per_actor_with_the_total(tmp_path):
+    written = {p.name for p in write_plots(_two_actors(), tmp_path, window=5)}
+    assert {"success_by_actor.png", "intervention_rate_by_actor.png"} <= written
+    assert (tmp_path / "success_by_actor.png").stat().st_size > 0
+    one = {p.name for p in write_plots(_episodes([1, 0]), tmp_path / "one", window=5)}
+    assert "success_by_actor.png" not in one

@@ -62,8 +62,12 @@ class LaunchConfig:
     collapse_drop: float = 0.3
     # Seconds to wait for each process to exit after the stop signal before it is killed
     stop_timeout_s: float = 120.0
+    # Sim actors on the one learner, each with env seed env_seed + k and policy.online_steps / N env steps
+    num_actors: int = 1
 
     def __post_init__(self) -> None:
+        if self.num_actors < 1:
+            raise ConfigError(f"env.launch.num_actors={self.num_actors} is invalid; allowed values: >= 1")
         if not 0.0 < self.collapse_drop <= 1.0:
             raise ConfigError(
                 f"env.launch.collapse_drop={self.collapse_drop} is invalid; allowed: a fraction in (0, 1]"

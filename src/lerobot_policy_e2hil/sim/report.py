@@ -34,6 +34,7 @@ def episode_stats(
     only what the checkpoint kept (:func:`kept_records`). ``opt_steps`` is the newest optimisation
     step any record names (``train`` records come every ``log_freq`` updates, checkpoints too);
     ``updates_per_env_step`` is it over ``env_steps`` (``env.updates_per_env_step`` holds it).
+    ``by_actor`` is :func:`actor_stats`.
     """
     records = kept_records(records)
     episodes = [r for r in records if r["kind"] == "episode"]
@@ -57,6 +58,7 @@ def episode_stats(
         ),
         "window": len(last),
         "success_by_position": position_success(episodes, window),
+        "by_actor": actor_stats(episodes, window),
         "collapse": collapse_check([float(r["success"]) for r in episodes], window, collapse_drop),
     }
 
@@ -137,6 +139,39 @@ def position_success(episodes: list[dict[str, Any]], window: int) -> dict[str, d
             "episodes": len(mine),
         }
     return out
+
+
+def actor_ids(episodes: list[dict[str, Any]]) -> list[str]:
+    """The actor ids of ``episode`` records, in the order they first appear (records without one: none)."""
+    return list(dict.fromkeys(r["actor"] for r in episodes if r.get("actor") is not None))
+
+
+def actor_stats(episodes: list[dict[str, Any]], window: int) -> dict[str, dict[str, Any]] | None:
+    """Per actor id (the learner's ``actor`` field): its episodes and env steps, rates over its last episodes.
+
+    Args:
+        episodes: ``episode`` records (those a learner restart lost already left out).
+        window: Episodes of that actor the rates are over (0: all of them).
+
+    Returns:
+        ``{"<actor id>": {"episodes", "env_steps", "success_last", "intervention_rate_last",
+        "window"}}`` (``env_steps``: the learner's count for that actor at its last episode), or
+        None when no record names an actor.
+    """
+    out = {}
+    for actor_id in actor_ids(episodes):
+        mine = [r for r in episodes if r.get("actor") == actor_id]
+        last = mine[-window:] if window > 0 else mine
+        steps = sum(r["length"] for r in last)
+        counted = mine[-1].get("actor_env_step")
+        out[actor_id] = {
+            "episodes": len(mine),
+            "env_steps": int(counted) if counted is not None else sum(r["length"] for r in mine),
+            "success_last": sum(r["success"] for r in last) / len(last),
+            "intervention_rate_last": sum(r["intervention_steps"] for r in last) / steps if steps else None,
+            "window": len(last),
+        }
+    return out or None
 
 
 def progress_line(stats: dict[str, Any], wall_s: float) -> str:
@@ -253,6 +288,9 @@ def write_plots(
         fig.savefig(path, dpi=100)
         plt.close(fig)
         written.append(path)
+    actors = actor_ids(episodes)
+    if len(actors) > 1:
+        written += _actor_plots(episodes, actors, out_dir, window)
     positions = sorted({int(r["position"]) for r in episodes if r.get("position") is not None})
     if positions:
         # the collapse signature of the two-position task: one position solved, the other not
@@ -270,6 +308,42 @@ def write_plots(
         ax.grid(alpha=0.3)
         fig.tight_layout()
         path = out_dir / "success_by_position.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def _actor_plots(episodes: list[dict[str, Any]], actors: list[str], out_dir: Path, window: int) -> list[Path]:
+    """``success_by_actor.png`` and ``intervention_rate_by_actor.png``: one curve per actor, and the total.
+
+    Each actor's curve rolls over its own last ``window`` episodes, the total over all episodes.
+    """
+    import matplotlib.pyplot as plt
+
+    curves = {
+        "success_by_actor": (
+            lambda eps: _rolling([float(r["success"]) for r in eps], window),
+            f"success per actor\n(rolling {window} ep. of that actor)",
+        ),
+        "intervention_rate_by_actor": (
+            lambda eps: _step_share(eps, window),
+            f"intervention rate per actor\n(share of env steps, rolling {window} ep.)",
+        ),
+    }
+    written = []
+    for name, (curve, label) in curves.items():
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for actor_id in actors:
+            mine = [r for r in episodes if r.get("actor") == actor_id]
+            ax.plot([r["env_step"] for r in mine], curve(mine), label=actor_id)
+        ax.plot([r["env_step"] for r in episodes], curve(episodes), label="total", color="black", linewidth=2)
+        ax.set_xlabel("env step (all actors)")
+        ax.set_ylabel(label)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        path = out_dir / f"{name}.png"
         fig.savefig(path, dpi=100)
         plt.close(fig)
         written.append(path)

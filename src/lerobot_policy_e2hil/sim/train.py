@@ -18,6 +18,13 @@ directory behind unless it holds a checkpoint, so the same command can run again
 ``--resume=true --output_dir=<run>`` continues an interrupted run from its newest checkpoint
 that verifies: the learner resumes (LeRobot's ``--resume``, with :mod:`..faults`), and a new
 actor runs the env steps left of ``policy.online_steps``. ``--faults.*`` flags go to both processes.
+
+``--env.launch.num_actors=N`` (N > 1) starts N sim actors on the one learner: actor ``k`` is
+``--faults.actor_id=actor_<k>`` with ``--env.env_seed=<env_seed + k>``, runs
+``ceil(policy.online_steps / N)`` env steps (on resume, of the steps left) in
+``<output_dir>/actor_<k>`` (``actor_<k>-resume<n>``) and logs to ``actor_<k>.out``; the run ends
+when every actor has ended, and each actor's exit is checked as the single actor's is. The
+learner gets ``--faults.grpc_workers=max(16, 3N + 4)`` unless the command line sets it.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import math
 import os
 import shutil
 import signal
@@ -39,7 +47,7 @@ from ..errors import ConfigError, exit_on_setup_error
 from ..faults.checkpoints import choose_checkpoint, newest_complete, read_marker
 from ..faults.checks import check_config, check_port_free, listens_on
 from ..faults.entry import EXIT_FATAL, EXIT_SETUP, SetupError, one_line
-from ..faults.settings import FLAG_PREFIX, split_fault_args
+from ..faults.settings import FLAG_PREFIX, FaultSettings, split_fault_args
 from .hooks import FINAL_CHECKPOINT, METRICS_FILE, RUN_START_ENV
 from .report import collapse_text, episode_stats, progress_line, read_metrics, write_plots
 
@@ -198,14 +206,26 @@ def _port_open(port: int) -> bool:
 
 def _stop(process: subprocess.Popen, timeout_s: float) -> int:
     """One SIGINT (LeRobot's handler shuts down cleanly on the first), then SIGKILL after a timeout."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-    try:
-        return process.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        print(f"[e2hil-sim] pid {process.pid} did not stop within {timeout_s:.0f} s; killing it", flush=True)
-        process.kill()
-        return process.wait()
+    return _stop_all([process], timeout_s)[0]
+
+
+def _stop_all(processes: list[subprocess.Popen], timeout_s: float) -> list[int]:
+    """:func:`_stop` for several processes at once: one SIGINT to each, then ``timeout_s`` for them all."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + timeout_s
+    codes = []
+    for process in processes:
+        try:
+            codes.append(process.wait(timeout=max(0.0, deadline - time.monotonic())))
+        except subprocess.TimeoutExpired:
+            print(
+                f"[e2hil-sim] pid {process.pid} did not stop within {timeout_s:.0f} s; killing it", flush=True
+            )
+            process.kill()
+            codes.append(process.wait())
+    return codes
 
 
 class LaunchError(Exception):
@@ -276,11 +296,38 @@ def _writable_dir(path: Path) -> None:
         ) from None
 
 
-def _fault_flags(args: list[str]) -> tuple[list[str], list[str]]:
-    """The ``--faults.*`` flags, validated and normalised, and the other arguments."""
-    settings, rest = split_fault_args(args)
-    flags = [f"{FLAG_PREFIX}{f.name}={getattr(settings, f.name)}" for f in dataclasses.fields(settings)]
-    return flags, rest
+def _settings_flags(settings: FaultSettings) -> list[str]:
+    """The ``--faults.*`` flags of validated ``settings`` (every field), as both processes get them."""
+    return [f"{FLAG_PREFIX}{f.name}={getattr(settings, f.name)}" for f in dataclasses.fields(settings)]
+
+
+def grpc_workers(num_actors: int) -> int:
+    """The learner's gRPC threads for ``num_actors`` actors: 3 streams each, 4 spare, at least 16."""
+    return max(FaultSettings.grpc_workers, 3 * num_actors + 4)
+
+
+def actor_names(num_actors: int) -> list[str]:
+    """The actors' names: ``actor`` alone (as before several actors), else ``actor_0`` ... ``actor_<N-1>``."""
+    return ["actor"] if num_actors == 1 else [f"actor_{k}" for k in range(num_actors)]
+
+
+def actor_budget(budget: int, num_actors: int) -> int:
+    """Env steps of each of ``num_actors`` actors that share ``budget``."""
+    return math.ceil(budget / num_actors)
+
+
+def actor_flags(
+    k: int, num_actors: int, settings: FaultSettings, env_seed: int, budget_flags: list[str]
+) -> list[str]:
+    """Actor ``k``'s own flags, after the user's (the last of a repeated flag wins).
+
+    Its ``--faults.*`` flags, with ``--faults.actor_id=actor_<k>`` and ``--env.env_seed=<env_seed + k>``
+    when there are several actors, then ``budget_flags`` (its ``--policy.online_steps``, if any).
+    """
+    if num_actors == 1:
+        return _settings_flags(settings) + budget_flags
+    own = dataclasses.replace(settings, actor_id=actor_names(num_actors)[k])
+    return [*_settings_flags(own), f"--env.env_seed={env_seed + k}", *budget_flags]
 
 
 def _resume_budget(cfg: Any, output_dir: Path) -> int:
@@ -310,14 +357,14 @@ def _resume_budget(cfg: Any, output_dir: Path) -> int:
     return remaining
 
 
-def _actor_output_dir(output_dir: Path, resume: bool) -> Path:
-    """``<output_dir>/actor``, or a new ``actor-resume<N>`` (LeRobot refuses an existing one)."""
+def _actor_output_dir(output_dir: Path, resume: bool, name: str = "actor") -> Path:
+    """``<output_dir>/<name>``, or a new ``<name>-resume<N>`` (LeRobot refuses an existing one)."""
     if not resume:
-        return output_dir / "actor"
+        return output_dir / name
     n = 1
-    while (output_dir / f"actor-resume{n}").exists():
+    while (output_dir / f"{name}-resume{n}").exists():
         n += 1
-    return output_dir / f"actor-resume{n}"
+    return output_dir / f"{name}-resume{n}"
 
 
 def _resume_advice(output_dir: Path) -> str:
@@ -346,7 +393,8 @@ def run(args: list[str]) -> dict[str, Any]:
     """
     import lerobot_policy_e2hil  # noqa: F401  (registers e2hil and e2hil_sim before parsing)
 
-    fault_flags, args = _fault_flags(args)
+    user_workers = any(a.startswith(f"{FLAG_PREFIX}grpc_workers") for a in args)
+    fault_settings, args = split_fault_args(args)
     _check_env_type(args)
     cfg = load_config(args)
     if getattr(cfg.env, "type", None) != SIM_ENV_TYPE:
@@ -365,9 +413,15 @@ def run(args: list[str]) -> dict[str, Any]:
             f"the output directory {output_dir} already exists. Choose another --output_dir, or add "
             "--resume=true to continue that run"
         )
-    actor_args = [f"--policy.online_steps={_resume_budget(cfg, output_dir)}"] if resume else []
     launch = cfg.env.launch
-    passthrough = _without(_without(args, "--output_dir"), "--resume") + fault_flags
+    num_actors = launch.num_actors
+    actor_steps = _resume_budget(cfg, output_dir) if resume else cfg.policy.online_steps
+    actor_args = (
+        [f"--policy.online_steps={actor_budget(actor_steps, num_actors)}"] if resume or num_actors > 1 else []
+    )
+    if num_actors > 1 and not user_workers:
+        fault_settings = dataclasses.replace(fault_settings, grpc_workers=grpc_workers(num_actors))
+    passthrough = _without(_without(args, "--output_dir"), "--resume")
     given_port = _flag_value(args, PORT_FLAG)
     port = int(given_port or free_port())
     if given_port is None:
@@ -381,14 +435,22 @@ def run(args: list[str]) -> dict[str, Any]:
     env.setdefault("MUJOCO_GL", "egl")
     start = time.time()
     budget = cfg.policy.online_steps
-    print(f"[e2hil-sim] output {output_dir} | learner on 127.0.0.1:{port} | budget {budget} env steps")
+    names = actor_names(num_actors)
+    print(
+        f"[e2hil-sim] output {output_dir} | learner on 127.0.0.1:{port} | budget {budget} env steps"
+        + (
+            f" | {num_actors} actors, {actor_budget(actor_steps, num_actors)} env steps each"
+            if num_actors > 1
+            else ""
+        )
+    )
     log_files: list = []
     offsets: dict[str, int] = {}
 
-    def spawn(role: str, role_output_dir: Path, extra: list[str]) -> subprocess.Popen:
-        """Start ``sim.<role>`` with the user's arguments, its output in ``<logs>/<role>.out``."""
-        log_files.append(open(logs / f"{role}.out", "ab" if resume else "wb"))  # noqa: SIM115  (closed below)
-        offsets[role] = log_files[-1].tell()
+    def spawn(role: str, name: str, role_output_dir: Path, extra: list[str]) -> subprocess.Popen:
+        """Start ``sim.<role>`` with the user's arguments, its output in ``<logs>/<name>.out``."""
+        log_files.append(open(logs / f"{name}.out", "ab" if resume else "wb"))  # noqa: SIM115  (closed below)
+        offsets[name] = log_files[-1].tell()
         return subprocess.Popen(
             [
                 sys.executable,
@@ -405,19 +467,31 @@ def run(args: list[str]) -> dict[str, Any]:
             preexec_fn=_die_with_parent,
         )
 
-    learner = actor = None
+    learner = None
+    actors: dict[str, subprocess.Popen] = {}
     reasons: list[str] = []
     started = False
     with _Signals() as signals:
         try:
-            learner = spawn("learner", output_dir, ["--resume=true"] if resume else [])
+            learner = spawn(
+                "learner",
+                "learner",
+                output_dir,
+                _settings_flags(fault_settings) + (["--resume=true"] if resume else []),
+            )
             started = _wait_for_learner(
                 port, learner, LEARNER_START_TIMEOUT_S, launch.progress_interval_s, start
             )
             if started:
-                actor = spawn("actor", _actor_output_dir(output_dir, resume), actor_args)
+                for k, name in enumerate(names):
+                    actors[name] = spawn(
+                        "actor",
+                        name,
+                        _actor_output_dir(output_dir, resume, name),
+                        actor_flags(k, num_actors, fault_settings, cfg.env.env_seed, actor_args),
+                    )
             next_print = time.monotonic() + launch.progress_interval_s
-            while actor is not None and actor.poll() is None and learner.poll() is None:
+            while actors and any(a.poll() is None for a in actors.values()) and learner.poll() is None:
                 time.sleep(0.5)
                 if time.monotonic() >= next_print:
                     stats = episode_stats(
@@ -427,14 +501,19 @@ def run(args: list[str]) -> dict[str, Any]:
                     next_print += launch.progress_interval_s
         except Interrupted as stop:
             reasons.append(f"the launcher was {stop}")
-            print(f"\n[e2hil-sim] {stop}: stopping actor and learner (the learner saves a last checkpoint)")
+            print(
+                f"\n[e2hil-sim] {stop}: stopping {'actor' if num_actors == 1 else 'actors'} and learner "
+                "(the learner saves a last checkpoint)"
+            )
         except LaunchError as err:
             reasons.append(str(err))
         finally:
             signals.hold()
-            actor_early = actor.poll() if actor is not None else None
+            actors_early = {name: a.poll() for name, a in actors.items()}
             learner_early = learner.poll() if learner is not None else None
-            actor_rc = _stop(actor, launch.stop_timeout_s) if actor is not None else None
+            actor_codes = dict(
+                zip(actors, _stop_all(list(actors.values()), launch.stop_timeout_s), strict=True)
+            )
             learner_rc = _stop(learner, launch.stop_timeout_s) if learner is not None else None
             for log_file in log_files:
                 log_file.close()
@@ -442,7 +521,8 @@ def run(args: list[str]) -> dict[str, Any]:
             reasons.append(f"the launcher was stopped by {signal.Signals(signals.received).name}")
     train_wall = time.time() - start
     texts = {role: _log_text(logs / f"{role}.out", offset) for role, offset in offsets.items()}
-    reasons += _process_reasons(texts, logs, actor_early, learner_early, actor_rc, learner_rc, bool(reasons))
+    reasons += _run_reasons(texts, logs, actors_early, learner_early, learner_rc, bool(reasons))
+    actor_rc = next((c for c in actor_codes.values() if c != 0), 0) if actor_codes else None
     warnings = _teardown_warnings(texts, learner_early, learner_rc)
     if not started:
         code = EXIT_SETUP if learner_rc == EXIT_SETUP else EXIT_FATAL
@@ -487,6 +567,7 @@ def run(args: list[str]) -> dict[str, Any]:
         "warnings": warnings,
         "learner_exit_code": learner_rc,
         "actor_exit_code": actor_rc,
+        **({"num_actors": num_actors, "actor_exit_codes": actor_codes} if num_actors > 1 else {}),
         "checkpoint": str(checkpoint) if checkpoint.exists() else None,
         "metrics": str(output_dir / METRICS_FILE),
         "plots": [str(p) for p in plots],
@@ -507,11 +588,24 @@ def _process_reasons(
     learner_rc: int | None,
     stopped: bool,
 ) -> list[str]:
-    """Why the run is partial, from the exit statuses of the actor and the learner.
+    """Why a run with one actor is partial (:func:`_run_reasons` for the actor named ``actor``)."""
+    return _run_reasons(texts, logs, {"actor": actor_early}, learner_early, learner_rc, stopped)
+
+
+def _run_reasons(
+    texts: dict[str, str],
+    logs: Path,
+    actors_early: dict[str, int | None],
+    learner_early: int | None,
+    learner_rc: int | None,
+    stopped: bool,
+) -> list[str]:
+    """Why the run is partial, from the exit statuses of the actors and the learner.
 
     ``*_early`` is the status of a process that ended by itself before the launcher stopped it
-    (None: still running then). A complete run has an actor that spent its budget and exited 0,
-    and a learner that stopped with 0 when asked to.
+    (None: still running then), per actor name (its log is ``<logs>/<name>.out``). A complete
+    run has actors that each spent their budget and exited 0, and a learner that stopped with 0
+    when asked to.
     """
     reasons = []
     learner_error = _error_line(texts.get("learner", "")) or f"see {logs / 'learner.out'}"
@@ -519,16 +613,19 @@ def _process_reasons(
         reasons.append(
             f"the learner ended by itself ({_exit_text(learner_early)}): {learner_error.rstrip('.')}"
         )
-    if actor_early is not None and not stopped and learner_early is None:
-        cause = _error_line(texts.get("actor", ""))
-        if actor_early != 0 or cause is not None:
+    for name, early in actors_early.items():
+        if early is None or stopped or learner_early is not None:
+            continue
+        label = "the actor" if name == "actor" else f"actor {name}"
+        cause = _error_line(texts.get(name, ""))
+        if early != 0 or cause is not None:
             reasons.append(
-                f"the actor died before its budget was spent ({_exit_text(actor_early)})"
-                + (f": {cause.rstrip('.')}" if cause else f"; see {logs / 'actor.out'}")
+                f"{label} died before its budget was spent ({_exit_text(early)})"
+                + (f": {cause.rstrip('.')}" if cause else f"; see {logs / f'{name}.out'}")
             )
-        elif BUDGET_SPENT not in texts.get("actor", ""):
+        elif BUDGET_SPENT not in texts.get(name, ""):
             reasons.append(
-                f"the actor stopped before its budget was spent (exit code 0); see {logs / 'actor.out'}"
+                f"{label} stopped before its budget was spent (exit code 0); see {logs / f'{name}.out'}"
             )
     if (
         learner_early is None
@@ -586,6 +683,14 @@ def print_summary(summary: dict[str, Any]) -> None:
     print(
         f"  wall time                      {summary['train_wall_s']:.0f} s training, {summary['total_wall_s']:.0f} s total"
     )
+    by_actor = summary.get("by_actor") or {}
+    if len(by_actor) > 1:
+        for actor_id, values in by_actor.items():
+            print(
+                f"  actor {actor_id:<24} {values['env_steps']} env steps, {values['episodes']} episodes; "
+                f"last {values['window']}: success {pct(values['success_last'])}, "
+                f"intervention rate {pct(values['intervention_rate_last'])}"
+            )
     print(f"  checkpoint                     {summary['checkpoint']}")
     if summary.get("collapse"):
         print(f"  {collapse_text(summary['collapse'])} (rolling {window} episodes; see plots/)")
