@@ -711,7 +711,8 @@ policy teacher-free (env.launch.eval_episodes) and writes summary.json and plots
 Exit code 0: a complete run; 1: a partial run (summary.json says why) or a failed start;
 2: a bad command line or setup (one line: error: <cause>. <fix>).
 Most used: --policy.online_steps (env-step budget), --output_dir, --algorithm.type=sac|e2hil,
---env.launch.eval_episodes, --faults.<field> (docs/faults.md). Docs: docs/sim.md.
+--env.launch.eval_episodes, --env.launch.num_actors (sim actors sharing the budget on the one
+learner), --faults.<field> (docs/faults.md). Docs: docs/sim.md.
 
 Every field of the config (LeRobot's TrainRLServerPipelineConfig) follows.
 """
