@@ -69,3 +69,40 @@ def test_two_sim_actors_share_the_budget_and_are_reported_apart(tmp_path):
         assert (logs / f"{actor_id}.out").exists()
         actor_log = "\n".join(p.read_text() for p in (out / actor_id / "logs").glob("*.log"))
         assert "Load new parameters from Learner" in actor_log, actor_id
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_sigterm_to_the_launcher_stops_every_actor_and_the_learner(tmp_path):
+    import signal
+
+    from test_faults_helpers import wait_for
+    from test_launcher_faults import Launcher, alive, process_tree
+
+    launcher = Launcher(tmp_path, "--env.launch.num_actors=2", "--policy.online_steps=100000")
+    try:
+
+        def connected() -> bool:
+            logs = [launcher.logs / f"actor_{k}.out" for k in range(2)]
+            return all(
+                log.exists() and "Connection with Learner established" in log.read_text(errors="replace")
+                for log in logs
+            )
+
+        wait_for(lambda: launcher.popen.poll() is not None or connected(), 240, "both actors to connect")
+        assert launcher.popen.poll() is None, launcher.text()
+        launcher.children = process_tree(launcher.popen.pid)[1:]
+        roles = [
+            Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace") for pid in launcher.children
+        ]
+        assert sum("lerobot_policy_e2hil.sim.actor" in r for r in roles) == 2, roles
+        os.kill(launcher.popen.pid, signal.SIGTERM)
+        code = launcher.popen.wait(timeout=200)
+        wait_for(lambda: not any(alive(p) for p in launcher.children), 120, "the learner and actors to exit")
+    finally:
+        launcher.finish()
+    assert code == 1, launcher.text()
+    summary_dir = launcher.out if launcher.out.exists() else launcher.logs  # nothing checkpointed: removed
+    summary = json.loads((summary_dir / "summary.json").read_text())
+    assert summary["interrupted"] and summary["reason"] == "the launcher was stopped by SIGTERM", summary
+    assert set(summary["actor_exit_codes"]) == {"actor_0", "actor_1"}
