@@ -47,7 +47,7 @@ def load_run(path: Path) -> dict[str, Any]:
     if summary.get("teacher_free_success") is not None:
         evals = [{"env_step": summary["env_steps"], "success": summary["teacher_free_success"]}]
     return {
-        "name": f"{path.parent.name}/{path.name}",
+        "name": "/".join(path.parts[-3:]),
         "episodes": [r for r in records if r["kind"] == "episode"],
         "train": [r for r in records if r["kind"] == "train"],
         "evals": evals,
