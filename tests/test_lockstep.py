@@ -300,3 +300,36 @@ def test_learner_reports_what_it_received_from_each_actor_since_it_started(lerob
     assert read_progress(pushed) == {"received": 42, "optimization_step": 42, "caught_up": 1}
     assert read_progress(pushed, "actor_0")["received"] == 30
     assert read_progress(pushed, "actor_1")["received"] == 12
+
+
+def test_transitions_queued_before_the_training_loop_count_as_received(lerobot_sides):
+    learner, _, faults = lerobot_sides
+    lockstep.install_learner_lockstep(_config(0.6, 20))
+    transitions, parameters, interactions = queue.Queue(), queue.Queue(), queue.Queue()
+    algorithm, buffer, stop = _Algorithm(), [], threading.Event()
+    learner.push_actor_policy_to_queue(parameters_queue=parameters, algorithm=algorithm)
+    transitions.put(list(range(31)))  # arrived while the learner was still setting up
+
+    def first_iteration():
+        learner.process_transitions(
+            transition_queue=transitions,
+            replay_buffer=buffer,
+            offline_replay_buffer=None,
+            dataset_repo_id=None,
+            shutdown_event=stop,
+        )
+        learner.process_interaction_messages(
+            interaction_message_queue=interactions,
+            interaction_step_shift=0,
+            wandb_logger=None,
+            shutdown_event=stop,
+        )
+
+    thread = threading.Thread(target=first_iteration, daemon=True)
+    thread.start()
+    thread.join(timeout=5)
+    blocked = thread.is_alive()
+    stop.set()
+    thread.join(timeout=5)
+    assert not blocked, "the learner waits for data although 31 transitions allow 18 updates"
+    assert faults.LEARNER.validator.accepted == 31

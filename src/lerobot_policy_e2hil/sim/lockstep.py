@@ -166,27 +166,32 @@ class LearnerPacer:
     last_report: tuple[int, int] | None = None
     waits: int = 0
 
-    def progress(
-        self, accepted: int, buffer_size: int | None, by_actor: dict[str, int] | None = None
-    ) -> tuple[int, int, bool]:
-        """``(received, updates since start, caught up)``; before the training loop: ``(0, 0, False)``.
+    def start(self, accepted: int, by_actor: dict[str, int] | None = None) -> None:
+        """Start the counts: at the training loop's first ``process_transitions``, before it runs.
 
-        The counts start at the first call inside the training loop, after LeRobot has set a
-        resumed optimisation step and the fault handling its restored counters.
+        LeRobot has then set a resumed optimisation step and the fault handling its restored
+        per-actor counts, and no transition of this process has been counted yet (some may wait
+        in the queue: they count as received since the start).
+
+        Args:
+            accepted: The transition validator's count of accepted transitions.
+            by_actor: Transitions accepted per actor id (run-wide, restored ones included).
+        """
+        self.start_step = int(self.algorithm.optimization_step)
+        self.start_received = accepted
+        self.start_by_actor = dict(by_actor or {})
+
+    def progress(self, accepted: int, buffer_size: int | None) -> tuple[int, int, bool]:
+        """``(received, updates since start, caught up)``; before :meth:`start`: ``(0, 0, False)``.
 
         Args:
             accepted: The transition validator's count of accepted transitions.
             buffer_size: The online buffer's size, None before the training loop (LeRobot's
                 first push).
-            by_actor: Transitions accepted per actor id (run-wide); kept at the first call as
-                the start of :meth:`by_actor`.
         """
-        if buffer_size is None:
+        if buffer_size is None or self.start_step is None:
             return 0, 0, False
         step = int(self.algorithm.optimization_step)
-        if self.start_step is None:
-            self.start_step, self.start_received = step, accepted
-            self.start_by_actor = dict(by_actor or {})
         received = accepted - self.start_received
         allowed = allowed_updates(self.start_step, received, self.ratio, buffer_size >= self.warmup)
         return received, step - self.start_step, learner_caught_up(step, allowed)
@@ -238,7 +243,7 @@ def install_learner_lockstep(cfg: Any) -> LearnerPacer | None:
         return {name: int(v["transitions"]) for name, v in LEARNER.counter.state()["actors"].items()}
 
     def progress() -> tuple[int, int, bool]:
-        return pacer.progress(LEARNER.validator.accepted, buffer_size[0], actor_counts())
+        return pacer.progress(LEARNER.validator.accepted, buffer_size[0])
 
     def push(parameters_queue: Any, algorithm: Any, received: int, updates: int, caught_up: bool) -> None:
         weights = algorithm.get_weights()
@@ -267,6 +272,8 @@ def install_learner_lockstep(cfg: Any) -> LearnerPacer | None:
             )
             buffer_size[0] = len(replay_buffer)
 
+        if pacer.start_step is None and pacer.algorithm is not None:
+            pacer.start(LEARNER.validator.accepted, actor_counts())
         pending[0] = (transition_queue, process)
         process()
 
