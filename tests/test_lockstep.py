@@ -80,6 +80,23 @@ def _config(ratio, warmup, timeout_s=10.0):
     )
 
 
+def _take_in(learner, transitions, interactions, buffer, stop) -> None:
+    """The head of LeRobot's learner loop: transitions, then episode messages (where it may wait)."""
+    learner.process_transitions(
+        transition_queue=transitions,
+        replay_buffer=buffer,
+        offline_replay_buffer=None,
+        dataset_repo_id=None,
+        shutdown_event=stop,
+    )
+    learner.process_interaction_messages(
+        interaction_message_queue=interactions,
+        interaction_step_shift=0,
+        wandb_logger=None,
+        shutdown_event=stop,
+    )
+
+
 @pytest.fixture
 def lerobot_sides(monkeypatch):
     """LeRobot's learner and actor modules with a fake ``process_transitions`` and fresh counters."""
@@ -139,19 +156,7 @@ def test_learner_and_actor_hold_the_ratio_together(lerobot_sides, start_step):
         learner_alg.optimization_step = start_step  # LeRobot sets a resumed step after the first push
         pushes = 0
         while not stop.is_set():
-            learner.process_transitions(
-                transition_queue=transitions,
-                replay_buffer=buffer,
-                offline_replay_buffer=None,
-                dataset_repo_id=None,
-                shutdown_event=stop,
-            )
-            learner.process_interaction_messages(
-                interaction_message_queue=interactions,
-                interaction_step_shift=0,
-                wandb_logger=None,
-                shutdown_event=stop,
-            )
+            _take_in(learner, transitions, interactions, buffer, stop)
             if len(buffer) < warmup or stop.is_set():
                 continue
             learner_alg.optimization_step += 1
@@ -311,19 +316,7 @@ def test_transitions_queued_before_the_training_loop_count_as_received(lerobot_s
     transitions.put(list(range(31)))  # arrived while the learner was still setting up
 
     def first_iteration():
-        learner.process_transitions(
-            transition_queue=transitions,
-            replay_buffer=buffer,
-            offline_replay_buffer=None,
-            dataset_repo_id=None,
-            shutdown_event=stop,
-        )
-        learner.process_interaction_messages(
-            interaction_message_queue=interactions,
-            interaction_step_shift=0,
-            wandb_logger=None,
-            shutdown_event=stop,
-        )
+        _take_in(learner, transitions, interactions, buffer, stop)
 
     thread = threading.Thread(target=first_iteration, daemon=True)
     thread.start()
