@@ -1,0 +1,387 @@
+"""The patch table: every change this plugin makes to LeRobot's objects, in install order.
+
+Each row names the LeRobot attribute, how it is replaced (:mod:`.core`), the parameter names the
+hooks rely on (checked at install), the hook layers in their nesting order (outermost first),
+the roles that install it, why, and the LeRobot issue behind it where there is one. The features'
+logic lives in their modules (``registry``, ``lerobot_fixes``, ``faults``, ``sim``, ``so101``), which
+register hooks with :func:`.core.hook`; docs/patches.md lists this table (tests/test_patches.py
+keeps the two equal).
+"""
+
+from __future__ import annotations
+
+from .core import Row
+
+LEARNER = "lerobot.rl.learner"
+ACTOR = "lerobot.rl.actor"
+
+_SERVICE_METHOD = ("self", "request_iterator", "_context")
+_STREAM = ("cfg", "{queue}", "shutdown_event", "learner_client", "grpc_channel")
+
+
+def _stream(queue: str) -> tuple[str, ...]:
+    return tuple(queue if name == "{queue}" else name for name in _STREAM)
+
+
+ROWS: tuple[Row, ...] = (
+    # --- a plain import of the plugin (every process, LeRobot's own CLIs included) ---
+    Row(
+        "lerobot.rl.algorithms.factory.get_algorithm_class",
+        "wrap",
+        ("name",),
+        ("registry",),
+        ("import",),
+        "LeRobot's lookup knows only 'sac'; the hook answers registered types ('e2hil') first, defers "
+        "every other name to LeRobot's lookup, and puts the same-result fast update in front of SAC classes",
+    ),
+    Row(
+        "lerobot.policies.gaussian_actor.modeling_gaussian_actor.GaussianActorPolicy.select_action",
+        "wrap",
+        ("self", "batch"),
+        ("fixes",),
+        ("import",),
+        "lerobot-eval passes non-tensor batch entries ('task', 'action') that the discrete critic calls "
+        ".to() on; the hook drops them",
+    ),
+    Row(
+        "lerobot.rl.buffer.ReplayBuffer._lerobotdataset_to_transitions",
+        "wrap",
+        ("dataset", "state_keys"),
+        ("fixes",),
+        ("import",),
+        "make_dataset opens datasets with return_uint8=True, so the offline buffer held 0-255 float "
+        "images; the hook scales uint8 images to [0, 1]",
+    ),
+    # --- the learner ---
+    Row(
+        f"{LEARNER}.grpc",
+        "proxy",
+        (
+            (
+                "server",
+                (
+                    "thread_pool",
+                    "handlers",
+                    "interceptors",
+                    "options",
+                    "maximum_concurrent_rpcs",
+                    "compression",
+                    "xds",
+                ),
+            ),
+        ),
+        ("faults.security",),
+        ("learner",),
+        "TLS and the token check on LeRobot's own server, the bind check, and --faults.grpc_workers "
+        "server threads (LeRobot's MAX_WORKERS = 3 leaves none for a replacement actor)",
+        "issue 3979",
+    ),
+    Row(
+        f"{LEARNER}.LearnerService",
+        "subclass",
+        (
+            ("SendTransitions", _SERVICE_METHOD),
+            ("SendInteractions", _SERVICE_METHOD),
+            ("StreamParameters", ("self", "request", "context")),
+        ),
+        ("faults.peers",),
+        ("learner",),
+        "a parameter stream ends when its actor is gone (it kept a server thread for ever), each "
+        "actor gets every weights version, messages are tagged with their actor and size-limited",
+        "issue 3979",
+    ),
+    Row(
+        f"{LEARNER}.start_learner",
+        "wrap",
+        ("parameters_queue", "transition_queue", "interaction_message_queue", "shutdown_event", "cfg"),
+        ("faults.server",),
+        ("learner",),
+        "a gRPC server that cannot start ends the learner with one line (LeRobot logged it and trained on)",
+    ),
+    Row(
+        f"{LEARNER}.bytes_to_transitions",
+        "wrap",
+        ("buffer",),
+        ("faults.transitions",),
+        ("learner",),
+        "transitions that do not match the policy's features are skipped and counted instead of "
+        "ending the training loop",
+    ),
+    Row(
+        f"{LEARNER}.add_actor_information_and_train",
+        "wrap",
+        (
+            "cfg",
+            "wandb_logger",
+            "shutdown_event",
+            "transition_queue",
+            "interaction_message_queue",
+            "parameters_queue",
+        ),
+        ("faults.loop",),
+        ("learner",),
+        "an exception in the training loop makes the learner exit 1 (LeRobot logged it and exited 0)",
+    ),
+    Row(
+        f"{LEARNER}.handle_resume_logic",
+        "wrap",
+        ("cfg",),
+        ("faults.resume",),
+        ("learner",),
+        "resume from the newest complete checkpoint with its policy weights (LeRobot rebuilt the "
+        "policy from random), keep --output_dir and address flags, check the port",
+    ),
+    Row(
+        f"{LEARNER}.load_training_state",
+        "wrap",
+        ("cfg", "optimizers", "algorithm", "device"),
+        ("faults.resume",),
+        ("learner",),
+        "a resume whose training state does not load fails instead of restarting from step 0",
+    ),
+    Row(
+        f"{LEARNER}.initialize_offline_replay_buffer",
+        "wrap",
+        ("cfg", "device", "storage_device"),
+        ("faults.resume", "sim.intervention_buffer"),
+        ("learner",),
+        "no offline buffer on a resume whose checkpoint saved none; a dataset-free sim run starts "
+        "from an empty intervention buffer",
+        replaces="sim.intervention_buffer builds an empty ReplayBuffer where LeRobot would load a dataset",
+    ),
+    Row(
+        f"{LEARNER}.bytes_to_python_object",
+        "wrap",
+        ("buffer",),
+        ("faults.wire",),
+        ("learner",),
+        "the interaction message is decoded from JSON, never unpickled (a pickle from the network runs code)",
+        replaces="faults.wire: unpickling is the fault, so LeRobot's function is never called",
+    ),
+    Row(
+        f"{LEARNER}.process_interaction_message",
+        "wrap",
+        ("message", "interaction_step_shift", "wandb_logger"),
+        ("sim.metrics", "faults.counter"),
+        ("learner",),
+        "a message that does not decode is skipped and counted; env steps are counted across "
+        "restarts and actors; the sim writes one episode record per message",
+    ),
+    Row(
+        f"{LEARNER}.RLTrainer",
+        "subclass",
+        (
+            ("__init__", ("self", "algorithm", "data_mixer", "batch_size", "preprocessor")),
+            ("training_step", ("self",)),
+        ),
+        ("sim.metrics", "faults.stats"),
+        ("learner",),
+        "the training stats carry the transition counters; the sim averages them into metrics.jsonl",
+    ),
+    Row(
+        f"{LEARNER}.save_training_checkpoint",
+        "wrap",
+        (
+            "cfg",
+            "optimization_step",
+            "online_steps",
+            "interaction_message",
+            "policy",
+            "optimizers",
+            "replay_buffer",
+            "algorithm",
+            "offline_replay_buffer",
+            "dataset_repo_id",
+            "fps",
+            "preprocessor",
+            "postprocessor",
+        ),
+        ("faults.checkpoints",),
+        ("learner",),
+        "checkpoints are written to a staging directory and published atomically with the run counters",
+    ),
+    Row(
+        f"{LEARNER}.push_actor_policy_to_queue",
+        "wrap",
+        ("parameters_queue", "algorithm"),
+        ("sim.lockstep",),
+        ("learner",),
+        "lockstep: weights go out only when the learner has caught up, with its progress",
+        replaces="sim.lockstep puts LeRobot's two lines (get_weights, state_to_bytes) with the progress entry",
+    ),
+    Row(
+        f"{LEARNER}.process_transitions",
+        "wrap",
+        ("transition_queue", "replay_buffer", "offline_replay_buffer", "dataset_repo_id", "shutdown_event"),
+        ("sim.lockstep",),
+        ("learner",),
+        "lockstep: the updates allowed are counted from the transitions taken in",
+    ),
+    Row(
+        f"{LEARNER}.process_interaction_messages",
+        "wrap",
+        ("interaction_message_queue", "interaction_step_shift", "wandb_logger", "shutdown_event"),
+        ("sim.lockstep",),
+        ("learner",),
+        "lockstep: the learner waits here for data once it has done the updates its data allow",
+    ),
+    # --- the actor ---
+    Row(
+        f"{ACTOR}.python_object_to_bytes",
+        "wrap",
+        ("python_object",),
+        ("faults.wire",),
+        ("actor",),
+        "the episode message is sent as JSON, not pickled",
+        replaces="faults.wire: the message must not be pickled, so LeRobot's function is never called",
+    ),
+    Row(
+        f"{ACTOR}.learner_service_client",
+        "wrap",
+        ("host", "port"),
+        ("faults.reconnect",),
+        ("actor",),
+        "the channel's reconnect back-off is capped at --faults.retry_interval_s (gRPC's grows to "
+        "120 s), over TLS with the token and the actor id on every call",
+        replaces="faults.reconnect: LeRobot's function opens a plaintext channel with fixed options; "
+        "the channel is built with other options and credentials",
+    ),
+    Row(
+        f"{ACTOR}.establish_learner_connection",
+        "wrap",
+        ("stub", "shutdown_event", "attempts"),
+        ("faults.reconnect",),
+        ("actor",),
+        "Ready() with a deadline, retried for at most --faults.connect_timeout_s, every attempt logged; "
+        "a refused token or TLS mismatch ends the actor with one line",
+        "issue 3979",
+        replaces="faults.reconnect: LeRobot's loop calls Ready() without a deadline (it can hang for "
+        "ever) a fixed number of times; a wrapper cannot bound a call inside it",
+    ),
+    Row(
+        f"{ACTOR}.send_transitions",
+        "wrap",
+        _stream("transitions_queue"),
+        ("faults.reconnect",),
+        ("actor",),
+        "the stream reopens after a learner restart and resends what was in flight",
+    ),
+    Row(
+        f"{ACTOR}.send_interactions",
+        "wrap",
+        _stream("interactions_queue"),
+        ("faults.reconnect",),
+        ("actor",),
+        "the stream reopens after a learner restart and resends what was in flight",
+    ),
+    Row(
+        f"{ACTOR}.receive_policy",
+        "wrap",
+        _stream("parameters_queue"),
+        ("faults.reconnect",),
+        ("actor",),
+        "the stream reopens after a learner restart",
+    ),
+    Row(
+        f"{ACTOR}.get_frequency_stats",
+        "wrap",
+        ("timer",),
+        ("faults.counter",),
+        ("actor",),
+        "the episode message carries the episode's length ('Episode steps') for the learner's counts",
+    ),
+    Row(
+        f"{ACTOR}.push_transitions_to_transport_queue",
+        "wrap",
+        ("transitions", "transitions_queue"),
+        ("faults.counter",),
+        ("actor",),
+        "counts the transitions handed to the learner (logs, lockstep)",
+    ),
+    Row(
+        f"{ACTOR}.reset_and_build_transition",
+        "wrap",
+        ("env", "env_processor", "action_processor"),
+        ("faults.checks",),
+        ("actor",),
+        "the first observation is checked against the policy's features (one paragraph, not a "
+        "shape error deep in the policy)",
+    ),
+    Row(
+        f"{ACTOR}.act_with_policy",
+        "wrap",
+        ("cfg", "shutdown_event", "parameters_queue", "transitions_queue", "interactions_queue"),
+        ("sim.budget", "faults.fatal"),
+        ("actor",),
+        "an exception in the policy loop makes the actor exit non-zero (LeRobot exited 0); the sim "
+        "actor stops by itself once its step budget is spent and tags episodes with the cube position",
+    ),
+    Row(
+        f"{ACTOR}.precise_sleep",
+        "wrap",
+        ("seconds", "spin_threshold", "sleep_margin"),
+        ("sim.pacing",),
+        ("actor",),
+        "no real-time pacing in simulation (optionally a rate cap)",
+        replaces="sim.pacing: the sleep itself is what the sim does without",
+    ),
+    Row(
+        f"{ACTOR}.step_env_and_process_transition",
+        "wrap",
+        ("env", "transition", "action", "env_processor", "action_processor"),
+        ("sim.position",),
+        ("actor",),
+        "remembers the cube position index of the latest step's info for the episode message",
+    ),
+    Row(
+        f"{ACTOR}.update_policy_parameters",
+        "wrap",
+        ("algorithm", "parameters_queue", "device"),
+        ("sim.lockstep",),
+        ("actor",),
+        "lockstep: at an episode end the actor waits for weights that cover what it sent",
+    ),
+    Row(
+        "lerobot.rl.algorithms.sac.SACAlgorithm.load_weights",
+        "wrap",
+        ("self", "weights", "device"),
+        ("sim.lockstep",),
+        ("actor",),
+        "lockstep: the learner's progress entry is taken out of the weights before LeRobot loads them",
+    ),
+    # --- the SO101 recorder ---
+    Row(
+        "lerobot.rl.gym_manipulator.LeRobotDataset",
+        "subclass",
+        (
+            (
+                "create",
+                (
+                    "repo_id",
+                    "fps",
+                    "features",
+                    "root",
+                    "robot_type",
+                    "use_videos",
+                    "tolerance_s",
+                    "image_writer_processes",
+                    "image_writer_threads",
+                    "video_backend",
+                    "batch_encoding_size",
+                    "rgb_encoder",
+                    "depth_encoder",
+                    "metadata_buffer_size",
+                    "streaming_encoding",
+                    "encoder_queue_maxsize",
+                    "encoder_threads",
+                    "video_files_size_in_mb",
+                    "data_files_size_in_mb",
+                ),
+            ),
+        ),
+        ("so101.record",),
+        ("record",),
+        "the recorder finalizes the datasets control_loop creates (LeRobot 0.6.1 finalizes them only "
+        "when pushing to the hub; otherwise the dataset on disk is unreadable)",
+    ),
+)
