@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from lerobot.utils.constants import ACTION
 
+from .tensor_wire import DecodeError
+
 
 def _shape_matches(tensor: torch.Tensor, shape: tuple[int, ...]) -> bool:
     """True for ``shape`` itself or ``shape`` with a leading batch dimension of 1."""
@@ -159,11 +161,17 @@ class TransitionValidator:
             listener(len(kept), self.rejected)
         return kept
 
-    def reject_message(self, error: BaseException) -> None:
-        """Count a message that could not be decoded at all."""
+    def reject_message(self, error: BaseException, sender: str | None = None) -> None:
+        """Count a message that could not be decoded at all (a :class:`~.tensor_wire.DecodeError` says why).
+
+        Args:
+            error: Why it did not decode.
+            sender: The actor id it came from, named in the warning.
+        """
+        what = str(error) if isinstance(error, DecodeError) else type(error).__name__
         with self._lock:
             self.rejected_messages += 1
-            self._pending[f"undecodable message ({type(error).__name__})"] += 1
+            self._pending[f"undecodable message ({what})" + (f" from {sender}" if sender else "")] += 1
             self._maybe_warn()
 
     def _maybe_warn(self) -> None:
