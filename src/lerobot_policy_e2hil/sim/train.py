@@ -384,6 +384,22 @@ def _finish_failed_start(output_dir: Path, created: bool, logs: Path) -> str:
     return _resume_advice(output_dir)
 
 
+def camera_cpu_note(image_obs: bool, device: str) -> str | None:
+    """The line printed when the camera sim would train on the CPU, or None.
+
+    Args:
+        image_obs: Whether the env renders the two cameras (``env.image_obs``).
+        device: The policy's device after LeRobot's fallback (``cpu`` when no GPU is found).
+    """
+    if not image_obs or device.startswith("cuda"):
+        return None
+    return (
+        f"[e2hil-sim] note: cameras on {device}: the camera config is meant for a GPU machine; here every env "
+        "step renders two cameras in software and updates take seconds, so this run is a smoke check "
+        "(docs/sim.md, 'Cameras')"
+    )
+
+
 def run(args: list[str]) -> dict[str, Any]:
     """Run one training session; returns the summary (also written to ``summary.json``).
 
@@ -444,6 +460,9 @@ def run(args: list[str]) -> dict[str, Any]:
             else ""
         )
     )
+    note = camera_cpu_note(bool(cfg.env.image_obs), str(cfg.policy.device))
+    if note:
+        print(note, flush=True)
     log_files: list = []
     offsets: dict[str, int] = {}
 
