@@ -7,11 +7,9 @@ on the actor, :func:`decode_message` on the learner, with a size limit and a sch
 :class:`RejectCounter` counts and reports what did not decode, the way bad transitions are
 (:mod:`.transitions`).
 
-Transitions and parameters keep LeRobot's format: ``torch.load(weights_only=True)``, PyTorch's
-restricted unpickler, which builds only tensors and plain containers and calls nothing else
-(:func:`check_torch_loader` refuses a PyTorch older than 2.6, whose restricted unpickler could
-be escaped, CVE-2025-32434). :func:`capped_chunks` bounds the size of every message a stream may
-deliver before it is decoded.
+Transitions and parameters travel as safetensors (:mod:`.tensor_wire`), not LeRobot's
+``torch.save``. :func:`capped_chunks` bounds the size of every message a stream may deliver
+before it is decoded.
 """
 
 from __future__ import annotations
@@ -130,10 +128,12 @@ class RejectCounter:
     Args:
         label: Start of the warning (``"Skipped interaction messages that do not decode"``).
         warn_interval_s: At most one warning per this many seconds (the first comes at once).
+        side: Who warns (``"LEARNER"``, ``"ACTOR"``), the warning's prefix.
     """
 
-    def __init__(self, label: str, warn_interval_s: float):
+    def __init__(self, label: str, warn_interval_s: float, side: str = "LEARNER"):
         self.label = label
+        self.side = side
         self.warn_interval_s = warn_interval_s
         self.rejected = 0
         self._pending: Counter[str] = Counter()
@@ -150,7 +150,7 @@ class RejectCounter:
             now = time.monotonic()
             if now - self._last_warning >= self.warn_interval_s:
                 reasons = ", ".join(f"{text}: {count}" for text, count in self._pending.most_common())
-                logging.warning(f"[LEARNER] {self.label} ({reasons}); {total} so far. Training goes on.")
+                logging.warning(f"[{self.side}] {self.label} ({reasons}); {total} so far. Training goes on.")
                 self._pending.clear()
                 self._last_warning = now
         for listener in self.listeners:
@@ -158,7 +158,7 @@ class RejectCounter:
 
 
 def check_torch_loader() -> None:
-    """Refuse to decode transitions with a PyTorch whose ``weights_only`` loader can be escaped.
+    """Refuse a PyTorch whose ``weights_only`` loader can be escaped (unused: nothing received is unpickled).
 
     Raises:
         RuntimeError: PyTorch older than 2.6 (CVE-2025-32434).
