@@ -112,3 +112,28 @@ def test_plot_metrics_without_diagnostics_fails_in_one_line(tmp_path):
     result = run_example("plot_metrics.py", str(path))
     assert result.returncode == 2 and result.stderr.startswith("error:")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_train_and_evaluate_sim_saves_a_checkpoint_and_evaluates_it(tmp_path):
+    output = tmp_path / "run"
+    result = run_example(
+        "train_and_evaluate_sim.py",
+        *("--env-steps", "120", "--episodes", "2", "--episode-steps", "20", "--output", str(output)),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    pretrained = output / "pretrained_model"
+    for name in ("config.json", "model.safetensors", "policy_preprocessor.json", "policy_postprocessor.json"):
+        assert (pretrained / name).is_file(), name
+    assert f"checkpoint: {pretrained}" in result.stdout
+    assert "[e2hil_seed0] done:" in result.stdout and "120 env steps" in result.stdout
+    episodes = re.findall(r"^episode (\d): (success|failure) in (\d+) steps", result.stdout, re.MULTILINE)
+    assert [e[0] for e in episodes] == ["0", "1"] and all(1 <= int(e[2]) <= 20 for e in episodes)
+    rate = float(re.search(r"teacher-free success: (\S+) over 2 episodes", result.stdout).group(1))
+    assert rate == sum(e[1] == "success" for e in episodes) / 2
+
+
+def test_train_and_evaluate_sim_rejects_a_missing_config_in_one_line(tmp_path):
+    result = run_example("train_and_evaluate_sim.py", "--config", str(tmp_path / "missing.json"))
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: bench.config_path=")
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -23,6 +23,7 @@ from lerobot.rl import gym_manipulator
 from lerobot.teleoperators.utils import TeleopEvents
 
 import lerobot_policy_e2hil  # noqa: F401
+from lerobot_policy_e2hil.rollout import step
 from lerobot_policy_e2hil.so101 import record
 from lerobot_policy_e2hil.so101.record import SO101RecordConfig
 
@@ -103,16 +104,6 @@ def joint_env(tmp_path):
 def follower_joints(env) -> np.ndarray:
     positions = env.robot.joint_positions()
     return np.array([positions[j] for j in JOINTS])
-
-
-def step(env, transition, action, env_processor, action_processor):
-    return gym_manipulator.step_env_and_process_transition(
-        env=env,
-        transition=transition,
-        action=action,
-        env_processor=env_processor,
-        action_processor=action_processor,
-    )
 
 
 def test_intervention_toggle_switches_executed_action_to_leader_and_back(joint_env):

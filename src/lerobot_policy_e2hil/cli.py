@@ -37,7 +37,10 @@ def _learner(cfg: TrainRLServerPipelineConfig) -> None:
 def _actor(cfg: TrainRLServerPipelineConfig) -> None:
     from lerobot.rl import actor
 
+    from .sim.env import register_gym_id
+
     faults.check_features(cfg)
+    register_gym_id(cfg.env)  # an e2hil_sim env is built by its gym id
     faults.install_actor_faults(cfg, _SETTINGS[0])
     actor.actor_cli(cfg)
 

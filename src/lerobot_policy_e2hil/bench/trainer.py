@@ -2,10 +2,10 @@
 
 One loop alternates acting and learning, with the classes the distributed learner and actor use:
 
-* acting is LeRobot's actor step: ``make_robot_env`` (our ``e2hil_sim`` env with the scripted
-  teacher, randomised cube), ``make_processors``, the policy pre/post-processors,
-  ``select_action`` and ``step_env_and_process_transition``; transitions are built as the
-  actor builds them and handed over at the end of each episode through the actor's
+* acting is LeRobot's actor step through :mod:`..rollout`: ``make_robot_env`` (our ``e2hil_sim``
+  env with the scripted teacher, randomised cube), ``make_processors``, the policy
+  pre/post-processors, ``select_action`` and ``step_env_and_process_transition``; transitions
+  are built as the actor builds them (:func:`~..rollout.learner_transition`) and handed over at the end of each episode through the actor's
   ``push_transitions_to_transport_queue`` and the learner's ``process_transitions`` (so every
   transition goes to the online ``ReplayBuffer`` and each intervention also to the offline
   buffer, exactly as in the learner);
@@ -29,13 +29,13 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from .. import rollout
 from ..fast_update import FastUpdateMixin
 from .config import RunConfig, load_pipeline_config
 from .probe import ActorStepProbe, ProbeSettings
@@ -129,6 +129,7 @@ class SyncTrainer:
         from lerobot.rl.learner import initialize_replay_buffer
         from lerobot.utils.random_utils import set_seed
 
+        from ..sim.env import register_gym_id
         from ..sim.hooks import INTERVENTION_REPO_ID
 
         run = self.run_cfg
@@ -137,6 +138,7 @@ class SyncTrainer:
         cfg = load_pipeline_config(run, self.root)
         self.cfg = cfg
         self.device = str(cfg.policy.device)
+        register_gym_id(cfg.env)
         self.env, teleop = make_robot_env(cfg.env)
         self.env_processor, self.action_processor = make_processors(self.env, teleop, cfg.env, self.device)
         self.policy = make_policy(cfg=cfg.policy, env_cfg=cfg.env)
@@ -146,11 +148,10 @@ class SyncTrainer:
             policy_cfg=cfg.policy, dataset_stats=cfg.policy.dataset_stats
         )
         self.online_buffer = initialize_replay_buffer(cfg, self.device, str(cfg.policy.storage_device))
-        # The sim learner's intervention buffer (sim.hooks.use_intervention_buffer): it exists when
-        # the teacher gives demonstrations, and every intervention transition is added to it.
-        teacher = cfg.env.teacher
+        # The sim learner's intervention buffer (sim.hooks.use_intervention_buffer), by the same
+        # rule; every intervention transition is added to it.
         self.offline_buffer = None
-        if teacher.mode != "off" and teacher.demo_episodes > 0:
+        if rollout.offline_buffer_wanted(cfg.env):
             self.offline_buffer = ReplayBuffer(
                 capacity=cfg.policy.offline_buffer_capacity,
                 device=self.device,
@@ -188,51 +189,19 @@ class SyncTrainer:
         from lerobot.processor import TransitionKey
 
         features = self.cfg.policy.input_features
-        observation = {k: v for k, v in transition[TransitionKey.OBSERVATION].items() if k in features}
+        observation = rollout.policy_observation(transition[TransitionKey.OBSERVATION], features)
         self.policy.eval()
-        with torch.no_grad():
-            action = self.policy.select_action(batch=self.preprocessor.process_observation(observation))
-            if self.cfg.policy.num_discrete_actions is not None:
-                continuous = self.postprocessor.process_action(action[..., :-1])
-                discrete = action[..., -1:].to(device=continuous.device, dtype=continuous.dtype)
-                action = torch.cat([continuous, discrete], dim=-1)
-            else:
-                action = self.postprocessor.process_action(action)
+        action = rollout.select_action(
+            self.policy, self.preprocessor, self.postprocessor, observation, features
+        )
         return observation, action
 
-    def _env_step(self, transition: dict) -> tuple[dict, dict, bool, bool]:
+    def _env_step(self, transition: dict) -> tuple[dict, Any, bool, bool]:
         """One actor step; returns (next transition, transition for the learner, intervened, success)."""
-        from lerobot.processor import TransitionKey
-        from lerobot.rl.gym_manipulator import step_env_and_process_transition
-        from lerobot.teleoperators.utils import TeleopEvents
-        from lerobot.utils.transition import Transition
-
         observation, action = self._select_action(transition)
-        new = step_env_and_process_transition(
-            env=self.env,
-            transition=transition,
-            action=action,
-            env_processor=self.env_processor,
-            action_processor=self.action_processor,
-        )
-        features = self.cfg.policy.input_features
-        next_observation = {k: v for k, v in new[TransitionKey.OBSERVATION].items() if k in features}
-        complementary = new[TransitionKey.COMPLEMENTARY_DATA]
-        info = new[TransitionKey.INFO]
-        intervened = bool(info.get(TeleopEvents.IS_INTERVENTION, False))
-        learner_transition = Transition(
-            state=observation,
-            action=complementary["teleop_action"],
-            reward=new[TransitionKey.REWARD],
-            next_state=next_observation,
-            done=new.get(TransitionKey.DONE, False),
-            truncated=new.get(TransitionKey.TRUNCATED, False),
-            complementary_info={
-                "discrete_penalty": torch.tensor([complementary.get("discrete_penalty", 0.0)]),
-                TeleopEvents.IS_INTERVENTION.value: intervened,
-            },
-        )
-        return new, learner_transition, intervened, bool(info.get("is_success", False))
+        new = rollout.step(self.env, transition, action, self.env_processor, self.action_processor)
+        learner_transition = rollout.learner_transition(observation, new, self.cfg.policy.input_features)
+        return new, learner_transition, rollout.step_intervened(new), rollout.step_succeeded(new)
 
     def _hand_over(self, transitions: list) -> None:
         """The actor's push at the end of an episode and the learner's ingestion of it."""
@@ -263,51 +232,39 @@ class SyncTrainer:
         noise come from ``seed + 100000``; the training run's random state is restored after.
         """
         from lerobot.processor import TransitionKey
-        from lerobot.rl.gym_manipulator import (
-            make_processors,
-            reset_and_build_transition,
-            step_env_and_process_transition,
-        )
         from lerobot.utils.random_utils import seeded_context
 
-        from ..sim.env import POSITION_INFO_KEY, find_task_variant, make_sim_env
+        from ..sim.env import POSITION_INFO_KEY, find_task_variant
+        from ..sim.evaluate import teacher_free_env
 
-        env_cfg = self.cfg.env
         if self._eval_env is None:
-            options = env_cfg.sim_options(teacher=True)
-            options["teacher"] = {**asdict(env_cfg.teacher), "mode": "off"}
-            env = make_sim_env(options)
-            self._eval_env = (env, *make_processors(env, None, env_cfg, self.device))
+            self._eval_env = teacher_free_env(self.cfg.env, self.device)
         env, env_processor, action_processor = self._eval_env
         variant = find_task_variant(env)
         if variant is not None:  # listed cube positions: each evaluation visits them in turn
             variant.cycle = True
             variant.restart_cycle()
-        successes = 0
         self.last_eval_by_position: dict[str, list[int]] = {}
+
+        def by_position(result: rollout.EpisodeResult, last: dict) -> None:
+            position = last[TransitionKey.INFO].get(POSITION_INFO_KEY)
+            if position is not None:
+                self.last_eval_by_position.setdefault(str(position), []).append(int(result.success))
+
+        features = self.cfg.policy.input_features
+        act = rollout.make_act(self.policy, self.preprocessor, self.postprocessor, features)
+        self.policy.eval()
         with seeded_context(self.run_cfg.seed + EVAL_SEED_OFFSET):
-            for _ in range(episodes):
-                transition = reset_and_build_transition(env, env_processor, action_processor)
-                success, done = False, False
-                while not done:
-                    _, action = self._select_action(transition)
-                    transition = step_env_and_process_transition(
-                        env, transition, action, env_processor, action_processor
-                    )
-                    success = success or bool(transition[TransitionKey.INFO].get("is_success", False))
-                    done = bool(transition.get(TransitionKey.DONE) or transition.get(TransitionKey.TRUNCATED))
-                successes += success
-                position = transition[TransitionKey.INFO].get(POSITION_INFO_KEY)
-                if position is not None:
-                    self.last_eval_by_position.setdefault(str(position), []).append(int(success))
-        return successes / episodes
+            results = rollout.evaluate(
+                env, env_processor, action_processor, act, episodes, on_episode_end=by_position
+            )
+        return rollout.success_rate(results)
 
     # --- the loop -------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
         """Train for ``env_steps`` and return the run's record (see :func:`save_result`)."""
         from lerobot.processor import TransitionKey
-        from lerobot.rl.gym_manipulator import reset_and_build_transition
         from tqdm import tqdm
 
         from ..sim.env import POSITION_INFO_KEY
@@ -335,7 +292,7 @@ class SyncTrainer:
         start = time.perf_counter()
 
         t0 = time.perf_counter()
-        transition = reset_and_build_transition(self.env, self.env_processor, self.action_processor)
+        transition = rollout.reset(self.env, self.env_processor, self.action_processor)
         timing["env"] += time.perf_counter() - t0
         bar = tqdm(total=run.env_steps, disable=not self.progress, desc=run.name, mininterval=2.0)
         for step in range(1, run.env_steps + 1):
@@ -346,7 +303,7 @@ class SyncTrainer:
             ep_interventions += intervened
             intervention_steps += intervened
             ep_success = ep_success or success
-            if transition.get(TransitionKey.DONE) or transition.get(TransitionKey.TRUNCATED):
+            if rollout.episode_ended(transition):
                 self._hand_over(pending)
                 pending = []
                 episodes.append(
@@ -357,7 +314,7 @@ class SyncTrainer:
                     episode_positions.append(int(position))
                 ep_length = ep_interventions = 0
                 ep_success = False
-                transition = reset_and_build_transition(self.env, self.env_processor, self.action_processor)
+                transition = rollout.reset(self.env, self.env_processor, self.action_processor)
             timing["env"] += time.perf_counter() - t0
 
             if len(self.online_buffer) >= self.learning_starts:
@@ -480,7 +437,8 @@ class SyncTrainer:
 
     def close(self) -> None:
         """Close the envs."""
-        for env in (getattr(self, "env", None), (self._eval_env or (None,))[0]):
+        # build() may have stopped before the envs (a bad config): close what exists
+        for env in (getattr(self, "env", None), (getattr(self, "_eval_env", None) or (None,))[0]):
             if env is not None:
                 env.close()
 

@@ -1,9 +1,11 @@
 """LeRobot's actor with the sim hooks: ``python -m lerobot_policy_e2hil.sim.actor --config_path ...``.
 
-Parses the same config as ``lerobot.rl.actor``, installs the fault handling of :mod:`..faults`
-(bounded waits for the learner, streams that reconnect after a learner restart; ``--faults.*``
-flags) and :func:`.hooks.install_actor_hooks` (no real-time pacing in simulation, exit once
-``policy.online_steps`` env steps are done), and runs LeRobot's ``actor_cli``.
+Parses the same config as ``lerobot.rl.actor``, registers the sim's gym id with its env options
+(:func:`.env.register_gym_id`: LeRobot's ``make_robot_env`` builds the env by that id), installs
+the fault handling of :mod:`..faults` (bounded waits for the learner, streams that reconnect
+after a learner restart; ``--faults.*`` flags) and :func:`.hooks.install_actor_hooks` (no
+real-time pacing in simulation, exit once ``policy.online_steps`` env steps are done), and runs
+LeRobot's ``actor_cli``.
 """
 
 from lerobot.configs import parser
@@ -11,6 +13,7 @@ from lerobot.rl.train_rl import TrainRLServerPipelineConfig
 
 from .. import faults
 from ..faults import FaultSettings
+from .env import register_gym_id
 from .hooks import install_actor_hooks, prepare_process
 
 _SETTINGS: list[FaultSettings] = [FaultSettings()]
@@ -26,6 +29,7 @@ def main(cfg: TrainRLServerPipelineConfig) -> None:
     from lerobot.rl import actor
 
     faults.check_features(cfg)
+    register_gym_id(cfg.env)
     prepare_process(cfg)
     faults.install_actor_faults(cfg, _SETTINGS[0])
     install_actor_hooks(cfg)

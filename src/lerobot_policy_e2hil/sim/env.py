@@ -211,11 +211,13 @@ def make_sim_env(sim_options: dict[str, Any] | None = None, **ignored: Any) -> g
 
 
 def register_sim_env(sim_options: dict[str, Any]) -> None:
-    """(Re-)register ``gym_hil/E2HiLPickCube-v0`` so that ``gym.make`` builds it with ``sim_options``.
+    """Register ``gym_hil/E2HiLPickCube-v0`` so that ``gym.make`` builds it with ``sim_options``.
 
-    Registration is per process: every process that parses an ``e2hil_sim`` config (LeRobot's
-    actor, learner, ``lerobot-eval``) registers its own options.
+    Idempotent: a registration with the same options is kept as it is; other options replace it.
     """
+    spec = gym.registry.get(SIM_GYM_ID)
+    if spec is not None and spec.entry_point == ENTRY_POINT and spec.kwargs == {"sim_options": sim_options}:
+        return
     gym.registry.pop(SIM_GYM_ID, None)
     gym.register(
         id=SIM_GYM_ID,
@@ -223,6 +225,27 @@ def register_sim_env(sim_options: dict[str, Any]) -> None:
         kwargs={"sim_options": sim_options},
         disable_env_checker=True,
     )
+
+
+def register_gym_id(env_cfg: Any) -> bool:
+    """Register the sim's gym id with ``env_cfg``'s options (with the teacher) if it is an ``e2hil_sim`` config.
+
+    LeRobot's ``make_robot_env`` builds the env with ``gym.make(f"gym_hil/{task}")``, so every
+    process that builds it that way registers first, once its config is final: the sim actor and
+    ``e2hil-actor`` after parsing, the benchmark trainer before ``make_robot_env``, ``create_envs``
+    (``lerobot-eval``). Building a config registers nothing. Idempotent (:func:`register_sim_env`).
+
+    Args:
+        env_cfg: Any env config; only an ``e2hil_sim`` one (it has ``sim_options``) is registered.
+
+    Returns:
+        Whether ``env_cfg`` is an ``e2hil_sim`` config (and the id is now registered with its options).
+    """
+    sim_options = getattr(env_cfg, "sim_options", None)
+    if not callable(sim_options):
+        return False
+    register_sim_env(sim_options(teacher=True))
+    return True
 
 
 def find_task_variant(env: gym.Env) -> TaskVariant | None:

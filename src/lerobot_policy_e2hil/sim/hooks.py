@@ -330,8 +330,9 @@ def use_intervention_buffer(cfg: Any) -> None:
     and adds every intervention transition to it. When ``cfg.dataset`` is None this puts a
     placeholder dataset config in (``repo_id`` :data:`INTERVENTION_REPO_ID`) and, in the learner,
     makes ``initialize_offline_replay_buffer`` start from an empty buffer instead of loading a
-    dataset. The buffer is only created when the teacher can intervene (demonstrations or
-    take-overs; every intervention transition is added to it); otherwise training is online-only.
+    dataset. The buffer is only created when the teacher gives demonstrations
+    (:func:`..rollout.offline_buffer_wanted`, the benchmark trainer's rule too; every intervention
+    transition is added to it); otherwise training is online-only.
 
     Call it before LeRobot validates ``cfg`` (in both the learner and the actor).
 
@@ -345,8 +346,9 @@ def use_intervention_buffer(cfg: Any) -> None:
     from lerobot.rl.buffer import ReplayBuffer
 
     cfg.dataset = DatasetConfig(repo_id=INTERVENTION_REPO_ID)
-    teacher = getattr(cfg.env, "teacher", None)
-    intervenes = teacher is not None and teacher.mode != "off"
+    from ..rollout import offline_buffer_wanted
+
+    intervenes = offline_buffer_wanted(cfg.env)
     original = learner.initialize_offline_replay_buffer
 
     def initialize_offline_replay_buffer(cfg, device, storage_device):

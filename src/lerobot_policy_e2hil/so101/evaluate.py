@@ -11,8 +11,9 @@ Usage::
 (e.g. ``--env.robot.type=so101_follower_sim --env.teleop.type=so101_leader_hil_sim`` for a dry run).
 
 The env, processors and policy inference are the actor's (LeRobot's ``make_robot_env``,
-``make_processors``, ``make_policy``, ``make_pre_post_processors``, ``step_env_and_process_transition``),
-with no learner: the checkpoint's weights are loaded and not updated. An episode succeeds when the
+``make_processors``, ``make_policy``, ``make_pre_post_processors``), the episodes those of
+:func:`..rollout.evaluate`, with no learner: the checkpoint's weights are loaded and not updated.
+An episode succeeds as :func:`..rollout.step_succeeded` says; on the SO101 that is when the
 env's reward turns positive: from the reward classifier (``success_source=classifier``, needs
 ``env.processor.reward_classifier.pretrained_path``) or from the operator's success key
 (``success_source=keys``; the failure key ends an episode as a failure). Interventions stay
@@ -23,15 +24,15 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 
+from .. import rollout
 from ..errors import ConfigError, exit_on_setup_error
+from ..rollout import EpisodeResult
 
 SUCCESS_SOURCES = ("classifier", "keys")
 logger = logging.getLogger(__name__)
@@ -77,18 +78,6 @@ class SO101EvalConfig:
 
 
 @dataclass
-class EpisodeResult:
-    """Outcome of one evaluation episode."""
-
-    episode: int
-    success: bool
-    steps: int
-    intervention_steps: int
-    total_reward: float
-    duration_s: float
-
-
-@dataclass
 class EvalSummary:
     """What the evaluation writes to disk."""
 
@@ -110,7 +99,7 @@ def run_episodes(
     fps: float | None = None,
     max_episode_steps: int | None = None,
 ) -> list[EpisodeResult]:
-    """Roll out ``select_action`` in the HIL-SERL env for ``n_episodes`` episodes.
+    """Roll out ``select_action`` in the HIL-SERL env for ``n_episodes`` episodes (:func:`..rollout.evaluate`).
 
     Args:
         env: The env from ``make_robot_env``.
@@ -122,51 +111,11 @@ def run_episodes(
         max_episode_steps: Stop an episode after this many steps (counted as a failure).
 
     Returns:
-        One :class:`EpisodeResult` per episode.
+        One :class:`~..rollout.EpisodeResult` per episode.
     """
-    from lerobot.processor import TransitionKey
-    from lerobot.rl.gym_manipulator import reset_and_build_transition, step_env_and_process_transition
-    from lerobot.teleoperators.utils import TeleopEvents
-
-    results = []
-    for episode in range(n_episodes):
-        transition = reset_and_build_transition(env, env_processor, action_processor)
-        start = time.perf_counter()
-        steps = interventions = 0
-        total_reward = 0.0
-        success = False
-        while True:
-            step_start = time.perf_counter()
-            observation = {
-                k: v for k, v in transition[TransitionKey.OBSERVATION].items() if isinstance(v, torch.Tensor)
-            }
-            with torch.inference_mode():
-                action = select_action(observation)
-            transition = step_env_and_process_transition(
-                env=env,
-                transition=transition,
-                action=action,
-                env_processor=env_processor,
-                action_processor=action_processor,
-            )
-            steps += 1
-            reward = float(transition[TransitionKey.REWARD])
-            total_reward += reward
-            success = success or reward > 0
-            interventions += int(
-                bool(transition[TransitionKey.INFO].get(TeleopEvents.IS_INTERVENTION, False))
-            )
-            done = bool(transition[TransitionKey.DONE]) or bool(transition[TransitionKey.TRUNCATED])
-            if done or (max_episode_steps is not None and steps >= max_episode_steps):
-                break
-            if fps:
-                time.sleep(max(0.0, 1.0 / fps - (time.perf_counter() - step_start)))
-        result = EpisodeResult(
-            episode, success, steps, interventions, total_reward, time.perf_counter() - start
-        )
-        logger.info("Episode %d: %s in %d steps", episode, "success" if success else "failure", steps)
-        results.append(result)
-    return results
+    return rollout.evaluate(
+        env, env_processor, action_processor, select_action, n_episodes, fps=fps, max_steps=max_episode_steps
+    )
 
 
 def summarize(results: list[EpisodeResult], success_source: str, policy_path: str) -> EvalSummary:
@@ -176,7 +125,7 @@ def summarize(results: list[EpisodeResult], success_source: str, policy_path: st
     return EvalSummary(
         n_episodes=len(results),
         successes=successes,
-        success_rate=successes / len(results) if results else 0.0,
+        success_rate=rollout.success_rate(results),
         intervention_rate=sum(r.intervention_steps for r in results) / total_steps if total_steps else 0.0,
         success_source=success_source,
         policy_path=policy_path,
@@ -236,18 +185,7 @@ def policy_action_fn(train_cfg, policy_path: str, device: str) -> Callable[[dict
         preprocessor_overrides={"device_processor": {"device": device}},
         postprocessor_overrides={"device_processor": {"device": "cpu"}},
     )
-    features = train_cfg.policy.input_features
-    discrete = train_cfg.policy.num_discrete_actions is not None
-
-    def select_action(observation: dict[str, Any]) -> torch.Tensor:
-        batch = preprocessor.process_observation({k: v for k, v in observation.items() if k in features})
-        action = policy.select_action(batch=batch)
-        if discrete:
-            continuous = postprocessor.process_action(action[..., :-1])
-            return torch.cat([continuous, action[..., -1:].to(continuous)], dim=-1)
-        return postprocessor.process_action(action)
-
-    return select_action
+    return rollout.make_act(policy, preprocessor, postprocessor, train_cfg.policy.input_features)
 
 
 def evaluate(cfg: SO101EvalConfig, train_overrides: list[str] | None = None) -> EvalSummary:
