@@ -13,7 +13,9 @@ registers nothing. The entry point ignores the forced ``image_obs`` and ``render
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from lerobot.configs.types import FeatureType, PolicyFeature
@@ -45,6 +47,8 @@ __all__ = [
     "LaunchConfig",
     "TeacherConfig",
     "sim_features",
+    "policy_reads_cameras",
+    "resolve_image_obs",
     "validate_cube_position",
 ]
 
@@ -98,8 +102,9 @@ class E2HiLSimEnvConfig(HILSerlRobotEnvConfig):
     updates_per_env_step: float | None = None
     # Seconds the actor waits at an episode end for the learner to catch up before going on
     lockstep_timeout_s: float = 60.0
-    # True: front and wrist 128x128 cameras plus robot state (GPU); False: robot state + cube position
-    image_obs: bool = False
+    # True: front and wrist 128x128 cameras plus robot state (GPU); False: robot state + cube position;
+    # null: what the policy of --policy.path reads (cameras if its input features have images), else False
+    image_obs: bool | None = None
     # Sample the cube in x 0.3-0.5 m, y -0.15-0.15 m at every reset; False: always at (0.5, 0)
     random_block_position: bool = False
     # Cube positions [[x, y], ...] in metres (x in 0.3-0.5, y in -0.15-0.15), one drawn uniformly
@@ -143,6 +148,9 @@ class E2HiLSimEnvConfig(HILSerlRobotEnvConfig):
                 f"env.reward={self.reward!r} is invalid; allowed values: {', '.join(map(repr, REWARDS))}"
             )
         self.cube_positions = [validate_cube_position(i, p) for i, p in enumerate(self.cube_positions)]
+        from lerobot.configs import parser
+
+        self.image_obs = resolve_image_obs(self.image_obs, parser.get_path_arg("policy"))
         self.features = sim_features(self.image_obs)
         self.features_map = {key: policy_key for key, (policy_key, _) in _FEATURE_TABLE.items()}
 
@@ -222,6 +230,44 @@ def validate_cube_position(index: int, position: Any) -> list[float]:
     if not inside:
         raise ConfigError(f"env.cube_positions[{index}]={[x, y]} is invalid; allowed values: {allowed}")
     return [x, y]
+
+
+def policy_reads_cameras(policy_path: str | None) -> bool | None:
+    """Whether the policy saved at ``policy_path`` has camera inputs; None without a local policy there.
+
+    Args:
+        policy_path: A ``pretrained_model`` folder (``--policy.path``), a hub id or None.
+    """
+    config = Path(policy_path) / "config.json" if policy_path else None
+    if config is None or not config.is_file():
+        return None
+    features = json.loads(config.read_text()).get("input_features") or {}
+    return any(key.startswith(f"{OBS_IMAGES}.") for key in features)
+
+
+def resolve_image_obs(image_obs: bool | None, policy_path: str | None) -> bool:
+    """``env.image_obs`` made to agree with the policy being evaluated (``lerobot-eval --policy.path``).
+
+    Unset, it follows the policy's input features (a checkpoint trained on the cameras gets the
+    cameras without a flag); set, it must match them.
+
+    Args:
+        image_obs: The parsed ``env.image_obs`` (None: not given).
+        policy_path: The ``--policy.path`` of the command line, or None.
+
+    Raises:
+        ConfigError: If ``image_obs`` is set and contradicts the policy's inputs.
+    """
+    cameras = policy_reads_cameras(policy_path)
+    if image_obs is None:
+        return bool(cameras)
+    if cameras is not None and cameras != image_obs:
+        reads = "the two cameras" if cameras else "state and cube position, no cameras"
+        raise ConfigError(
+            f"env.image_obs={str(image_obs).lower()} contradicts the policy at {policy_path}, which reads "
+            f"{reads}; allowed values: {str(cameras).lower()}, or leave env.image_obs unset to follow the policy"
+        )
+    return bool(image_obs)
 
 
 # gym key -> (policy key, type)
