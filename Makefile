@@ -43,7 +43,7 @@ sim: install
 bench: install
 	$(PY) benchmarks/bench_update.py $(ARGS)
 
-# E2HiL vs HIL-SERL in the sim, {sac, e2hil} x 5 seeds, report in docs/benchmarks/ (ARGS=--quick: smoke check)
+# E2HiL vs HIL-SERL in the sim, {sac, e2hil} x 5 seeds, report in docs/benchmarks/ (ARGS=--quick=true: smoke check)
 .PHONY: bench-suite
 bench-suite: install
 	$(VENV)/bin/e2hil-bench suite $(ARGS)

@@ -126,7 +126,7 @@ def test_curve_band_and_moving_average():
 
 
 def test_late_intervention_rate_counts_only_episodes_ending_in_the_last_fifth():
-    from lerobot_policy_e2hil.bench.suite import late_intervention_rate
+    from lerobot_policy_e2hil.bench.aggregate import late_intervention_rate
 
     # [end env step, length, intervention steps, success, is demo]; budget 100 -> window (80, 100]
     episodes = [[50, 50, 50, 1, 1], [80, 30, 30, 0, 0], [90, 10, 5, 0, 0], [100, 10, 0, 1, 0]]

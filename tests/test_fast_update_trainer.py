@@ -8,7 +8,7 @@ import torch
 
 pytest.importorskip("gym_hil")
 
-from lerobot_policy_e2hil.bench.suite import QUICK_BUDGET  # noqa: E402
+from lerobot_policy_e2hil.bench.config import QUICK_BUDGET  # noqa: E402
 from lerobot_policy_e2hil.bench.trainer import SyncTrainer  # noqa: E402
 from lerobot_policy_e2hil.fast_update import FAST_UPDATE_ENV, FastUpdateMixin  # noqa: E402
 

@@ -1,141 +1,278 @@
-"""``e2hil-bench``: one run, the {sac, e2hil} x seeds suite, or the sensitivity sweep.
+"""``e2hil-bench``: one run, the variants x seeds suite, the sensitivity sweep, or the influence check.
 
-    e2hil-bench run   --method e2hil --seed 0 [budget flags]      # one run with a progress bar
-    e2hil-bench suite [--quick] [--seeds 5] [--workers 2]           # runs + docs/benchmarks/suite.*
-    e2hil-bench suite --variants sac,e2hil,e2hil_first_order ...    # more variants on the same seeds
-    e2hil-bench sweep [--quick] [--seeds 3] [--workers 2]           # runs + docs/benchmarks/sweep.*
-    e2hil-bench influence-check [--quick] [--snapshot PATH]         # docs/benchmarks/influence_check.*
+    e2hil-bench run --method=e2hil --seed=0                 # one run with a progress bar
+    e2hil-bench suite [--seeds=5] [--variants=sac,e2hil]    # runs + docs/benchmarks/suite.*
+    e2hil-bench sweep [--seeds=3]                           # runs + docs/benchmarks/sweep.*
+    e2hil-bench influence-check [--snapshot=PATH]           # docs/benchmarks/influence_check.*
 
-Budget flags (``--env-steps``, ``--updates-per-env-step``, ``--batch-size``, ...) default to
-:data:`.suite.DEFAULT_BUDGET` (``run``, ``suite``), :data:`.suite.SWEEP_BUDGET` (``sweep``), or
-:data:`.suite.QUICK_BUDGET` with ``--quick``. Finished runs are cached in ``--runs-dir``
-(default ``outputs/bench/<command>_runs``) and reused when their config matches, so an
-interrupted suite resumes and the report can be rebuilt without training.
+Flags are draccus' (``--field=value``, dotted for nested fields), as in LeRobot's commands:
+
+* ``--config_path=<JSON>``: the training config every run starts from (default
+  ``HIL-SERL/train_gym_hil_env_SIM.json``);
+* ``--budget.<field>=<value>``: a field of :class:`.config.Budget`; the others keep the
+  command's budget (:data:`.config.BUDGETS`), or :data:`.config.QUICK_BUDGET` with ``--quick=true``;
+* ``--env.*``, ``--policy.*``, ``--algorithm.*``, ``--dataset.*``: draccus flags for the training
+  JSON of every run (appended to the budget's ``overrides``).
+
+Finished runs are cached in ``--runs_dir`` (default ``outputs/bench/<command>_runs``) and reused
+when their config matches, so an interrupted suite resumes and ``--report_only=true`` rebuilds
+the report without training. ``e2hil-bench <command> --help`` lists every flag.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import shlex
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..configuration_e2hil import INFLUENCE_FORMS
-from ..errors import ConfigError
-from .config import DEFAULT_CONFIG, METHODS, RunConfig
+from ..errors import EXIT_SETUP, ConfigError, one_line
+from .config import BUDGETS, DEFAULT_CONFIG, METHODS, QUICK_BUDGET, Budget, RunConfig
 
 QUICK_DIR = Path("outputs/bench/quick")
+# Flags that go to the training JSON of every run rather than to the command
+TRAIN_FLAG_PREFIXES = ("--env.", "--policy.", "--algorithm.", "--dataset.")
+CONFIG_FLAG = "--config_path"
+HELP_FLAGS = (
+    "Flags: --config_path=<training JSON>; --budget.<field>=<value> replaces one field of the command's "
+    "budget; --env.*, --policy.*, --algorithm.*, --dataset.* flags go to the training JSON of every run."
+)
 
 
-def _add_budget_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("budget (default: the suite's; --quick: the smoke check's)")
-    group.add_argument("--quick", action="store_true", help="tiny budget for a smoke check (seconds per run)")
-    group.add_argument("--env-steps", type=int)
-    group.add_argument("--updates-per-env-step", type=float)
-    group.add_argument("--batch-size", type=int)
-    group.add_argument("--eval-every", type=int, help="env steps between teacher-free evaluations")
-    group.add_argument("--eval-episodes", type=int)
-    group.add_argument("--final-eval-episodes", type=int)
-    group.add_argument("--probe-every", type=int, help="probe every n-th actor step (0: never)")
-    group.add_argument("--learning-starts", type=int)
-    group.add_argument(
-        "--override",
-        action="append",
-        default=None,
-        metavar="--a.b=c",
-        help="draccus flag for the JSON (repeatable)",
+def _invalid(name: str, value: object, allowed: str) -> None:
+    raise ConfigError(f"{name}={value!r} is invalid; allowed values: {allowed}")
+
+
+@dataclass
+class _Common:
+    # Smoke check: the tiny budget (seconds per run) and outputs under outputs/bench/quick/
+    quick: bool = False
+    # Budget of every run: the fields not given keep the command's (the defaults shown; --quick=true: the smoke check's)
+    budget: Budget = field(default_factory=Budget)
+
+
+@dataclass
+class RunCommand(_Common):
+    """One synchronous training run with a progress bar."""
+
+    # "sac" (HIL-SERL, LeRobot's SAC) or "e2hil"
+    method: str = "e2hil"
+    # Seeds the run (weights, env, cube positions, teacher)
+    seed: int = 0
+    # E2HiL override of the JSON's algorithm.num_action_samples (None: the JSON's)
+    num_action_samples: int | None = None
+    # E2HiL override of the JSON's algorithm.influence_lower_quantile (None: the JSON's)
+    influence_lower_quantile: float | None = None
+    # E2HiL override of the JSON's algorithm.influence_upper_quantile (None: the JSON's)
+    influence_upper_quantile: float | None = None
+    # E2HiL override of the JSON's algorithm.influence_form (None: the JSON's)
+    influence_form: str | None = None
+    # Where result.json goes (None: <runs cache>/<run name>)
+    output_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            _invalid("method", self.method, ", ".join(map(repr, METHODS)))
+        if self.seed < 0:
+            _invalid("seed", self.seed, ">= 0")
+
+
+@dataclass
+class _ManyRuns(_Common):
+    # Seeds per variant (None: 5 for suite, 3 for sweep, 2 with --quick=true)
+    seeds: int | None = None
+    # First seed; the runs use first_seed .. first_seed + seeds - 1
+    first_seed: int = 0
+    # Runs trained at once, one torch thread each (1: in this process)
+    workers: int = 2
+    # Run cache (None: outputs/bench/<command>_runs, or outputs/bench/quick/runs with --quick=true)
+    runs_dir: str | None = None
+    # Report files (None: docs/benchmarks, or outputs/bench/quick/report with --quick=true)
+    report_dir: str | None = None
+    # Retrain runs even if cached
+    force: bool = False
+    # Rebuild the report from the cached runs without training
+    report_only: bool = False
+
+    def __post_init__(self) -> None:
+        if self.seeds is not None and self.seeds < 1:
+            _invalid("seeds", self.seeds, ">= 1")
+        if self.first_seed < 0:
+            _invalid("first_seed", self.first_seed, ">= 0")
+        if self.workers < 1:
+            _invalid("workers", self.workers, ">= 1")
+
+
+@dataclass
+class SuiteCommand(_ManyRuns):
+    """Variants x seeds at one budget, and the report (suite.{md,json}, PNGs)."""
+
+    # Comma-separated variants on the same seeds: sac (the baseline, required), e2hil, e2hil_first_order
+    variants: str = "sac,e2hil"
+
+    def __post_init__(self) -> None:
+        from .runs import parse_variants
+
+        super().__post_init__()
+        parse_variants(self.variants)
+
+
+@dataclass
+class SweepCommand(_ManyRuns):
+    """E2HiL quantile-bound and K variants and SAC on the same seeds, and the report (sweep.{md,json,png})."""
+
+
+@dataclass
+class InfluenceCheckCommand(_Common):
+    """Predicted vs measured entropy change of each influence form, after a short run."""
+
+    # Seeds the short run and the check
+    seed: int = 0
+    # influence_form the short run trains with
+    influence_form: str = "first_order"
+    # One-sample steps measured
+    samples: int = 128
+    # Noise draws per state of each entropy estimate
+    entropy_samples: int = 64
+    # Reuse the policy of an earlier check (its snapshot.pt) instead of training
+    snapshot: str | None = None
+    # Where snapshot.pt goes (None: outputs/bench/influence_check_runs/<run name>)
+    run_dir: str | None = None
+    # Report files (None: docs/benchmarks, or outputs/bench/quick/report with --quick=true)
+    report_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        from ..configuration_e2hil import INFLUENCE_FORMS
+        from .influence_check import CheckSettings
+
+        if self.influence_form not in INFLUENCE_FORMS:
+            _invalid("influence_form", self.influence_form, ", ".join(map(repr, INFLUENCE_FORMS)))
+        CheckSettings(samples=self.samples, entropy_samples=self.entropy_samples, seed=self.seed)
+
+
+COMMANDS: dict[str, type[_Common]] = {
+    "run": RunCommand,
+    "suite": SuiteCommand,
+    "sweep": SweepCommand,
+    "influence-check": InfluenceCheckCommand,
+}
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Invocation:
+    """A parsed ``e2hil-bench`` command line."""
+
+    # The command (a COMMANDS key)
+    name: str
+    # Its flags
+    command: _Common
+    # The budget of its runs: the command's, with the flags' fields and training-JSON flags
+    budget: Budget
+    # The training JSON
+    config_path: str
+
+
+def split_args(args: list[str]) -> tuple[str, list[str], list[str]]:
+    """Split a command's flags into the JSON path, its own flags and the training JSON's flags.
+
+    ``--flag value`` pairs are joined into ``--flag=value`` first.
+
+    Returns:
+        ``(config_path, own, train)``.
+    """
+    joined, i = [], 0
+    while i < len(args):
+        arg = args[i]
+        if arg.startswith("--") and "=" not in arg and i + 1 < len(args) and not args[i + 1].startswith("--"):
+            arg = f"{arg}={args[i + 1]}"
+            i += 1
+        joined.append(arg)
+        i += 1
+    config_path = DEFAULT_CONFIG
+    own, train = [], []
+    for arg in joined:
+        if arg.startswith(CONFIG_FLAG + "="):
+            config_path = arg.split("=", 1)[1]
+        elif arg.startswith(TRAIN_FLAG_PREFIXES):
+            train.append(arg)
+        else:
+            own.append(arg)
+    return config_path, own, train
+
+
+def _given(own: list[str], prefix: str) -> set[str]:
+    """Names of the ``--<prefix>.<name>`` flags present in ``own``."""
+    start = f"--{prefix}."
+    return {a[len(start) :].split("=", 1)[0] for a in own if a.startswith(start)}
+
+
+def command_budget(name: str, command: _Common, own: list[str], train: list[str]) -> Budget:
+    """The command's budget with the fields its ``--budget.*`` flags set and the training-JSON flags.
+
+    Args:
+        name: The command.
+        command: Its parsed flags (``command.budget`` holds the values of the fields that were given).
+        own: Its flags, to tell which budget fields were given.
+        train: Flags for the training JSON, appended to the budget's overrides.
+    """
+    base = QUICK_BUDGET if command.quick else BUDGETS[name]
+    given = _given(own, "budget") & {f.name for f in dataclasses.fields(Budget)}
+    changes = {n: getattr(command.budget, n) for n in given}
+    overrides = tuple(changes.pop("overrides", base.overrides)) + tuple(train)
+    return dataclasses.replace(base, **changes, overrides=overrides)
+
+
+def _parser(name: str, args: list[str]):
+    """draccus' parser of ``name``, whose help shows that command's budget as the defaults."""
+    from draccus.argparsing import ArgumentParser
+
+    cls = COMMANDS[name]
+    parser = ArgumentParser(
+        cls, prog=f"e2hil-bench {name}", description=f"{cls.__doc__} {HELP_FLAGS}", exit_on_error=False
     )
-    parser.add_argument("--config", default=DEFAULT_CONFIG, help="base training config (JSON)")
-
-
-def _budget(args: argparse.Namespace):
-    from .influence_check import INFLUENCE_BUDGET
-    from .suite import DEFAULT_BUDGET, QUICK_BUDGET, SWEEP_BUDGET
-
-    defaults = {"sweep": SWEEP_BUDGET, "influence-check": INFLUENCE_BUDGET}
-    base = QUICK_BUDGET if args.quick else defaults.get(args.command, DEFAULT_BUDGET)
-    changes = {}
-    for name in (
-        "env_steps",
-        "updates_per_env_step",
-        "batch_size",
-        "eval_every",
-        "eval_episodes",
-        "final_eval_episodes",
-        "probe_every",
-        "learning_starts",
-    ):
-        value = getattr(args, name)
-        if value is not None:
-            changes[name] = value
-    if args.override is not None:
-        changes["overrides"] = tuple(base.overrides) + tuple(args.override)
-    return dataclasses.replace(base, **changes)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The ``e2hil-bench`` argument parser."""
-    parser = argparse.ArgumentParser(prog="e2hil-bench", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    run = sub.add_parser("run", help="one synchronous training run")
-    run.add_argument("--method", choices=METHODS, default="e2hil")
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--num-action-samples", type=int)
-    run.add_argument("--lower-quantile", type=float)
-    run.add_argument("--upper-quantile", type=float)
-    run.add_argument(
-        "--out-dir", type=Path, help="where result.json goes (default: outputs/bench/run_runs/<name>)"
-    )
-    _add_budget_flags(run)
-
-    for name, seeds, text in (
-        ("suite", 5, "{sac, e2hil} x seeds and the report"),
-        ("sweep", 3, "E2HiL quantile-bound and K variants and the report"),
-    ):
-        p = sub.add_parser(name, help=text)
-        p.add_argument("--seeds", type=int, help=f"seeds per method/variant (default {seeds}; --quick: 2)")
-        p.add_argument("--first-seed", type=int, default=0)
-        p.add_argument("--workers", type=int, default=2, help="parallel runs, one torch thread each")
-        p.add_argument("--runs-dir", type=Path, help=f"run cache (default outputs/bench/{name}_runs)")
-        p.add_argument("--report-dir", type=Path, help="report files (default docs/benchmarks)")
-        p.add_argument("--force", action="store_true", help="retrain runs even if cached")
-        p.add_argument("--report-only", action="store_true", help="rebuild the report from cached runs")
-        if name == "suite":
-            p.add_argument(
-                "--variants",
-                default="sac,e2hil",
-                help="comma-separated: sac (the baseline, required), e2hil, e2hil_first_order (default sac,e2hil)",
-            )
-        _add_budget_flags(p)
-
-    check = sub.add_parser(
-        "influence-check", help="predicted vs measured entropy change of each influence form (short run)"
-    )
-    check.add_argument("--seed", type=int, default=0)
-    check.add_argument(
-        "--form",
-        choices=INFLUENCE_FORMS,
-        default="first_order",
-        help="influence_form the short run trains with",
-    )
-    check.add_argument("--samples", type=int, default=128, help="one-sample steps measured (default 128)")
-    check.add_argument("--entropy-samples", type=int, default=64, help="noise draws per state per entropy")
-    check.add_argument("--snapshot", type=Path, help="reuse the policy of an earlier check (its snapshot.pt)")
-    check.add_argument(
-        "--run-dir", type=Path, help="snapshot (default outputs/bench/influence_check_runs/<name>)"
-    )
-    check.add_argument("--report-dir", type=Path, help="report files (default docs/benchmarks)")
-    _add_budget_flags(check)
+    preset = QUICK_BUDGET if any(a in ("--quick=true", "--quick=True") for a in args) else BUDGETS[name]
+    for action in parser.parser._actions:
+        if action.dest == "config_path":
+            action.help, action.default = "training JSON every run starts from", DEFAULT_CONFIG
+        elif action.dest.startswith("budget.") and hasattr(preset, action.dest[len("budget.") :]):
+            action.default = getattr(preset, action.dest[len("budget.") :])
     return parser
 
 
-def _default_runs_dir(args: argparse.Namespace) -> Path:
-    """``outputs/bench/<command>_runs`` (``outputs/bench/quick/runs`` with ``--quick``)."""
-    return QUICK_DIR / "runs" if args.quick else Path("outputs/bench") / f"{args.command}_runs"
+def parse(argv: list[str]) -> Invocation:
+    """Parse an ``e2hil-bench`` command line (without the program name).
+
+    Raises:
+        ConfigError: An unknown command or a bad value (the message names the flag).
+        SystemExit: ``--help`` (status 0).
+    """
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        raise SystemExit(0 if argv else EXIT_SETUP)
+    name = argv[0]
+    if name not in COMMANDS:
+        _invalid("command", name, ", ".join(COMMANDS))
+    if any(a in ("-h", "--help") for a in argv[1:]):
+        _parser(name, argv[1:]).parse_args(["--help"])
+    config_path, own, train = split_args(argv[1:])
+    if not (_root(config_path) / config_path).is_file():
+        _invalid(
+            "config_path", config_path, "an existing JSON file (relative: to the cwd or the source checkout)"
+        )
+    whole = [a for a in own if a.startswith("--budget=")]
+    if whole:
+        _invalid("budget", whole[0].split("=", 1)[1], "--budget.<field>=<value> flags (one per field)")
+    command = _parser(name, own).parse_args(own)
+    return Invocation(name, command, command_budget(name, command, own, train), config_path)
+
+
+# --- running ---------------------------------------------------------------------------------
 
 
 def _root(config: str) -> Path:
@@ -145,104 +282,132 @@ def _root(config: str) -> Path:
     return Path(__file__).resolve().parents[3]
 
 
+def _default_runs_dir(inv: Invocation) -> Path:
+    """``outputs/bench/<command>_runs`` (``outputs/bench/quick/runs`` with ``--quick=true``)."""
+    return QUICK_DIR / "runs" if inv.command.quick else Path("outputs/bench") / f"{inv.name}_runs"
+
+
+def _report_dir(inv: Invocation) -> Path:
+    given = getattr(inv.command, "report_dir", None)
+    if given is not None:
+        return Path(given)
+    return QUICK_DIR / "report" if inv.command.quick else Path("docs/benchmarks")
+
+
+def _recorded(argv: list[str]) -> str:
+    """The command line a report records (``--report_only`` left out: the same command rebuilds it)."""
+    kept = [a for a in argv if not a.startswith("--report_only")]
+    return "e2hil-bench " + " ".join(shlex.quote(a) for a in kept)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``e2hil-bench``."""
+    """Entry point of ``e2hil-bench``; a bad flag prints one ``error:`` line and returns 2."""
     os.environ.setdefault("MUJOCO_GL", "egl")
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    import lerobot_policy_e2hil  # noqa: F401  (registers e2hil and e2hil_sim)
+    try:
+        inv = parse(argv)
+        import lerobot_policy_e2hil  # noqa: F401  (registers e2hil and e2hil_sim)
 
-    from . import suite
+        if inv.name == "run":
+            return _run(inv)
+        if inv.name == "influence-check":
+            return _influence_check(inv, argv)
+        return _many(inv, argv)
+    except ConfigError as err:
+        print(f"error: {one_line(err)}", file=sys.stderr)
+        return EXIT_SETUP
+    except Exception as err:  # draccus' own parse errors (type, unknown flag)
+        from draccus.utils import DraccusException
+
+        if isinstance(err, DraccusException) or type(err).__name__ == "ArgumentError":
+            print(f"error: {one_line(err)}. See e2hil-bench {argv[0]} --help.", file=sys.stderr)
+            return EXIT_SETUP
+        raise
+
+
+# E2HiL fields of RunConfig that ``run`` takes as flags
+RUN_E2HIL_FIELDS = (
+    "num_action_samples",
+    "influence_lower_quantile",
+    "influence_upper_quantile",
+    "influence_form",
+)
+
+
+def seeds_of(inv: Invocation) -> int:
+    """Seeds per variant of a suite or sweep (default 5 and 3; 2 with ``--quick=true``)."""
+    seeds = getattr(inv.command, "seeds", None)
+    return seeds or (2 if inv.command.quick else (5 if inv.name == "suite" else 3))
+
+
+def runs_of(inv: Invocation) -> list[RunConfig]:
+    """The runs that ``run``, ``suite`` or ``sweep`` trains (or finds in its cache)."""
+    from . import runs
+
+    cmd = inv.command
+    if isinstance(cmd, RunCommand):
+        e2hil = {f: getattr(cmd, f) for f in RUN_E2HIL_FIELDS if getattr(cmd, f) is not None}
+        return [inv.budget.run(cmd.method, cmd.seed, inv.config_path, **e2hil)]
+    if isinstance(cmd, SuiteCommand):
+        variants = runs.parse_variants(cmd.variants)
+        return runs.suite_runs(inv.budget, seeds_of(inv), inv.config_path, cmd.first_seed, variants)
+    if isinstance(cmd, SweepCommand):
+        rows = runs.sweep_runs(inv.budget, seeds_of(inv), inv.config_path, cmd.first_seed)
+        return [run for _, row in rows for run in row]
+    raise ValueError(f"{inv.name} has no list of runs")
+
+
+def _run(inv: Invocation) -> int:
     from .trainer import train_run
 
-    try:
-        budget = _budget(args)
-        root = _root(args.config)
-        if args.command == "run":
-            run = budget.run(
-                args.method,
-                args.seed,
-                args.config,
-                **{
-                    k: v
-                    for k, v in (
-                        ("num_action_samples", args.num_action_samples),
-                        ("influence_lower_quantile", args.lower_quantile),
-                        ("influence_upper_quantile", args.upper_quantile),
-                    )
-                    if v is not None
-                },
-            )
-            out_dir = args.out_dir or _default_runs_dir(args) / run.name
-            train_run(run, out_dir=out_dir, root=root, progress=True)
-            print(f"result: {out_dir / 'result.json'}")
-            return 0
-        if args.command == "influence-check":
-            return _influence_check(args, argv, budget, root)
-        runs_dir = args.runs_dir or _default_runs_dir(args)
-        report_dir = args.report_dir or ((QUICK_DIR / "report") if args.quick else Path("docs/benchmarks"))
-        # --report-only rebuilds what the same command without it wrote
-        command = "e2hil-bench " + " ".join(shlex.quote(a) for a in argv if a != "--report-only")
-        if args.seeds is None:
-            args.seeds = 2 if args.quick else (5 if args.command == "suite" else 3)
-        if args.seeds < 1:
-            raise ConfigError(f"--seeds={args.seeds} is invalid; allowed values: >= 1")
-        if args.command == "suite":
-            variants = suite.parse_variants(args.variants)
-            runs: list[RunConfig] = suite.suite_runs(
-                budget, args.seeds, args.config, args.first_seed, variants
-            )
-        else:
-            runs = [
-                r
-                for _, rows in suite.sweep_runs(budget, args.seeds, args.config, args.first_seed)
-                for r in rows
-            ]
-        timing = None
-        if not args.report_only:
-            start = time.perf_counter()
-            timing = suite.execute(runs, runs_dir, workers=args.workers, root=root, force=args.force)
-            timing["wall_s"] = time.perf_counter() - start
-        if args.command == "suite":
-            suite.suite_report(
-                budget,
-                args.seeds,
-                runs_dir,
-                report_dir,
-                command,
-                timing,
-                args.config,
-                args.first_seed,
-                variants,
-            )
-        else:
-            suite.sweep_report(
-                budget, args.seeds, runs_dir, report_dir, command, timing, args.config, args.first_seed
-            )
-        name = "suite" if args.command == "suite" else "sweep"
-        print((report_dir / f"{name}.md").read_text())
-        print(f"report: {report_dir / (name + '.md')}")
-        return 0
-    except ConfigError as err:
-        print(f"e2hil-bench: {err}", file=sys.stderr)
-        return 2
+    cmd: RunCommand = inv.command  # type: ignore[assignment]
+    (run,) = runs_of(inv)
+    out_dir = Path(cmd.output_dir) if cmd.output_dir else _default_runs_dir(inv) / run.name
+    train_run(run, out_dir=out_dir, root=_root(inv.config_path), progress=True)
+    print(f"result: {out_dir / 'result.json'}")
+    return 0
 
 
-def _influence_check(args: argparse.Namespace, argv: list[str], budget, root: Path) -> int:
+def _many(inv: Invocation, argv: list[str]) -> int:
+    from . import report, runs
+
+    cmd: _ManyRuns = inv.command  # type: ignore[assignment]
+    runs_dir = Path(cmd.runs_dir) if cmd.runs_dir else _default_runs_dir(inv)
+    report_dir, root = _report_dir(inv), _root(inv.config_path)
+    timing = None
+    if not cmd.report_only:
+        start = time.perf_counter()
+        timing = runs.execute(runs_of(inv), runs_dir, workers=cmd.workers, root=root, force=cmd.force)
+        timing["wall_s"] = time.perf_counter() - start
+    common = (inv.budget, seeds_of(inv), runs_dir, report_dir, _recorded(argv), timing, inv.config_path)
+    if isinstance(cmd, SuiteCommand):
+        report.suite_report(*common, cmd.first_seed, runs.parse_variants(cmd.variants))
+    else:
+        report.sweep_report(*common, cmd.first_seed)
+    path = report_dir / f"{inv.name}.md"
+    print(path.read_text())
+    print(f"report: {path}")
+    return 0
+
+
+def _influence_check(inv: Invocation, argv: list[str]) -> int:
     from .influence_check import CheckSettings, run_check
 
-    overrides = (*budget.overrides, f"--algorithm.influence_form={args.form}")
-    run = dataclasses.replace(budget, overrides=overrides, probe_every=0).run("e2hil", args.seed, args.config)
+    cmd: InfluenceCheckCommand = inv.command  # type: ignore[assignment]
+    overrides = (*inv.budget.overrides, f"--algorithm.influence_form={cmd.influence_form}")
+    budget = dataclasses.replace(inv.budget, overrides=overrides, probe_every=0)
+    run = budget.run("e2hil", cmd.seed, inv.config_path)
     settings = CheckSettings(
-        samples=args.samples,
-        entropy_samples=args.entropy_samples,
-        probe_every=budget.probe_every,
-        seed=args.seed,
+        samples=cmd.samples,
+        entropy_samples=cmd.entropy_samples,
+        probe_every=inv.budget.probe_every,
+        seed=cmd.seed,
     )
-    run_dir = args.run_dir or Path("outputs/bench/influence_check_runs") / run.name
-    report_dir = args.report_dir or ((QUICK_DIR / "report") if args.quick else Path("docs/benchmarks"))
-    command = "e2hil-bench " + " ".join(shlex.quote(a) for a in argv)
-    path = run_check(run, settings, report_dir, run_dir, command, root, snapshot=args.snapshot)
+    run_dir = Path(cmd.run_dir) if cmd.run_dir else Path("outputs/bench/influence_check_runs") / run.name
+    snapshot = Path(cmd.snapshot) if cmd.snapshot else None
+    path = run_check(
+        run, settings, _report_dir(inv), run_dir, _recorded(argv), _root(inv.config_path), snapshot
+    )
     print(path.read_text())
     print(f"report: {path}")
     return 0

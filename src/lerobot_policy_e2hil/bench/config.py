@@ -7,7 +7,7 @@ import dataclasses
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ..errors import ConfigError
 
@@ -18,8 +18,59 @@ TASK_OVERRIDES = ("--env.random_block_position=true", "--env.realtime=false")
 
 
 @dataclass
-class RunConfig:
-    """One synchronous training run of one method with one seed.
+class Budget:
+    """The per-run budget: what every run of a suite or sweep shares (``--budget.<field>`` flags).
+
+    :class:`RunConfig` inherits these fields, so they are declared once; the presets below
+    (:data:`BUDGETS`) are the defaults of each ``e2hil-bench`` command.
+    """
+
+    # Env steps of training per run
+    env_steps: int = 4000
+    # Learner updates (``algorithm.update()`` calls) per env step once learning has started
+    updates_per_env_step: float = 0.5
+    # Replay batch (online + offline halves)
+    batch_size: int = 256
+    # Teacher-free evaluation every this many env steps (0: only the final one)
+    eval_every: int = 400
+    # Episodes of each periodic evaluation
+    eval_episodes: int = 10
+    # Episodes of the final evaluation
+    final_eval_episodes: int = 30
+    # Probe the entropy change and influence of every n-th actor step (0: never)
+    probe_every: int = 5
+    # Online transitions before the first update; None: the JSON's policy.online_step_before_learning
+    learning_starts: int | None = None
+    # Extra draccus flags (``--a.b=c``) applied to the training JSON
+    overrides: tuple[str, ...] = field(default_factory=tuple)
+
+    # What an error message puts before a field's name (the flag's prefix)
+    FIELD_PREFIX: ClassVar[str] = "budget"
+
+    def __post_init__(self) -> None:
+        self.overrides = tuple(self.overrides)
+        for name in ("env_steps", "batch_size", "final_eval_episodes"):
+            if getattr(self, name) < 1:
+                _invalid(name, getattr(self, name), ">= 1", self.FIELD_PREFIX)
+        for name in ("eval_every", "eval_episodes", "probe_every"):
+            if getattr(self, name) < 0:
+                _invalid(name, getattr(self, name), ">= 0", self.FIELD_PREFIX)
+        if self.eval_every > 0 and self.eval_episodes < 1:
+            _invalid("eval_episodes", self.eval_episodes, ">= 1 when eval_every > 0", self.FIELD_PREFIX)
+        if not self.updates_per_env_step > 0:
+            _invalid("updates_per_env_step", self.updates_per_env_step, "> 0", self.FIELD_PREFIX)
+        if self.learning_starts is not None and self.learning_starts < 1:
+            _invalid("learning_starts", self.learning_starts, ">= 1 or None", self.FIELD_PREFIX)
+
+    def run(self, method: str, seed: int, config_path: str = DEFAULT_CONFIG, **e2hil: Any) -> RunConfig:
+        """The :class:`RunConfig` of ``method`` and ``seed`` under this budget."""
+        own = {f.name: getattr(self, f.name) for f in dataclasses.fields(Budget)}
+        return RunConfig(method=method, seed=seed, config_path=config_path, **own, **e2hil)
+
+
+@dataclass
+class RunConfig(Budget):
+    """One synchronous training run of one method with one seed: a :class:`Budget` and what varies.
 
     Every SAC hyperparameter (learning rates, discount, temperature, critics, ``utd_ratio``)
     comes from the JSON at ``config_path`` and is the same for both methods; ``e2hil`` adds
@@ -30,61 +81,35 @@ class RunConfig:
     method: str = "e2hil"
     # Seeds python/numpy/torch, the MuJoCo env, the cube positions and the scripted teacher
     seed: int = 0
-    # Env steps of training (the budget)
-    env_steps: int = 4000
-    # Learner updates (``algorithm.update()`` calls) per env step once learning has started
-    updates_per_env_step: float = 0.5
-    # Replay batch (online + offline halves)
-    batch_size: int = 256
-    # Online transitions before the first update; None: the JSON's policy.online_step_before_learning
-    learning_starts: int | None = None
-    # Teacher-free evaluation every this many env steps (0: only the final one)
-    eval_every: int = 400
-    # Episodes of each periodic evaluation
-    eval_episodes: int = 10
-    # Episodes of the final evaluation
-    final_eval_episodes: int = 30
-    # Probe the entropy change and influence of every n-th actor step (0: never)
-    probe_every: int = 5
     # Monte Carlo actions per state of each entropy estimate of the probe
     entropy_samples: int = 32
     # Average the training statistics over this many updates per log record
     log_every: int = 50
-    # E2HiL overrides of the JSON (None: the JSON's value)
+    # E2HiL override of the JSON's num_action_samples (None: the JSON's value)
     num_action_samples: int | None = None
+    # E2HiL override of the JSON's influence_lower_quantile (None: the JSON's value)
     influence_lower_quantile: float | None = None
+    # E2HiL override of the JSON's influence_upper_quantile (None: the JSON's value)
     influence_upper_quantile: float | None = None
     # E2HiL override of the JSON's influence_form (None: the JSON's; left out of the fingerprint when None)
     influence_form: str | None = None
-    # Base training config and extra draccus flags (``--a.b=c``) applied to it
+    # Base training config (JSON)
     config_path: str = DEFAULT_CONFIG
-    overrides: tuple[str, ...] = field(default_factory=tuple)
     # torch intra-op threads (1: no OpenMP oversubscription when runs share the cores)
     threads: int = 1
 
+    # Error messages name these fields bench.<field>
+    FIELD_PREFIX: ClassVar[str] = "bench"
+
     def __post_init__(self) -> None:
-        self.overrides = tuple(self.overrides)
+        super().__post_init__()
         if self.method not in METHODS:
             _invalid("method", self.method, ", ".join(map(repr, METHODS)))
-        for name in (
-            "env_steps",
-            "batch_size",
-            "final_eval_episodes",
-            "entropy_samples",
-            "log_every",
-            "threads",
-        ):
+        for name in ("entropy_samples", "log_every", "threads"):
             if getattr(self, name) < 1:
                 _invalid(name, getattr(self, name), ">= 1")
-        for name in ("eval_every", "eval_episodes", "probe_every", "seed"):
-            if getattr(self, name) < 0:
-                _invalid(name, getattr(self, name), ">= 0")
-        if self.eval_every > 0 and self.eval_episodes < 1:
-            _invalid("eval_episodes", self.eval_episodes, ">= 1 when eval_every > 0")
-        if not self.updates_per_env_step > 0:
-            _invalid("updates_per_env_step", self.updates_per_env_step, "> 0")
-        if self.learning_starts is not None and self.learning_starts < 1:
-            _invalid("learning_starts", self.learning_starts, ">= 1 or None")
+        if self.seed < 0:
+            _invalid("seed", self.seed, ">= 0")
         if self.num_action_samples is not None and self.num_action_samples < 2:
             _invalid("num_action_samples", self.num_action_samples, ">= 2 or None")
         if self.influence_form is not None:
@@ -138,8 +163,65 @@ class RunConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-def _invalid(name: str, value: Any, allowed: str) -> None:
-    raise ConfigError(f"bench.{name}={value!r} is invalid; allowed values: {allowed}")
+# --- the budget of each command (one place; ``--budget.<field>`` flags override a field) ---------
+
+# The suite's (and ``run``'s): 20k env steps at the sim default's batch (128) and one update per
+# env step, about where the distributed default learns the fixed cube; 10 runs, 2 workers, under
+# 2 hours on the 2-core machine (measured in docs/benchmarks.md).
+DEFAULT_BUDGET = Budget(
+    env_steps=20000,
+    updates_per_env_step=1.0,
+    batch_size=128,
+    eval_every=2500,
+    eval_episodes=10,
+    final_eval_episodes=30,
+    probe_every=5,
+)
+# The sweep's shorter budget: (7 variants + SAC) x 2 seeds took about 35 minutes.
+SWEEP_BUDGET = Budget(
+    env_steps=6000,
+    updates_per_env_step=0.5,
+    batch_size=256,
+    eval_every=600,
+    eval_episodes=5,
+    final_eval_episodes=20,
+    probe_every=5,
+)
+# The influence check's short run: fixed cube, where a few thousand env steps give a policy that
+# has learned something.
+INFLUENCE_BUDGET = Budget(
+    env_steps=4000,
+    updates_per_env_step=0.5,
+    batch_size=256,
+    eval_every=1000,
+    eval_episodes=5,
+    final_eval_episodes=10,
+    probe_every=5,
+    overrides=("--env.random_block_position=false",),
+)
+# Smoke check (``--quick=true``, tests): short episodes, tiny batches, a couple of evaluation episodes.
+QUICK_BUDGET = Budget(
+    env_steps=120,
+    updates_per_env_step=0.25,
+    batch_size=32,
+    eval_every=60,
+    eval_episodes=1,
+    final_eval_episodes=2,
+    probe_every=2,
+    learning_starts=40,
+    overrides=("--env.max_episode_steps=30", "--env.teacher.demo_episodes=2"),
+)
+# Command -> its default budget (``--quick=true``: :data:`QUICK_BUDGET` for every command)
+BUDGETS: dict[str, Budget] = {
+    "run": DEFAULT_BUDGET,
+    "suite": DEFAULT_BUDGET,
+    "sweep": SWEEP_BUDGET,
+    "influence-check": INFLUENCE_BUDGET,
+}
+
+
+def _invalid(name: str, value: Any, allowed: str, prefix: str = "bench") -> None:
+    raise ConfigError(f"{prefix}.{name}={value!r} is invalid; allowed values: {allowed}")
 
 
 def pipeline_args(run: RunConfig) -> list[str]:

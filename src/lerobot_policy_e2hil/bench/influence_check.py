@@ -56,25 +56,6 @@ ROW_LABELS = {
 SNAPSHOT_FILE = "snapshot.pt"
 
 
-def _budget():
-    from .suite import Budget
-
-    # Fixed cube, where a few thousand env steps give a policy that has learned something.
-    return Budget(
-        env_steps=4000,
-        updates_per_env_step=0.5,
-        batch_size=256,
-        eval_every=1000,
-        eval_episodes=5,
-        final_eval_episodes=10,
-        probe_every=5,
-        overrides=("--env.random_block_position=false",),
-    )
-
-
-INFLUENCE_BUDGET = _budget()
-
-
 @dataclass
 class CheckSettings:
     """What the check measures.
@@ -96,9 +77,7 @@ class CheckSettings:
 
         for name, minimum in (("samples", 2), ("entropy_samples", 1), ("probe_every", 0)):
             if getattr(self, name) < minimum:
-                raise ConfigError(
-                    f"--{name.replace('_', '-')}={getattr(self, name)!r} is invalid; allowed values: >= {minimum}"
-                )
+                raise ConfigError(f"{name}={getattr(self, name)!r} is invalid; allowed values: >= {minimum}")
 
 
 def _state_on(batch: dict[str, Any], dtype: torch.dtype | None = None) -> dict[str, Tensor]:
