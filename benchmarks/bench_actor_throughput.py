@@ -16,7 +16,7 @@ import time
 import draccus
 import torch
 
-import lerobot_policy_e2hil  # noqa: F401  (registers e2hil_sim)
+import lerobot_policy_e2hil  # noqa: F401  (registers the e2hil_sim config type)
 
 
 def steps_per_second(config: str, fast_controller: bool, steps: int) -> float:
@@ -31,8 +31,11 @@ def steps_per_second(config: str, fast_controller: bool, steps: int) -> float:
     )
     from lerobot.rl.train_rl import TrainRLServerPipelineConfig
 
+    from lerobot_policy_e2hil.sim.env import register_gym_id
+
     args = [f"--env.fast_controller={str(fast_controller).lower()}"]
     cfg = draccus.parse(TrainRLServerPipelineConfig, config_path=config, args=args)
+    register_gym_id(cfg.env)  # make_robot_env builds the sim by its gym id
     env, teleop = make_robot_env(cfg.env)
     env_processor, action_processor = make_processors(env, teleop, cfg.env, "cpu")
     policy = make_policy(cfg=cfg.policy, env_cfg=cfg.env).eval()
