@@ -18,6 +18,7 @@ import pytest
 from lerobot.rl import learner
 from lerobot.transport import services_pb2, services_pb2_grpc
 
+from lerobot_policy_e2hil import patches
 from lerobot_policy_e2hil.faults import FaultSettings
 from lerobot_policy_e2hil.faults.actor import ACTOR, wait_for_learner
 from lerobot_policy_e2hil.faults.learner import _install_server
@@ -61,13 +62,14 @@ def serve(monkeypatch):
 
     def start(with_faults: bool) -> tuple[int, list[str]]:
         handlers: list[str] = []
+        patches.install("learner")
         module = SimpleNamespace(
             MAX_WORKERS=learner.MAX_WORKERS,
             LearnerService=counting_service(handlers),
             start_learner=learner.start_learner,
         )
         if with_faults:
-            _install_server(module, FaultSettings())
+            _install_server(FaultSettings())
         monkeypatch.setattr(learner, "MAX_WORKERS", module.MAX_WORKERS)
         monkeypatch.setattr(learner, "LearnerService", module.LearnerService)
         port, shutdown = free_port(), Event()
@@ -78,10 +80,11 @@ def serve(monkeypatch):
         wait_for(lambda: port_open(port), 30, "the learner's gRPC server")
         return port, handlers
 
-    yield start
-    for shutdown, thread in started:
-        shutdown.set()
-        thread.join(timeout=30)
+    with patches.isolated_hooks():
+        yield start
+        for shutdown, thread in started:
+            shutdown.set()
+            thread.join(timeout=30)
 
 
 class HungActor:

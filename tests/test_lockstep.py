@@ -1,7 +1,7 @@
 """The learner/actor lockstep (``env.updates_per_env_step``): its rules, and both sides together.
 
 The threaded test runs the real wrappers around LeRobot's real ``update_policy_parameters`` and
-weights serialisation, with a learner loop shaped like LeRobot's (process transitions, skip
+this package's weights serialisation (safetensors, :mod:`lerobot_policy_e2hil.faults.tensor_wire`), with a learner loop shaped like LeRobot's (process transitions, skip
 below the warm-up, one update, a periodic push) and an actor that sends one episode at a time.
 """
 
@@ -13,6 +13,8 @@ import types
 import pytest
 import torch
 
+from lerobot_policy_e2hil import patches
+from lerobot_policy_e2hil.faults.tensor_wire import decode_parameters, encode_parameters
 from lerobot_policy_e2hil.sim import lockstep
 from lerobot_policy_e2hil.sim.lockstep import (
     PROGRESS_KEY,
@@ -49,11 +51,13 @@ def test_actor_goes_on_only_once_the_learner_covers_what_was_sent():
     assert actor_may_go_on(progress(80, 0, True), 330, offset, 0.6, 200)
 
 
-def test_progress_entry_survives_lerobots_weights_serialisation():
-    from lerobot.transport.utils import bytes_to_state_dict, state_to_bytes
+def _decode(data: bytes) -> dict:
+    return decode_parameters(data, 2**20)
 
+
+def test_progress_entry_survives_the_weights_serialisation():
     weights = {"policy": {"w": torch.ones(2)}, PROGRESS_KEY: progress_entry(12, 7, True)}
-    back = bytes_to_state_dict(state_to_bytes(weights))
+    back = _decode(encode_parameters(weights))
     assert read_progress(back[PROGRESS_KEY]) == {"received": 12, "optimization_step": 7, "caught_up": 1}
 
 
@@ -134,7 +138,19 @@ def lerobot_sides(monkeypatch):
         monkeypatch.setattr(module, name, getattr(module, name))
     monkeypatch.setattr(learner, "process_transitions", process_transitions)
     monkeypatch.setattr(learner, "process_interaction_messages", process_interaction_messages)
-    return learner, actor, faults
+    with patches.isolated_hooks():
+        # The weights serialisation as the faults hook it
+        patches.hook(
+            "lerobot.rl.learner.state_to_bytes",
+            "faults.wire",
+            lambda call: encode_parameters(call.arguments["state_dict"]),
+        )
+        patches.hook(
+            "lerobot.rl.actor.bytes_to_state_dict",
+            "faults.wire",
+            lambda call: _decode(call.arguments["buffer"]),
+        )
+        yield learner, actor, faults
 
 
 @pytest.mark.parametrize("start_step", [0, 400])
@@ -234,15 +250,13 @@ def test_config_rejects_a_non_positive_ratio():
 
 
 def test_actor_realigns_at_once_with_a_restarted_learner(lerobot_sides):
-    from lerobot.transport.utils import state_to_bytes
-
     _, actor, faults = lerobot_sides
     pacer = lockstep.install_actor_lockstep(_config(1.0, 0, timeout_s=30.0), lambda: None)
     parameters = queue.Queue()
 
     def push(received, step, caught_up):
         weights = {"policy": {"w": torch.zeros(1)}, PROGRESS_KEY: progress_entry(received, step, caught_up)}
-        parameters.put(state_to_bytes(weights))
+        parameters.put(encode_parameters(weights))
 
     faults.ACTOR.queued_transitions = 500
     push(500, 500, True)
@@ -254,10 +268,8 @@ def test_actor_realigns_at_once_with_a_restarted_learner(lerobot_sides):
 
 
 def test_each_actor_reads_its_own_received_count():
-    from lerobot.transport.utils import bytes_to_state_dict, state_to_bytes
-
     entry = progress_entry(300, 150, True, {"actor_0": 200, "actor_1": 100})
-    back = bytes_to_state_dict(state_to_bytes({PROGRESS_KEY: entry}))[PROGRESS_KEY]
+    back = _decode(encode_parameters({PROGRESS_KEY: entry}))[PROGRESS_KEY]
     assert read_progress(back, "actor_0")["received"] == 200
     assert read_progress(back, "actor_1")["received"] == 100
     assert read_progress(back, "actor_2")["received"] == 0  # nothing received from it yet
@@ -269,8 +281,6 @@ def test_each_actor_reads_its_own_received_count():
 
 
 def test_learner_reports_what_it_received_from_each_actor_since_it_started(lerobot_sides, monkeypatch):
-    from lerobot.transport.utils import bytes_to_state_dict
-
     from lerobot_policy_e2hil.faults.learner import RunCounter
 
     learner, _, faults = lerobot_sides
@@ -301,7 +311,7 @@ def test_learner_reports_what_it_received_from_each_actor_since_it_started(lerob
     step()
     pushed = None
     while not parameters.empty():
-        pushed = bytes_to_state_dict(parameters.get())[PROGRESS_KEY]
+        pushed = _decode(parameters.get())[PROGRESS_KEY]
     assert read_progress(pushed) == {"received": 42, "optimization_step": 42, "caught_up": 1}
     assert read_progress(pushed, "actor_0")["received"] == 30
     assert read_progress(pushed, "actor_1")["received"] == 12

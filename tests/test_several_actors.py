@@ -21,6 +21,7 @@ from lerobot.rl import learner
 from lerobot.transport import services_pb2, services_pb2_grpc
 from lerobot.transport.utils import receive_bytes_in_chunks
 
+from lerobot_policy_e2hil import patches
 from lerobot_policy_e2hil.faults import FaultSettings
 from lerobot_policy_e2hil.faults.learner import _install_server
 from test_faults_helpers import Process, free_port, port_open, records, sim_args, wait_for
@@ -40,11 +41,12 @@ def serve(monkeypatch):
     started = []
 
     def start(with_faults: bool) -> tuple[int, Queue]:
+        patches.install("learner")
         module = SimpleNamespace(
             MAX_WORKERS=8, LearnerService=learner.LearnerService, start_learner=learner.start_learner
         )
         if with_faults:
-            _install_server(module, FaultSettings())
+            _install_server(FaultSettings())
         monkeypatch.setattr(learner, "MAX_WORKERS", module.MAX_WORKERS)
         monkeypatch.setattr(learner, "LearnerService", module.LearnerService)
         port, shutdown, parameters = free_port(), Event(), Queue()
@@ -55,10 +57,11 @@ def serve(monkeypatch):
         wait_for(lambda: port_open(port), 30, "the learner's gRPC server")
         return port, parameters
 
-    yield start
-    for shutdown, thread in started:
-        shutdown.set()
-        thread.join(timeout=30)
+    with patches.isolated_hooks():
+        yield start
+        for shutdown, thread in started:
+            shutdown.set()
+            thread.join(timeout=30)
 
 
 class ParameterReader:

@@ -22,6 +22,7 @@ from lerobot.rl import learner
 from lerobot.transport import services_pb2, services_pb2_grpc
 from lerobot.transport.utils import send_bytes_in_chunks
 
+from lerobot_policy_e2hil import patches
 from lerobot_policy_e2hil.faults import FaultSettings
 from lerobot_policy_e2hil.faults.learner import LEARNER, _install_counter, _install_server
 from test_faults_helpers import free_port, port_open, wait_for
@@ -83,6 +84,7 @@ def serve(monkeypatch):
     started = []
 
     def start(settings: FaultSettings | None = None, token: str | None = None) -> tuple:
+        patches.install("learner")
         module = SimpleNamespace(
             MAX_WORKERS=learner.MAX_WORKERS,
             LearnerService=learner.LearnerService,
@@ -91,9 +93,9 @@ def serve(monkeypatch):
         )
         settings = settings or FaultSettings()
         if token:
-            _install_server(module, settings, token)
+            _install_server(settings, token)
         else:
-            _install_server(module, settings)
+            _install_server(settings)
         for name in ("MAX_WORKERS", "LearnerService", "grpc"):
             monkeypatch.setattr(learner, name, getattr(module, name))
         port, shutdown = free_port(), Event()
@@ -105,10 +107,11 @@ def serve(monkeypatch):
         wait_for(lambda: port_open(port), 30, "the learner's gRPC server")
         return port, transitions, interactions
 
-    yield start
-    for shutdown, thread in started:
-        shutdown.set()
-        thread.join(timeout=30)
+    with patches.isolated_hooks():
+        yield start
+        for shutdown, thread in started:
+            shutdown.set()
+            thread.join(timeout=30)
 
 
 def send_interaction(channel, data: bytes) -> None:
@@ -129,9 +132,7 @@ def drain(queue, timeout: float = 10.0) -> list[bytes]:
 
 
 def test_pickled_interaction_message_sent_to_the_learner_is_not_executed(serve, monkeypatch, tmp_path):
-    module = SimpleNamespace(bytes_to_python_object=learner.bytes_to_python_object)
-    _install_counter(module)
-    monkeypatch.setattr(learner, "process_interaction_message", module.process_interaction_message)
+    _install_counter()  # the serve fixture isolates the hooks
     monkeypatch.setattr(LEARNER.counter, "episodes", 0)
     port, _, interactions = serve()
     marker = tmp_path / "created_by_the_payload"
@@ -283,16 +284,40 @@ def test_actor_with_a_wrong_token_stops_with_one_line(serve, certificate, monkey
     assert fatal.startswith("the learner refused the actor's token") and "E2HIL_LEARNER_TOKEN" in fatal
 
 
-def test_plaintext_actor_against_a_tls_learner_is_told_to_use_tls(serve, certificate, monkeypatch):
+def test_plaintext_actor_against_a_tls_learner_is_told_to_use_tls(serve, certificate, monkeypatch, caplog):
     cert, key = certificate
     port, _, _ = serve(FaultSettings(tls_cert=str(cert), tls_key=str(key)), TOKEN)
     plaintext = FaultSettings(connect_timeout_s=600, retry_interval_s=0.2)
-    connected, fatal = actor_waits(plaintext, port, TOKEN, monkeypatch)
+    with caplog.at_level(logging.WARNING):
+        connected, fatal = actor_waits(plaintext, port, TOKEN, monkeypatch)
     assert not connected
     assert fatal == (
         f"the learner at 127.0.0.1:{port} serves TLS and closed the actor's plaintext connection. Give "
         "the actor the learner's certificate (or its CA) with --faults.tls_ca"
     )
+    # the learner counted and named it (gRPC's channel may have tried more than once before giving up)
+    assert LEARNER.refusals.rejected >= 1
+    lines = [line for line in caplog.messages if line.startswith("[LEARNER] Refused calls")]
+    assert len(lines) == 1 and "plaintext from ipv4:127.0.0.1:" in lines[0] and "(connection)" in lines[0]
+
+
+def test_each_plaintext_connection_to_a_tls_learner_is_refused_and_counted_once(serve, certificate, caplog):
+    import socket
+
+    cert, key = certificate
+    port, transitions, _ = serve(FaultSettings(tls_cert=str(cert), tls_key=str(key)), TOKEN)
+    before = LEARNER.refusals.rejected
+    with (
+        caplog.at_level(logging.WARNING),
+        socket.create_connection(("127.0.0.1", port), timeout=10) as client,
+    ):
+        client.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")  # a plaintext gRPC client's first bytes
+        assert client.recv(100) == b""  # closed, nothing answered
+        address = "ipv4:{}:{}".format(*client.getsockname())
+        wait_for(lambda: LEARNER.refusals.rejected > before, 10, "the refusal to be counted")
+    assert LEARNER.refusals.rejected == before + 1
+    assert f"[LEARNER] Refused calls (plaintext from {address} (connection): 1); 1 so far." in caplog.text
+    assert drain(transitions, timeout=0.5) == []
 
 
 def test_tls_actor_against_a_plaintext_learner_is_told_so(serve, certificate, monkeypatch):

@@ -6,6 +6,8 @@ Importing this package registers, with LeRobot's registries:
 * the headless gym_hil simulation env config and scripted teacher (:mod:`.sim`);
 * the SO101 leader teleoperator with HIL-SERL events (:mod:`.so101`);
 * small fixes for LeRobot 0.6.1 bugs that stop these workflows (:mod:`.lerobot_fixes`);
+* the rows of the patch table for a plain import (:mod:`.patches`, role ``"import"``), which the
+  algorithm lookup and the fixes hook into;
 * every LeRobot camera, robot and teleoperator type (``opencv``, ``so101_follower``, ...), so any
   entry point that imports this package parses them (:func:`.registry.register_device_choices`).
 

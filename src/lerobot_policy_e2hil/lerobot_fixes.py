@@ -1,23 +1,31 @@
 """Small fixes for LeRobot 0.6.1 bugs that stop our users, installed when the plugin is imported.
 
-Each fix wraps one LeRobot function, changes nothing for inputs that already worked, and is
-idempotent. :data:`FIXES` declares them, each with the upstream cause it works around; remove an
-entry when the LeRobot release it works around is no longer supported.
+Each fix is a hook on one LeRobot function (the ``"fixes"`` layer of its row in :mod:`.patches`),
+changes nothing for inputs that already worked, and is idempotent. :data:`FIXES` declares them,
+each with the upstream cause it works around; remove an entry (and its row) when the LeRobot
+release it works around is no longer supported.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
-from lerobot.policies.gaussian_actor.modeling_gaussian_actor import GaussianActorPolicy
-from lerobot.rl.buffer import ReplayBuffer
 from lerobot.utils.constants import OBS_IMAGE
 from torch import Tensor
 
-_FIXED = "_e2hil_fixed"
+from . import patches
+
+SELECT_ACTION = "lerobot.policies.gaussian_actor.modeling_gaussian_actor.GaussianActorPolicy.select_action"
+TO_TRANSITIONS = "lerobot.rl.buffer.ReplayBuffer._lerobotdataset_to_transitions"
+
+
+def tensor_entries(call: patches.Call) -> Any:
+    """The hook of ``GaussianActorPolicy.select_action``: only the batch's tensor entries go in."""
+    batch = call.arguments["batch"]
+    return call.proceed(batch={key: value for key, value in batch.items() if isinstance(value, Tensor)})
 
 
 def install_select_action_fix() -> None:
@@ -25,19 +33,11 @@ def install_select_action_fix() -> None:
 
     lerobot-eval passes the preprocessed batch with non-tensor entries (``"task"``: a list of
     strings, ``"action"``: None); the policy's discrete (gripper) critic calls ``.to()`` on
-    every entry and fails. The wrapper drops entries that are not tensors before the call;
+    every entry and fails. The hook drops entries that are not tensors before the call;
     the actor and the critics read only tensor observation keys.
     """
-    original = GaussianActorPolicy.select_action
-    if getattr(original, _FIXED, False):
-        return
-
-    @functools.wraps(original)
-    def select_action(self: GaussianActorPolicy, batch: dict) -> Tensor:
-        return original(self, {key: value for key, value in batch.items() if isinstance(value, Tensor)})
-
-    setattr(select_action, _FIXED, True)
-    GaussianActorPolicy.select_action = select_action
+    patches.install("import")
+    patches.hook(SELECT_ACTION, "fixes", tensor_entries)
 
 
 def images_to_unit_range(state: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -50,6 +50,15 @@ def images_to_unit_range(state: dict[str, Tensor]) -> dict[str, Tensor]:
     }
 
 
+def scaled_transitions(call: patches.Call) -> list:
+    """The hook of ``ReplayBuffer._lerobotdataset_to_transitions``: uint8 images become [0, 1] floats."""
+    transitions = call.proceed()
+    for transition in transitions:
+        transition["state"] = images_to_unit_range(transition["state"])
+        transition["next_state"] = images_to_unit_range(transition["next_state"])
+    return transitions
+
+
 def install_offline_image_scale_fix() -> None:
     """Give the learner's offline (demo) buffer images in [0, 1], as the online buffer has them.
 
@@ -59,23 +68,11 @@ def install_offline_image_scale_fix() -> None:
     float32 tensors unscaled (0-255). The policy then trains on demo images 255 times brighter
     than the actor's, and the learner's checkpoint fails when ``ReplayBuffer.to_lerobot_dataset``
     writes that buffer back ("The image data type is float, which requires values in the range
-    [0.0, 1.0]"). The wrapper of ``ReplayBuffer._lerobotdataset_to_transitions`` converts uint8
+    [0.0, 1.0]"). The hook on ``ReplayBuffer._lerobotdataset_to_transitions`` converts uint8
     image tensors (keys ``observation.image*``) to float32 / 255; float images pass unchanged.
     """
-    original = ReplayBuffer.__dict__["_lerobotdataset_to_transitions"].__func__
-    if getattr(original, _FIXED, False):
-        return
-
-    @functools.wraps(original)
-    def to_transitions(dataset, state_keys=None):
-        transitions = original(dataset, state_keys)
-        for transition in transitions:
-            transition["state"] = images_to_unit_range(transition["state"])
-            transition["next_state"] = images_to_unit_range(transition["next_state"])
-        return transitions
-
-    setattr(to_transitions, _FIXED, True)
-    ReplayBuffer._lerobotdataset_to_transitions = staticmethod(to_transitions)
+    patches.install("import")
+    patches.hook(TO_TRANSITIONS, "fixes", scaled_transitions)
 
 
 @dataclass(frozen=True)

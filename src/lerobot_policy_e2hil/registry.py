@@ -3,9 +3,9 @@
 LeRobot 0.6.1 parses any registered :class:`RLAlgorithmConfig` subclass, but its
 ``lerobot.rl.algorithms.factory.get_algorithm_class`` only knows ``"sac"``, and both the
 learner and the actor build their algorithm through ``factory.make_algorithm``, which calls
-that lookup by module attribute. :func:`install_algorithm_lookup` replaces the attribute with
-:func:`get_algorithm_class`, which answers from our registry first and defers every other
-name, ``"sac"`` included, to LeRobot's original function. Importing
+that lookup by module attribute. :func:`install_algorithm_lookup` hooks that lookup (the
+``"registry"`` layer of its row in :mod:`.patches`): it answers from our registry first and
+defers every other name, ``"sac"`` included, to LeRobot's function. Importing
 ``lerobot_policy_e2hil`` installs it; installing twice is a no-op.
 """
 
@@ -20,10 +20,11 @@ from lerobot.rl.algorithms import factory
 from lerobot.rl.algorithms.base import RLAlgorithm
 from lerobot.rl.algorithms.configs import RLAlgorithmConfig
 
+from . import patches
 from .fast_update import fast_class, fast_update_enabled
 
 _REGISTRY: dict[str, type[RLAlgorithm]] = {}
-_LEROBOT_LOOKUP: Callable[[str], type[RLAlgorithm]] = factory.get_algorithm_class
+_LOOKUP = "lerobot.rl.algorithms.factory.get_algorithm_class"
 
 
 def register_algorithm(name: str) -> Callable[[type[RLAlgorithm]], type[RLAlgorithm]]:
@@ -58,11 +59,18 @@ def get_algorithm_class(name: str) -> type[RLAlgorithm]:
     Raises:
         ValueError: If neither registry knows ``name``; the message lists the known types.
     """
+    install_algorithm_lookup()
+    return factory.get_algorithm_class(name)
+
+
+def _lookup(call: patches.Call) -> type[RLAlgorithm]:
+    """The hook of LeRobot's lookup (see :func:`get_algorithm_class`)."""
+    name = call.arguments["name"]
     if name in _REGISTRY:
         cls = _REGISTRY[name]
     else:
         try:
-            cls = _LEROBOT_LOOKUP(name)
+            cls = call.proceed()
         except ValueError as err:
             known = sorted(set(RLAlgorithmConfig.get_known_choices()) | set(_REGISTRY))
             raise ValueError(
@@ -73,8 +81,9 @@ def get_algorithm_class(name: str) -> type[RLAlgorithm]:
 
 
 def install_algorithm_lookup() -> None:
-    """Point ``lerobot.rl.algorithms.factory.get_algorithm_class`` at :func:`get_algorithm_class`."""
-    factory.get_algorithm_class = get_algorithm_class
+    """Make ``lerobot.rl.algorithms.factory.get_algorithm_class`` answer from our registry first."""
+    patches.install("import")
+    patches.hook(_LOOKUP, "registry", _lookup)
 
 
 #: LeRobot packages whose subpackages register device config choices (``opencv``, ``so101_follower``, ...).

@@ -1,8 +1,8 @@
 """Learner and actor fault handling: restart and resume, replacement actors, bad transitions, bad setups.
 
 Installed by every learner and actor entry point (``e2hil-learner``/``e2hil-actor`` and the sim's
-``python -m lerobot_policy_e2hil.sim.learner/actor``), by replacing module attributes of
-``lerobot.rl.learner`` and ``lerobot.rl.actor`` at process start, as :mod:`..registry` does:
+``python -m lerobot_policy_e2hil.sim.learner/actor``), as hooks on the rows of :mod:`..patches`
+(functions of ``lerobot.rl.learner`` and ``lerobot.rl.actor``), at process start:
 
 * :mod:`.checkpoints`: atomic checkpoints that include the replay buffers; resume from the newest
   complete one;

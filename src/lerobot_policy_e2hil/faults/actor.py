@@ -1,5 +1,7 @@
 """Actor-side fault handling, installed into ``lerobot.rl.actor`` by :func:`install_actor_faults`.
 
+Every piece is a hook (a ``faults.*`` layer) on a row of :mod:`..patches`.
+
 LeRobot 0.6.1's actor calls the learner's ``Ready()`` without a deadline (a replacement actor
 can hang there for ever, issue 3979), and each of its three gRPC streams (parameters,
 transitions, interactions) ends for good at the first error: when the learner restarts, the
@@ -17,6 +19,9 @@ actor keeps stepping the env but nothing reaches the new learner. The hooks here
   TLS) connection ends the actor at once with one line that says what to change; every call
   names the actor (``--faults.actor_id``), so a learner with several actors counts each apart;
 * ``python_object_to_bytes`` -> the episode message is sent as JSON (:mod:`.wire`), not pickled;
+* ``transitions_to_bytes``, ``bytes_to_state_dict`` -> transitions are sent and weights received as
+  safetensors (:mod:`.tensor_wire`), never pickled or unpickled; ``update_policy_parameters`` ->
+  weights that do not decode are skipped, counted and warned about, the actor keeps its weights;
 * ``get_frequency_stats`` -> the episode message also carries ``"Episode steps"``;
 * ``push_transitions_to_transport_queue`` -> counts the transitions handed to the learner;
 * ``reset_and_build_transition`` -> checks the first observation against the policy's features;
@@ -34,6 +39,7 @@ from collections.abc import Callable
 from queue import Empty
 from typing import Any
 
+from .. import patches
 from .actors import default_actor_id
 from .checks import check_budgets, check_observation
 from .entry import SetupError, fatal_message, one_line, record_fatal
@@ -41,9 +47,10 @@ from .learner import EPISODE_STEPS_KEY
 from .security import actor_channel, is_loopback, read_token, refusal_hint, tls_mismatch
 from .settings import FaultSettings
 from .sync import EitherEvent
-from .wire import encode_message
+from .tensor_wire import DecodeError, decode_parameters, encode_transitions
+from .wire import RejectCounter, encode_message
 
-_INSTALLED = "_e2hil_faults_installed"
+_ACTOR = "lerobot.rl.actor"
 
 
 class ActorFaults:
@@ -56,6 +63,9 @@ class ActorFaults:
         self.queued_transitions = 0
         self.backlogs: list[Backlog] = []
         self.reconnect_lock = threading.Lock()
+        self.parameters = RejectCounter(
+            "Skipped parameters from the learner that do not decode", self.settings.warn_interval_s, "ACTOR"
+        )
 
     def backlog(self) -> int:
         """Messages taken back from broken streams and not yet sent again."""
@@ -80,8 +90,7 @@ def install_actor_faults(cfg: Any, settings: FaultSettings) -> None:
     Raises:
         ConfigError: A budget or size outside its allowed values.
     """
-    from lerobot.rl import actor
-
+    patches.install("actor")
     check_budgets(cfg, "actor")
     address = cfg.policy.actor_learner_config
     threads = cfg.policy.concurrency.actor == "threads"
@@ -98,25 +107,56 @@ def install_actor_faults(cfg: Any, settings: FaultSettings) -> None:
         )
     ACTOR.settings, ACTOR.address = settings, (address.learner_host, address.learner_port)
     ACTOR.actor_id = settings.actor_id or default_actor_id()
+    ACTOR.parameters.warn_interval_s = settings.warn_interval_s
     logging.info(f"[ACTOR] Actor id {ACTOR.actor_id} (--faults.actor_id)")
-    if getattr(actor, _INSTALLED, False):
-        return
-    actor.python_object_to_bytes = encode_message
-    if threads:
-        actor.learner_service_client = _client_factory()
-        actor.establish_learner_connection = _establish_connection
-        actor.send_transitions = _reconnecting(actor, actor.send_transitions, "transitions", retain=True)
-        actor.send_interactions = _reconnecting(actor, actor.send_interactions, "interactions", retain=True)
-        actor.receive_policy = _reconnecting(actor, actor.receive_policy, "parameters", retain=False)
-    else:
+    hooks: list[tuple[str, str, Callable[[patches.Call], Any]]] = [
+        (
+            "python_object_to_bytes",
+            "faults.wire",
+            lambda call: encode_message(call.arguments["python_object"]),
+        ),
+        # safetensors wire format (issue #17): transitions sent, weights received
+        (
+            "transitions_to_bytes",
+            "faults.wire",
+            lambda call: encode_transitions(call.arguments["transitions"]),
+        ),
+        ("bytes_to_state_dict", "faults.wire", lambda call: _decode_parameters(call.arguments["buffer"])),
+        ("update_policy_parameters", "faults.wire", _outer(_skipping_bad_parameters)),
+        ("get_frequency_stats", "faults.counter", _with_episode_steps),
+        ("push_transitions_to_transport_queue", "faults.counter", _counting),
+        ("reset_and_build_transition", "faults.checks", _checked_first_reset(cfg)),
+        ("act_with_policy", "faults.fatal", _outer(_fatal_on_error)),
+    ]
+    client = _client_factory()
+    streams: list[tuple[str, str, Callable[[patches.Call], Any]]] = [
+        ("learner_service_client", "faults.reconnect", lambda call: client(**call.arguments)),
+        ("establish_learner_connection", "faults.reconnect", _establish_connection_hook),
+        (
+            "send_transitions",
+            "faults.reconnect",
+            _reconnecting("transitions", "transitions_queue", retain=True),
+        ),
+        (
+            "send_interactions",
+            "faults.reconnect",
+            _reconnecting("interactions", "interactions_queue", retain=True),
+        ),
+        ("receive_policy", "faults.reconnect", _reconnecting("parameters", "parameters_queue", retain=False)),
+    ]
+    if not threads:
         logging.warning(
             "[ACTOR] concurrency.actor='processes': the actor will not reconnect to a restarted learner"
         )
-    actor.get_frequency_stats = _with_episode_steps(actor.get_frequency_stats)
-    actor.push_transitions_to_transport_queue = _counting(actor.push_transitions_to_transport_queue)
-    actor.reset_and_build_transition = _checked_first_reset(cfg, actor.reset_and_build_transition)
-    actor.act_with_policy = _fatal_on_error(actor.act_with_policy)
-    setattr(actor, _INSTALLED, True)
+    for name, layer, function in hooks + (streams if threads else []):
+        patches.hook(f"{_ACTOR}.{name}", layer, function)
+    for name, layer, _ in [] if threads else streams:
+        patches.unhook(f"{_ACTOR}.{name}", layer)
+
+
+def _outer(wrap: Callable[[Callable[..., Any]], Callable[..., Any]]) -> Callable[[patches.Call], Any]:
+    """A hook that runs ``wrap(next layer)`` on the call's arguments."""
+    return lambda call: wrap(call.next_function())(**call.arguments)
 
 
 def _address() -> str:
@@ -214,8 +254,13 @@ def _refusal(err: Any) -> str | None:
     return hint
 
 
+def _establish_connection_hook(call: patches.Call) -> bool:
+    """Replaces LeRobot's ``establish_learner_connection``: its loop calls ``Ready()`` without a deadline."""
+    return _establish_connection(call.arguments["stub"], call.arguments["shutdown_event"])
+
+
 def _establish_connection(stub: Any, shutdown_event: Any, attempts: int = 30) -> bool:
-    """Replacement of LeRobot's ``establish_learner_connection`` (its ``attempts`` is ignored)."""
+    """What the actor does instead of LeRobot's ``establish_learner_connection`` (``attempts`` is ignored)."""
     return _wait_or_record_fatal(
         stub,
         shutdown_event,
@@ -289,16 +334,17 @@ class AttemptQueue:
                 self.in_flight = None
 
 
-def _reconnecting(actor: Any, original: Callable[..., None], name: str, retain: bool) -> Callable[..., None]:
-    """Run one of LeRobot's stream functions again whenever it ends while the actor is running."""
+def _reconnecting(name: str, queue_name: str, retain: bool) -> Callable[[patches.Call], None]:
+    """The hook that runs one of LeRobot's stream functions again whenever it ends while the actor runs."""
 
-    def stream(cfg: Any, queue: Any, shutdown_event: Any, *args: Any, **kwargs: Any) -> None:
+    def stream(call: patches.Call) -> None:
+        queue, shutdown_event = call.arguments[queue_name], call.arguments["shutdown_event"]
         backlog = Backlog()
         ACTOR.backlogs.append(backlog)
         while True:
             ended = threading.Event()
             view = AttemptQueue(queue, backlog, ended) if retain else queue
-            original(cfg, view, EitherEvent(shutdown_event, ended), *args, **kwargs)
+            call.proceed(**{queue_name: view, "shutdown_event": EitherEvent(shutdown_event, ended)})
             if retain:
                 view.close()
             ended.set()
@@ -306,15 +352,17 @@ def _reconnecting(actor: Any, original: Callable[..., None], name: str, retain: 
                 return
             lost = time.monotonic()
             logging.warning(f"[ACTOR] The {name} stream to the learner ended; reconnecting")
-            if not _reconnect(actor, shutdown_event):
+            if not _reconnect(shutdown_event):
                 return
             logging.info(f"[ACTOR] The {name} stream reconnected after {time.monotonic() - lost:.1f} s")
 
     return stream
 
 
-def _reconnect(actor: Any, shutdown_event: Any) -> bool:
+def _reconnect(shutdown_event: Any) -> bool:
     """Wait for the learner to come back; one stream waits (and logs), the others queue behind it."""
+    from lerobot.rl import actor
+
     with ACTOR.reconnect_lock:
         if shutdown_event.is_set():
             return False
@@ -333,31 +381,46 @@ def _reconnect(actor: Any, shutdown_event: Any) -> bool:
         return False
 
 
-def _with_episode_steps(original: Callable[[Any], dict]) -> Callable[[Any], dict]:
-    def get_frequency_stats(timer: Any) -> dict:
-        return {**original(timer), EPISODE_STEPS_KEY: timer.count}
-
-    return get_frequency_stats
+def _decode_parameters(buffer: bytes) -> dict:
+    """What the actor does instead of LeRobot's ``bytes_to_state_dict``: safetensors, at most ``max_message_mb``."""
+    return decode_parameters(buffer, ACTOR.settings.max_message_mb * 2**20)
 
 
-def _counting(original: Callable[..., None]) -> Callable[..., None]:
-    def push_transitions_to_transport_queue(transitions: list, transitions_queue: Any) -> None:
-        original(transitions=transitions, transitions_queue=transitions_queue)
-        ACTOR.queued_transitions += len(transitions)
-        logging.info(
-            f"[ACTOR] Queued {len(transitions)} transitions for the learner "
-            f"(total {ACTOR.queued_transitions}, resend backlog {ACTOR.backlog()})"
-        )
+def _skipping_bad_parameters(original: Callable[..., None]) -> Callable[..., None]:
+    """LeRobot's ``update_policy_parameters``; weights that do not decode are counted and skipped."""
 
-    return push_transitions_to_transport_queue
+    def update_policy_parameters(algorithm: Any, parameters_queue: Any, device: Any) -> None:
+        try:
+            original(algorithm=algorithm, parameters_queue=parameters_queue, device=device)
+        except DecodeError as err:
+            ACTOR.parameters.reject(str(err))
+
+    return update_policy_parameters
 
 
-def _checked_first_reset(cfg: Any, original: Callable[..., Any]) -> Callable[..., Any]:
+def _with_episode_steps(call: patches.Call) -> dict:
+    """The hook of ``get_frequency_stats``: the episode message also carries the episode's length."""
+    return {**call.proceed(), EPISODE_STEPS_KEY: call.arguments["timer"].count}
+
+
+def _counting(call: patches.Call) -> None:
+    """The hook of ``push_transitions_to_transport_queue``: count what is handed to the learner."""
+    transitions = call.arguments["transitions"]
+    call.proceed()
+    ACTOR.queued_transitions += len(transitions)
+    logging.info(
+        f"[ACTOR] Queued {len(transitions)} transitions for the learner "
+        f"(total {ACTOR.queued_transitions}, resend backlog {ACTOR.backlog()})"
+    )
+
+
+def _checked_first_reset(cfg: Any) -> Callable[[patches.Call], Any]:
+    """The hook of ``reset_and_build_transition``: the first observation is checked against the policy."""
     checked = False
 
-    def reset_and_build_transition(*args: Any, **kwargs: Any) -> Any:
+    def reset_and_build_transition(call: patches.Call) -> Any:
         nonlocal checked
-        transition = original(*args, **kwargs)
+        transition = call.proceed()
         if not checked:
             from lerobot.processor import TransitionKey
 

@@ -1,7 +1,8 @@
 """Learner-side fault handling, installed into ``lerobot.rl.learner`` by :func:`install_learner_faults`.
 
-Every piece replaces one module attribute that LeRobot's learner looks up at call time, and
-wraps or subclasses LeRobot's object rather than copying it:
+Every piece is a hook (a ``faults.*`` layer) on a row of :mod:`..patches`: a function that
+LeRobot's learner looks up at call time, which the hook wraps rather than copies (the table says
+which hooks replace LeRobot's call, and why):
 
 * ``save_training_checkpoint`` -> :class:`~.checkpoints.AtomicCheckpointer`;
 * ``handle_resume_logic`` -> picks the newest complete checkpoint, loads the policy weights from
@@ -9,14 +10,17 @@ wraps or subclasses LeRobot's object rather than copying it:
   empty, so the actor weights would restart from random), keeps ``--output_dir``, checks the port;
 * ``load_training_state`` -> fails loudly instead of silently restarting from step 0, restores the
   run counters and reports what was restored;
-* ``bytes_to_transitions`` -> drops bad transitions (:mod:`.transitions`);
+* ``bytes_to_transitions`` -> decodes transitions from safetensors, never unpickles them
+  (:mod:`.tensor_wire`), skips and counts a message that does not decode, drops bad transitions
+  (:mod:`.transitions`); ``state_to_bytes`` -> sends the weights as safetensors;
 * ``process_interaction_message``, ``bytes_to_python_object`` -> decode the interaction message
   from JSON, never unpickle it, skip and count one that does not decode (:mod:`.wire`); count env
   steps across restarts and replacement actors;
 * ``LearnerService`` -> ends a parameter stream when its actor is gone (issue 3979), refuses a
-  message larger than ``max_message_mb``; ``MAX_WORKERS`` -> headroom for a replacement actor;
-  ``start_learner`` -> a clear error when the gRPC server cannot start;
-* ``grpc`` -> :class:`~.security.SecureGrpc`: TLS and the token check on LeRobot's own server;
+  message larger than ``max_message_mb``; ``start_learner`` -> a clear error when the gRPC server
+  cannot start;
+* ``grpc.server`` -> :class:`~.security.SecureServers`: TLS and the token check on LeRobot's own
+  server, and ``grpc_workers`` threads (headroom for a replacement actor; LeRobot's ``MAX_WORKERS`` is 3);
 * ``RLTrainer`` -> adds the transition counters to the logged training stats;
 * ``add_actor_information_and_train`` -> an exception in LeRobot's training loop (a policy it
   cannot build, a checkpoint it cannot load) makes the learner exit 1 with a one-line error.
@@ -26,7 +30,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import inspect
 import json
 import logging
 import threading
@@ -38,20 +41,29 @@ import grpc
 import torch
 from lerobot.utils.constants import PRETRAINED_MODEL_DIR, TRAINING_STATE_DIR, TRAINING_STEP
 
+from .. import patches
 from .actors import UNKNOWN_ACTOR, ParameterFanout, TaggingQueue, caller, untag
 from .checkpoints import AtomicCheckpointer, prepare_resume, read_marker
 from .checks import check_budgets, check_port_free
 from .entry import SetupError, one_line, record_fatal
-from .security import SecureGrpc, TokenCheck, check_bind, read_token, server_credentials, split_address
+from .security import (
+    SecureServers,
+    TokenCheck,
+    check_bind,
+    read_token,
+    real_peer,
+    server_credentials,
+    split_address,
+)
 from .settings import FaultSettings
 from .sync import EitherEvent
+from .tensor_wire import decode_transitions, encode_parameters
 from .transitions import TransitionSpec, TransitionValidator
-from .wire import RejectCounter, capped_chunks, check_torch_loader, decode_message
+from .wire import RejectCounter, capped_chunks, decode_message
 
 EPISODE_STEPS_KEY = "Episode steps"
 # Key of the sending actor's id in the episode message the learner's hooks see (set by the learner)
 ACTOR_ID_KEY = "Actor id"
-_INSTALLED = "_e2hil_faults_installed"
 
 
 class RunCounter:
@@ -142,6 +154,8 @@ class LearnerFaults:
             "Skipped interaction messages that do not decode", self.settings.warn_interval_s
         )
         self.refusals = RejectCounter("Refused calls", self.settings.warn_interval_s)
+        # The TLS fronts of the learner's server (tls_front.TlsFront), to name the actors behind them
+        self.fronts: list[Any] = []
         self.cfg: Any = None
         self.checkpoint: Path | None = None
         self.trainer: Any = None
@@ -160,10 +174,12 @@ LEARNER = LearnerFaults()
 
 
 def install_learner_faults(cfg: Any, settings: FaultSettings) -> None:
-    """Install every learner-side fault handler into ``lerobot.rl.learner`` (once per process).
+    """Install every learner-side fault handler into ``lerobot.rl.learner``.
 
-    With ``policy.concurrency.learner="processes"`` the gRPC server hooks are left out (LeRobot
-    runs the server in a spawned process, which does not carry them); the rest still applies.
+    Installs the learner's rows of :mod:`..patches` (once per process) and registers the
+    ``faults.*`` hooks on them (again on every call, with these settings). With
+    ``policy.concurrency.learner="processes"`` the gRPC server hooks are left out (LeRobot runs
+    the server in a spawned process, which does not carry them); the rest still applies.
     Every learner entry point calls it right after parsing, so it first refuses budgets and
     sizes the learner cannot run with (:func:`~.checks.check_budgets`).
 
@@ -173,11 +189,10 @@ def install_learner_faults(cfg: Any, settings: FaultSettings) -> None:
 
     Raises:
         ConfigError: A budget or size outside its allowed values.
+        SetupError: An unsupported LeRobot, or a patched LeRobot function missing or changed.
     """
-    from lerobot.rl import learner
-
+    patches.install("learner")
     check_budgets(cfg, "learner")
-    check_torch_loader()
     threads = cfg.policy.concurrency.learner == "threads"
     token = read_token(settings)
     if not threads and (settings.tls_cert or token):
@@ -190,27 +205,50 @@ def install_learner_faults(cfg: Any, settings: FaultSettings) -> None:
     LEARNER.settings = settings
     for counter in (LEARNER.validator, LEARNER.interactions, LEARNER.refusals):
         counter.warn_interval_s = settings.warn_interval_s
-    if getattr(learner, _INSTALLED, False):
-        return
     if threads:
-        _install_server(learner, settings, token)
-    _install_transitions(learner)
-    _install_loop_failure(learner)
-    _install_resume(learner)
-    _install_counter(learner)
-    _install_trainer(learner)
-    learner.save_training_checkpoint = AtomicCheckpointer(
-        learner.save_training_checkpoint,
-        keep_buffers=settings.keep_buffers,
-        run_state=LEARNER.counter.state,
-        on_saved=lambda marker, path: LEARNER.emit("checkpoint", path=str(path), **marker),
+        _install_server(settings, token)
+    else:
+        for point, layer in _SERVER_HOOKS:
+            patches.unhook(point, layer)
+    _install_transitions()
+    # safetensors wire format (issue #17): the weights the learner pushes to its actors
+    patches.hook(
+        f"{_LEARNER}.state_to_bytes",
+        "faults.wire",
+        lambda call: encode_parameters(call.arguments["state_dict"]),
     )
-    setattr(learner, _INSTALLED, True)
+    _install_loop_failure()
+    _install_resume()
+    _install_counter()
+    _install_trainer()
+
+    def save_training_checkpoint(call: patches.Call) -> None:
+        checkpointer = AtomicCheckpointer(
+            call.next_function(),
+            keep_buffers=settings.keep_buffers,
+            run_state=LEARNER.counter.state,
+            on_saved=lambda marker, path: LEARNER.emit("checkpoint", path=str(path), **marker),
+        )
+        checkpointer(**call.arguments)
+
+    patches.hook(f"{_LEARNER}.save_training_checkpoint", "faults.checkpoints", save_training_checkpoint)
 
 
-def _install_server(learner: Any, settings: FaultSettings, token: str | None = None) -> None:
-    learner.MAX_WORKERS = settings.grpc_workers
-    learner.LearnerService = _peer_aware_service(learner.LearnerService, settings.max_message_mb * 2**20)
+_LEARNER = "lerobot.rl.learner"
+_SERVICE = f"{_LEARNER}.LearnerService"
+_TRAINER = f"{_LEARNER}.RLTrainer"
+_SERVER_HOOKS = (
+    (f"{_LEARNER}.grpc.server", "faults.security"),
+    (f"{_SERVICE}.SendTransitions", "faults.peers"),
+    (f"{_SERVICE}.SendInteractions", "faults.peers"),
+    (f"{_SERVICE}.StreamParameters", "faults.peers"),
+    (f"{_LEARNER}.start_learner", "faults.server"),
+)
+
+
+def _install_server(settings: FaultSettings, token: str | None = None) -> None:
+    """The gRPC server hooks: TLS, token, bind check, worker threads, peer-aware streams, start failure."""
+    patches.install("learner")
     interceptors = [TokenCheck(token, _refused)] if token else []
     credentials = server_credentials(settings)
 
@@ -221,14 +259,25 @@ def _install_server(learner: Any, settings: FaultSettings, token: str | None = N
         )
         logging.info(f"[LEARNER] gRPC server on {address}: {security or 'plaintext, no token check'}")
 
-    learner.grpc = SecureGrpc(interceptors, credentials, before_bind)
-    original = learner.start_learner
-    signature = inspect.signature(original)
+    patches.hook(
+        f"{_LEARNER}.grpc.server",
+        "faults.security",
+        SecureServers(
+            interceptors,
+            credentials,
+            before_bind,
+            settings.grpc_workers,
+            on_plaintext=lambda peer, reason: _refused(peer, "connection", reason),
+            fronts=LEARNER.fronts,
+        ),
+    )
+    for method, function in _peer_aware_service(settings.max_message_mb * 2**20).items():
+        patches.hook(f"{_SERVICE}.{method}", "faults.peers", function)
 
-    def start_learner(*args: Any, **kwargs: Any) -> None:
-        arguments = signature.bind(*args, **kwargs).arguments
+    def start_learner(call: patches.Call) -> None:
+        arguments = call.arguments
         try:
-            original(*args, **kwargs)
+            call.proceed()
         except Exception as err:
             address = arguments["cfg"].policy.actor_learner_config
             record_fatal(
@@ -238,17 +287,22 @@ def _install_server(learner: Any, settings: FaultSettings, token: str | None = N
             )
             arguments["shutdown_event"].set()
 
-    learner.start_learner = start_learner
+    patches.hook(f"{_LEARNER}.start_learner", "faults.server", start_learner)
 
 
 def _refused(peer: str, method: str, reason: str) -> None:
-    """Count and report a call the learner refused (token check, size limit)."""
+    """Count and report a call (or, behind the TLS front, a connection) the learner refused.
+
+    Reasons: the token check, the size limit, ``"plaintext"`` (a connection to the TLS port that
+    did not start a TLS handshake, :mod:`.tls_front`).
+    """
+    peer = real_peer(peer, LEARNER.fronts)
     LEARNER.refusals.reject(f"{reason} from {peer} ({method.rsplit('/', 1)[-1]})")
     LEARNER.emit("call_refused", peer=peer, method=method, reason=reason, total=LEARNER.refusals.rejected)
 
 
-def _peer_aware_service(service_class: type, max_message_bytes: int = 2**30) -> type:
-    """``LearnerService`` whose parameter stream ends when its actor is gone; messages have a size limit.
+def _peer_aware_service(max_message_bytes: int = 2**30) -> dict[str, Callable[[patches.Call], Any]]:
+    """Hooks of ``LearnerService``: a parameter stream ends when its actor is gone; messages have a size limit.
 
     LeRobot's ``StreamParameters`` loops until the learner shuts down; while no new parameters
     arrive it never writes to the stream, so it never notices that its actor died and keeps a
@@ -256,6 +310,9 @@ def _peer_aware_service(service_class: type, max_message_bytes: int = 2**30) -> 
     set by gRPC's end-of-call callback. ``SendTransitions`` and ``SendInteractions`` end with
     RESOURCE_EXHAUSTED when one message grows past ``max_message_bytes`` (LeRobot collects a
     message's chunks without a limit).
+
+    Returns:
+        The hook of each method, by method name.
     """
 
     def capped(request_iterator: Any, context: Any, method: str) -> Any:
@@ -275,53 +332,54 @@ def _peer_aware_service(service_class: type, max_message_bytes: int = 2**30) -> 
         with fanouts_lock:
             return fanouts.setdefault(id(queue), ParameterFanout(queue))
 
-    class PeerAwareLearnerService(service_class):
-        def SendTransitions(self, request_iterator: Any, context: Any):  # noqa: N802  (gRPC method name)
-            view = copy.copy(self)
-            view.transition_queue = TaggingQueue(self.transition_queue, caller(context))
-            return service_class.SendTransitions(
-                view, capped(request_iterator, context, "SendTransitions"), context
+    def receiving(method: str, queue_name: str) -> Callable[[patches.Call], Any]:
+        def handler(call: patches.Call) -> Any:
+            service, context = call.arguments["self"], call.arguments["_context"]
+            view = copy.copy(service)
+            setattr(view, queue_name, TaggingQueue(getattr(service, queue_name), caller(context)))
+            return call.proceed(
+                self=view, request_iterator=capped(call.arguments["request_iterator"], context, method)
             )
 
-        def SendInteractions(self, request_iterator: Any, context: Any):  # noqa: N802  (gRPC method name)
-            view = copy.copy(self)
-            view.interaction_message_queue = TaggingQueue(self.interaction_message_queue, caller(context))
-            return service_class.SendInteractions(
-                view, capped(request_iterator, context, "SendInteractions"), context
+        return handler
+
+    def stream_parameters(call: patches.Call) -> Any:
+        service, context = call.arguments["self"], call.arguments["context"]
+        ended = threading.Event()
+        if not context.add_callback(ended.set):
+            return
+        actor = caller(context)
+        view = copy.copy(service)
+        view.shutdown_event = EitherEvent(service.shutdown_event, ended)
+        view.parameters_queue = fanout(service.parameters_queue).stream_view()
+        peer = real_peer(context.peer(), LEARNER.fronts)
+        logging.info(f"[LEARNER] Actor {actor} ({peer}) opened its parameter stream")
+        LEARNER.emit("actor", actor=actor, event="joined", peer=peer)
+        yield from call.proceed(self=view)
+        if ended.is_set() and not service.shutdown_event.is_set():
+            logging.info(
+                f"[LEARNER] An actor's parameter stream ended (actor gone); its thread is free (actor {actor})"
             )
+            LEARNER.emit("actor", actor=actor, event="left", versions_sent=view.parameters_queue.sent)
 
-        def StreamParameters(self, request: Any, context: Any):  # noqa: N802  (gRPC method name)
-            ended = threading.Event()
-            if not context.add_callback(ended.set):
-                return
-            actor = caller(context)
-            view = copy.copy(self)
-            view.shutdown_event = EitherEvent(self.shutdown_event, ended)
-            view.parameters_queue = fanout(self.parameters_queue).stream_view()
-            logging.info(f"[LEARNER] Actor {actor} ({context.peer()}) opened its parameter stream")
-            LEARNER.emit("actor", actor=actor, event="joined", peer=context.peer())
-            yield from service_class.StreamParameters(view, request, context)
-            if ended.is_set() and not self.shutdown_event.is_set():
-                logging.info(
-                    f"[LEARNER] An actor's parameter stream ended (actor gone); its thread is free (actor {actor})"
-                )
-                LEARNER.emit("actor", actor=actor, event="left", versions_sent=view.parameters_queue.sent)
-
-    return PeerAwareLearnerService
+    return {
+        "SendTransitions": receiving("SendTransitions", "transition_queue"),
+        "SendInteractions": receiving("SendInteractions", "interaction_message_queue"),
+        "StreamParameters": stream_parameters,
+    }
 
 
-def _install_loop_failure(learner: Any) -> None:
+def _install_loop_failure() -> None:
     """An exception in LeRobot's training loop makes the learner exit non-zero.
 
     LeRobot logs it and returns normally (exit 0, no final checkpoint): a learner that cannot
     build its policy (a vision encoder it cannot load, a damaged checkpoint) looked like a clean
     stop. The exception is recorded as fatal, then re-raised for LeRobot's own handling.
     """
-    original = learner.add_actor_information_and_train
 
-    def add_actor_information_and_train(*args: Any, **kwargs: Any) -> None:
+    def add_actor_information_and_train(call: patches.Call) -> None:
         try:
-            original(*args, **kwargs)
+            call.proceed()
         except Exception as err:
             record_fatal(
                 f"the learner's training loop failed: {type(err).__name__}: {one_line(err).rstrip('.')}. Fix "
@@ -329,33 +387,42 @@ def _install_loop_failure(learner: Any) -> None:
             )
             raise
 
-    learner.add_actor_information_and_train = add_actor_information_and_train
+    patches.hook(
+        f"{_LEARNER}.add_actor_information_and_train", "faults.loop", add_actor_information_and_train
+    )
 
 
-def _install_transitions(learner: Any) -> None:
-    original = learner.bytes_to_transitions
-
-    def bytes_to_transitions(buffer: bytes) -> list:
-        actor, buffer = untag(buffer)
-        try:
-            transitions = original(buffer)
-        except Exception as err:  # a corrupt message must not end the training loop
-            LEARNER.validator.reject_message(err)
-            return []
-        rejected = LEARNER.validator.rejected
-        kept = LEARNER.validator.filter(transitions if isinstance(transitions, list) else [transitions])
-        LEARNER.counter.add_transitions(actor, len(kept), LEARNER.validator.rejected - rejected)
-        return kept
-
-    learner.bytes_to_transitions = bytes_to_transitions
+def _install_transitions() -> None:
+    patches.hook(
+        f"{_LEARNER}.bytes_to_transitions",
+        "faults.transitions",
+        lambda call: transitions_from_bytes(call.arguments["buffer"]),
+    )
 
 
-def _install_resume(learner: Any) -> None:
-    original_resume = learner.handle_resume_logic
+def transitions_from_bytes(buffer: bytes) -> list:
+    """What LeRobot's ``bytes_to_transitions`` does in the learner instead: safetensors, checked.
 
-    def handle_resume_logic(cfg: Any) -> Any:
+    A message that does not decode and transitions that do not match the policy's features are
+    skipped and counted (per actor) instead of ending the training loop.
+    """
+    actor, buffer = untag(buffer)
+    try:
+        transitions = decode_transitions(buffer, LEARNER.settings.max_message_mb * 2**20)
+    except Exception as err:  # DecodeError, or anything else: a message must not end the training loop
+        LEARNER.validator.reject_message(err, actor)
+        return []
+    rejected = LEARNER.validator.rejected
+    kept = LEARNER.validator.filter(transitions if isinstance(transitions, list) else [transitions])
+    LEARNER.counter.add_transitions(actor, len(kept), LEARNER.validator.rejected - rejected)
+    return kept
+
+
+def _install_resume() -> None:
+    def handle_resume_logic(call: patches.Call) -> Any:
+        cfg = call.arguments["cfg"]
         chosen = prepare_resume(Path(cfg.output_dir)) if cfg.resume else None
-        final = original_resume(cfg)
+        final = call.proceed()
         if chosen is not None:
             final.output_dir = cfg.output_dir
             final.policy.pretrained_path = chosen / PRETRAINED_MODEL_DIR
@@ -367,11 +434,9 @@ def _install_resume(learner: Any) -> None:
         LEARNER.cfg, LEARNER.checkpoint = final, chosen
         return final
 
-    learner.handle_resume_logic = handle_resume_logic
-    learner.load_training_state = _checked_load(learner.load_training_state)
-    learner.initialize_offline_replay_buffer = _offline_buffer_on_resume(
-        learner.initialize_offline_replay_buffer
-    )
+    patches.hook(f"{_LEARNER}.handle_resume_logic", "faults.resume", handle_resume_logic)
+    patches.hook(f"{_LEARNER}.load_training_state", "faults.resume", _checked_load)
+    patches.hook(f"{_LEARNER}.initialize_offline_replay_buffer", "faults.resume", _offline_buffer_on_resume)
 
 
 def _apply_address_flags(cfg: Any) -> None:
@@ -389,25 +454,21 @@ def _apply_address_flags(cfg: Any) -> None:
             setattr(address, name, type(getattr(address, name))(value))
 
 
-def _checked_load(original: Callable[..., tuple]) -> Callable[..., tuple]:
-    signature = inspect.signature(original)
-
-    def load_training_state(*args: Any, **kwargs: Any) -> tuple:
-        arguments = signature.bind(*args, **kwargs).arguments
-        step, interaction_step = original(*args, **kwargs)
-        if not arguments["cfg"].resume:
-            return step, interaction_step
-        if step is None:
-            message = (
-                f"resuming failed: the training state of {LEARNER.checkpoint} could not be loaded (the "
-                "log above says why). Nothing was trained; fix or delete that checkpoint and resume again."
-            )
-            record_fatal(message)
-            raise SetupError(message)
-        _report_resume(step, arguments)
+def _checked_load(call: patches.Call) -> tuple:
+    """The hook of ``load_training_state``: a resume whose state does not load fails; report what was loaded."""
+    arguments = call.arguments
+    step, interaction_step = call.proceed()
+    if not arguments["cfg"].resume:
         return step, interaction_step
-
-    return load_training_state
+    if step is None:
+        message = (
+            f"resuming failed: the training state of {LEARNER.checkpoint} could not be loaded (the "
+            "log above says why). Nothing was trained; fix or delete that checkpoint and resume again."
+        )
+        record_fatal(message)
+        raise SetupError(message)
+    _report_resume(step, arguments)
+    return step, interaction_step
 
 
 def _report_resume(step: int, arguments: Mapping[str, Any]) -> None:
@@ -432,20 +493,17 @@ def _report_resume(step: int, arguments: Mapping[str, Any]) -> None:
     LEARNER.emit("resume", **fields)
 
 
-def _offline_buffer_on_resume(original: Callable[..., Any]) -> Callable[..., Any]:
+def _offline_buffer_on_resume(call: patches.Call) -> Any:
     """No offline buffer on resume when the checkpoint saved none (LeRobot would look for one)."""
-
-    def initialize_offline_replay_buffer(cfg: Any, device: Any, storage_device: Any) -> Any:
-        marker = read_marker(LEARNER.checkpoint) if cfg.resume and LEARNER.checkpoint else None
-        if marker is not None and marker.get("offline_buffer") is None:
-            return None
-        return original(cfg, device, storage_device)
-
-    return initialize_offline_replay_buffer
+    cfg = call.arguments["cfg"]
+    marker = read_marker(LEARNER.checkpoint) if cfg.resume and LEARNER.checkpoint else None
+    if marker is not None and marker.get("offline_buffer") is None:
+        return None
+    return call.proceed()
 
 
 def decode_interaction(data: bytes) -> dict[str, Any]:
-    """Replacement of LeRobot's ``bytes_to_python_object`` in the learner: JSON, never pickle.
+    """What LeRobot's ``bytes_to_python_object`` does in the learner instead: JSON, never pickle.
 
     Raises:
         BadMessage: What :func:`~.wire.decode_message` refuses.
@@ -453,11 +511,21 @@ def decode_interaction(data: bytes) -> dict[str, Any]:
     return decode_message(untag(data)[1], LEARNER.settings.max_interaction_kb * 1024)
 
 
-def _install_counter(learner: Any) -> None:
-    learner.bytes_to_python_object = decode_interaction
+def _install_counter() -> None:
+    """Interaction messages: JSON, skipped and counted when they do not decode, run-wide step counts.
 
-    def process_interaction_message(message: bytes, interaction_step_shift: int, wandb_logger: Any = None):
-        actor, data = untag(message)
+    LeRobot's ``process_interaction_message`` still decodes the message (through the hooked
+    ``bytes_to_python_object``), shifts its step and logs it to wandb: the shift given makes its
+    step the run-wide index of the episode's last env step (:class:`RunCounter`).
+    """
+    patches.hook(
+        f"{_LEARNER}.bytes_to_python_object",
+        "faults.wire",
+        lambda call: decode_interaction(call.arguments["buffer"]),
+    )
+
+    def process_interaction_message(call: patches.Call) -> dict[str, Any] | None:
+        actor, data = untag(call.arguments["message"])
         try:
             message = decode_interaction(data)
         except Exception as err:  # BadMessage, or anything else: a message must not end the training loop
@@ -466,31 +534,31 @@ def _install_counter(learner: Any) -> None:
                 "interaction_rejected", actor=actor, reason=str(err), total=LEARNER.interactions.rejected
             )
             return None
-        message["Interaction step"] = LEARNER.counter.count(message, actor)
-        if wandb_logger:
-            wandb_logger.log_dict(d=message, mode="train", custom_step_key="Interaction step")
+        index = LEARNER.counter.count(message, actor)
+        message = call.proceed(interaction_step_shift=index - int(message["Interaction step"]))
         return {**message, **LEARNER.counter.actor_fields(actor)}
 
-    learner.process_interaction_message = process_interaction_message
+    patches.hook(f"{_LEARNER}.process_interaction_message", "faults.counter", process_interaction_message)
 
 
-def _install_trainer(learner: Any) -> None:
-    class FaultAwareTrainer(learner.RLTrainer):
-        """LeRobot's trainer; its stats also carry the transition counters (to wandb and metrics)."""
+def _install_trainer() -> None:
+    """The trainer's stats also carry the transition counters (to wandb and metrics)."""
 
-        def __init__(self, *args: Any, **kwargs: Any):
-            super().__init__(*args, **kwargs)
-            LEARNER.trainer = self
+    def init(call: patches.Call) -> None:
+        call.proceed()
+        LEARNER.trainer = call.arguments["self"]
 
-        def training_step(self):
-            stats = super().training_step()
-            stats.extra["faults/transitions_received"] = float(LEARNER.validator.accepted)
-            stats.extra["faults/transitions_rejected"] = float(LEARNER.validator.rejected)
-            stats.extra["faults/interactions_rejected"] = float(LEARNER.interactions.rejected)
-            stats.extra["faults/calls_refused"] = float(LEARNER.refusals.rejected)
-            return stats
+    def training_step(call: patches.Call) -> Any:
+        stats = call.proceed()
+        stats.extra["faults/transitions_received"] = float(LEARNER.validator.accepted)
+        stats.extra["faults/transitions_rejected"] = float(LEARNER.validator.rejected)
+        stats.extra["faults/transition_messages_rejected"] = float(LEARNER.validator.rejected_messages)
+        stats.extra["faults/interactions_rejected"] = float(LEARNER.interactions.rejected)
+        stats.extra["faults/calls_refused"] = float(LEARNER.refusals.rejected)
+        return stats
 
-    learner.RLTrainer = FaultAwareTrainer
+    patches.hook(f"{_TRAINER}.__init__", "faults.stats", init)
+    patches.hook(f"{_TRAINER}.training_step", "faults.stats", training_step)
 
 
 def save_final_checkpoint(cfg: Any) -> Path | None:

@@ -14,9 +14,11 @@ flags (:class:`~.settings.FaultSettings`):
 * :func:`check_bind` refuses a learner address other than loopback without TLS and a token,
   unless ``insecure`` is set (then it warns).
 
-The learner side replaces ``lerobot.rl.learner.grpc`` with :class:`SecureGrpc`, through which
-LeRobot's own ``start_learner`` builds its server: the same server, with the token check as an
-interceptor and its ``add_insecure_port`` turned into ``add_secure_port`` when TLS is on.
+The learner side hooks ``grpc.server`` in ``lerobot.rl.learner`` with :class:`SecureServers` (a row
+of :mod:`..patches`), through which LeRobot's own ``start_learner`` builds its server: the same server, with the token check as an
+interceptor and its ``add_insecure_port`` turned into ``add_secure_port`` when TLS is on. With
+TLS, the public port is a :class:`~.tls_front.TlsFront` that refuses and counts plaintext
+connections and relays TLS ones to the gRPC server on a loopback port.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import os
 import socket
 import ssl
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +41,7 @@ from ..errors import ConfigError
 from .actors import ACTOR_METADATA_KEY
 from .entry import SetupError
 from .settings import FaultSettings
+from .tls_front import TlsFront
 
 TOKEN_METADATA_KEY = "x-e2hil-token"
 LOOPBACK_NAMES = ("localhost", "ip6-localhost", "ip6-loopback")
@@ -164,39 +168,66 @@ def _refusing(handler: Any, method: str, reason: str, on_refused: Callable[[str,
     )
 
 
-class SecureGrpc:
-    """Stands in for the ``grpc`` module in ``lerobot.rl.learner``: its servers are secured.
+class SecureServers:
+    """The hook of ``grpc.server`` in ``lerobot.rl.learner`` (:mod:`..patches`): its servers are secured.
 
     Args:
         interceptors: Server interceptors added to every server (the token check).
         credentials: Server TLS credentials, or None for plaintext.
         before_bind: Called with the address before the port is added (the bind check).
+        workers: Server threads (LeRobot's pool has ``MAX_WORKERS``; None keeps it).
+        on_plaintext: With TLS, put a :class:`~.tls_front.TlsFront` calling it in front (``_SecureServer``).
+        fronts: Where the servers' fronts are registered.
     """
 
-    def __init__(self, interceptors: list[Any], credentials: Any, before_bind: Callable[[str], None]):
+    def __init__(
+        self,
+        interceptors: list[Any],
+        credentials: Any,
+        before_bind: Callable[[str], None],
+        workers: int | None = None,
+        on_plaintext: Callable[[str, str], None] | None = None,
+        fronts: list[TlsFront] | None = None,
+    ):
         self._interceptors = interceptors
         self._credentials = credentials
         self._before_bind = before_bind
+        self._workers = workers
+        self._on_plaintext = on_plaintext
+        self._fronts = fronts
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(grpc, name)
-
-    def server(self, thread_pool: Any, *args: Any, interceptors: Any = None, **kwargs: Any) -> Any:
-        all_interceptors = [*(interceptors or ()), *self._interceptors]
+    def __call__(self, call: Any) -> Any:
+        interceptors = [*(call.arguments["interceptors"] or ()), *self._interceptors]
+        changes: dict[str, Any] = {"interceptors": interceptors}
+        if self._workers is not None:
+            # LeRobot's pool has started no thread yet (they start with the first call)
+            changes["thread_pool"] = ThreadPoolExecutor(max_workers=self._workers)
         return _SecureServer(
-            grpc.server(thread_pool, *args, interceptors=all_interceptors, **kwargs),
-            self._credentials,
-            self._before_bind,
+            call.proceed(**changes), self._credentials, self._before_bind, self._on_plaintext, self._fronts
         )
 
 
 class _SecureServer:
-    """A gRPC server whose ``add_insecure_port`` adds a TLS port when there are credentials."""
+    """A gRPC server whose ``add_insecure_port`` adds a TLS port when there are credentials.
 
-    def __init__(self, server: Any, credentials: Any, before_bind: Callable[[str], None]):
+    With ``on_plaintext`` the TLS port is bound on loopback, behind a :class:`~.tls_front.TlsFront`
+    on the requested address, started and stopped with the server.
+    """
+
+    def __init__(
+        self,
+        server: Any,
+        credentials: Any,
+        before_bind: Callable[[str], None],
+        on_plaintext: Callable[[str, str], None] | None = None,
+        fronts: list[TlsFront] | None = None,
+    ):
         self._server = server
         self._credentials = credentials
         self._before_bind = before_bind
+        self._on_plaintext = on_plaintext
+        self._fronts: list[tuple[TlsFront, int]] = []
+        self._registry = fronts if fronts is not None else []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._server, name)
@@ -205,7 +236,30 @@ class _SecureServer:
         self._before_bind(address)
         if self._credentials is None:
             return self._server.add_insecure_port(address)
-        return self._server.add_secure_port(address, self._credentials)
+        if self._on_plaintext is None:
+            return self._server.add_secure_port(address, self._credentials)
+        front = TlsFront(*split_address(address), self._on_plaintext)
+        try:
+            backend_port = self._server.add_secure_port("127.0.0.1:0", self._credentials)
+        except BaseException:
+            front.stop()
+            raise
+        self._fronts.append((front, backend_port))
+        self._registry.append(front)
+        return front.port
+
+    def start(self) -> Any:
+        result = self._server.start()
+        for front, backend_port in self._fronts:
+            front.start(backend_port)
+        return result
+
+    def stop(self, grace: Any) -> Any:
+        for front, _ in self._fronts:
+            front.stop()
+            if front in self._registry:
+                self._registry.remove(front)
+        return self._server.stop(grace)
 
 
 def server_credentials(settings: FaultSettings) -> Any:
@@ -225,6 +279,15 @@ def split_address(address: str) -> tuple[str, int]:
     """``host`` and ``port`` of ``host:port`` or ``[v6]:port``."""
     host, _, port = address.rpartition(":")
     return host.strip("[]"), int(port)
+
+
+def real_peer(peer: str, fronts: list[TlsFront]) -> str:
+    """The actor's own address for a peer name gRPC reports behind a front; ``peer`` otherwise."""
+    for front in fronts:
+        name = front.real_peer(peer)
+        if name is not None:
+            return name
+    return peer
 
 
 _Details = collections.namedtuple(

@@ -103,7 +103,7 @@ class Call:
         """The arguments by parameter name (a copy)."""
         return dict(self._bound.arguments)
 
-    def proceed(self, **changes: Any) -> Any:
+    def proceed(self, /, **changes: Any) -> Any:
         """Call the next layer with ``changes`` replacing arguments of the same names."""
         unknown = set(changes) - set(self._bound.arguments)
         if unknown:

@@ -74,7 +74,7 @@ ROWS: tuple[Row, ...] = (
         ("learner",),
         "TLS and the token check on LeRobot's own server, the bind check, and --faults.grpc_workers "
         "server threads (LeRobot's MAX_WORKERS = 3 leaves none for a replacement actor)",
-        "issue 3979",
+        "lerobot#3979",
     ),
     Row(
         f"{LEARNER}.LearnerService",
@@ -88,7 +88,7 @@ ROWS: tuple[Row, ...] = (
         ("learner",),
         "a parameter stream ends when its actor is gone (it kept a server thread for ever), each "
         "actor gets every weights version, messages are tagged with their actor and size-limited",
-        "issue 3979",
+        "lerobot#3979",
     ),
     Row(
         f"{LEARNER}.start_learner",
@@ -104,8 +104,20 @@ ROWS: tuple[Row, ...] = (
         ("buffer",),
         ("faults.transitions",),
         ("learner",),
-        "transitions that do not match the policy's features are skipped and counted instead of "
+        "transitions are decoded from safetensors, never unpickled; a message that does not decode "
+        "and transitions that do not match the policy's features are skipped and counted instead of "
         "ending the training loop",
+        replaces="faults.transitions: unpickling is the fault (this project's issue 17), so LeRobot's "
+        "function is never called",
+    ),
+    Row(
+        f"{LEARNER}.state_to_bytes",
+        "wrap",
+        ("state_dict",),
+        ("faults.wire",),
+        ("learner",),
+        "the weights pushed to the actors are encoded as safetensors (the actor never unpickles them)",
+        replaces="faults.wire: another encoding, so LeRobot's function is never called",
     ),
     Row(
         f"{LEARNER}.add_actor_information_and_train",
@@ -147,7 +159,8 @@ ROWS: tuple[Row, ...] = (
         ("learner",),
         "no offline buffer on a resume whose checkpoint saved none; a dataset-free sim run starts "
         "from an empty intervention buffer",
-        replaces="sim.intervention_buffer builds an empty ReplayBuffer where LeRobot would load a dataset",
+        replaces="sim.intervention_buffer: a fresh dataset-free run gets an empty ReplayBuffer where "
+        "LeRobot would load a dataset",
     ),
     Row(
         f"{LEARNER}.bytes_to_python_object",
@@ -207,7 +220,8 @@ ROWS: tuple[Row, ...] = (
         ("sim.lockstep",),
         ("learner",),
         "lockstep: weights go out only when the learner has caught up, with its progress",
-        replaces="sim.lockstep puts LeRobot's two lines (get_weights, state_to_bytes) with the progress entry",
+        replaces="sim.lockstep: it does LeRobot's two lines (get_weights, state_to_bytes) itself, adding "
+        "the progress entry, and only when the learner has caught up",
     ),
     Row(
         f"{LEARNER}.process_transitions",
@@ -236,6 +250,25 @@ ROWS: tuple[Row, ...] = (
         replaces="faults.wire: the message must not be pickled, so LeRobot's function is never called",
     ),
     Row(
+        f"{ACTOR}.transitions_to_bytes",
+        "wrap",
+        ("transitions",),
+        ("faults.wire",),
+        ("actor",),
+        "transitions are sent as safetensors, not pickled",
+        replaces="faults.wire: another encoding, so LeRobot's function is never called",
+    ),
+    Row(
+        f"{ACTOR}.bytes_to_state_dict",
+        "wrap",
+        ("buffer",),
+        ("sim.lockstep", "faults.wire"),
+        ("actor",),
+        "weights are decoded from safetensors with a size limit, never unpickled; lockstep takes the "
+        "learner's progress entry out of them before LeRobot loads them",
+        replaces="faults.wire: unpickling is the fault, so LeRobot's function is never called",
+    ),
+    Row(
         f"{ACTOR}.learner_service_client",
         "wrap",
         ("host", "port"),
@@ -254,7 +287,7 @@ ROWS: tuple[Row, ...] = (
         ("actor",),
         "Ready() with a deadline, retried for at most --faults.connect_timeout_s, every attempt logged; "
         "a refused token or TLS mismatch ends the actor with one line",
-        "issue 3979",
+        "lerobot#3979",
         replaces="faults.reconnect: LeRobot's loop calls Ready() without a deadline (it can hang for "
         "ever) a fixed number of times; a wrapper cannot bound a call inside it",
     ),
@@ -337,17 +370,10 @@ ROWS: tuple[Row, ...] = (
         f"{ACTOR}.update_policy_parameters",
         "wrap",
         ("algorithm", "parameters_queue", "device"),
-        ("sim.lockstep",),
+        ("sim.lockstep", "faults.wire"),
         ("actor",),
-        "lockstep: at an episode end the actor waits for weights that cover what it sent",
-    ),
-    Row(
-        "lerobot.rl.algorithms.sac.SACAlgorithm.load_weights",
-        "wrap",
-        ("self", "weights", "device"),
-        ("sim.lockstep",),
-        ("actor",),
-        "lockstep: the learner's progress entry is taken out of the weights before LeRobot loads them",
+        "weights that do not decode are skipped and counted (the actor keeps its weights); lockstep: "
+        "at an episode end the actor waits for weights that cover what it sent",
     ),
     # --- the SO101 recorder ---
     Row(

@@ -1,29 +1,27 @@
 """Narrow hooks into LeRobot's learner and actor modules for headless sim runs.
 
 LeRobot's learner logs only to wandb and its actor paces itself to ``env.fps``. Rather than
-copy either script, the sim entries (:mod:`.learner`, :mod:`.actor`) replace a few module
-attributes that the scripts look up at call time, the way :mod:`..registry` does for the
-algorithm lookup:
+copy either script, the sim entries (:mod:`.learner`, :mod:`.actor`) hook a few functions that
+the scripts look up at call time (rows of :mod:`..patches`, the ``sim.*`` layers):
 
-* ``lerobot.rl.learner.RLTrainer`` -> :class:`RecordingTrainer` (averages every
+* ``lerobot.rl.learner.RLTrainer.training_step`` -> averages every
   ``TrainingStats.to_log_dict()``, ``e2hil/*`` diagnostics included, over ``log_freq`` steps and
-  appends them to ``metrics.jsonl``);
-* ``lerobot.rl.learner.process_interaction_message`` -> a wrapper that also appends one record
-  per finished episode;
+  appends them to ``metrics.jsonl``;
+* ``lerobot.rl.learner.process_interaction_message`` -> also appends one record per finished episode;
 * ``lerobot.rl.actor.precise_sleep`` -> no pacing (or ``env.actor_max_hz``) unless ``env.realtime``;
-* ``lerobot.rl.actor.act_with_policy`` -> a wrapper that, once the step budget is spent, lets
-  the transition queues drain and then sets the shutdown event, so the actor exits by itself;
-  it also adds the episode's cube position index (``env.cube_positions``, from the env's
-  ``info``, seen through ``lerobot.rl.actor.step_env_and_process_transition``) to each
-  interaction message, so the episode record has a ``position``;
-* with ``env.updates_per_env_step`` set, :mod:`.lockstep` wraps the learner's
+* ``lerobot.rl.actor.act_with_policy`` -> once the step budget is spent, lets the transition
+  queues drain and then sets the shutdown event, so the actor exits by itself; it also adds the
+  episode's cube position index (``env.cube_positions``, from the env's ``info``, seen through
+  ``lerobot.rl.actor.step_env_and_process_transition``) to each interaction message, so the
+  episode record has a ``position``;
+* with ``env.updates_per_env_step`` set, :mod:`.lockstep` hooks the learner's
   ``push_actor_policy_to_queue`` and ``process_transitions`` and the actor's
   ``update_policy_parameters`` to hold that many updates per env step.
 
-They are installed after the fault handling of :mod:`..faults` and build on it: the trainer
-subclasses the fault-aware one, episode lengths and env steps come from its run counter (right
-across learner restarts and replacement actors), and its events (transitions received and
-rejected, checkpoints, resumes) are written to ``metrics.jsonl`` too.
+They build on the fault handling of :mod:`..faults` (its hooks are the inner layers of the same
+rows): the stats already carry its counters, episode lengths and env steps come from its run
+counter (right across learner restarts and replacement actors), and its events (transitions
+received and rejected, checkpoints, resumes) are written to ``metrics.jsonl`` too.
 """
 
 from __future__ import annotations
@@ -38,8 +36,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from .. import patches
 from .lockstep import install_actor_lockstep, install_learner_lockstep
 
+_ACTOR = "lerobot.rl.actor"
 METRICS_FILE = "metrics.jsonl"
 # Key of the cube position index in the actor's interaction message (absent without env.cube_positions)
 POSITION_MESSAGE_KEY = "Cube position index"
@@ -92,15 +92,14 @@ def install_learner_hooks(cfg: Any) -> None:
     """Make LeRobot's learner write ``<output_dir>/metrics.jsonl``.
 
     The path is resolved at the first record, after ``train()`` has validated ``cfg`` (which
-    fills in ``output_dir``). Install :func:`..faults.install_learner_faults` first.
+    fills in ``output_dir``).
 
     Args:
         cfg: The learner's ``TrainRLServerPipelineConfig`` (the object ``train()`` receives).
     """
-    from lerobot.rl import learner
-
     from ..faults import LEARNER
 
+    patches.install("learner")
     LEARNER_STATE.log_freq = max(1, int(cfg.log_freq))
     start = float(os.environ.get(RUN_START_ENV, time.time()))
 
@@ -116,58 +115,57 @@ def install_learner_hooks(cfg: Any) -> None:
 
     LEARNER.validator.listeners.append(record_transitions)
     LEARNER.listeners.append(lambda kind, fields: sink().write(kind, **fields))
-    learner.RLTrainer = _recording_trainer(learner.RLTrainer, sink)
-    learner.process_interaction_message = _recording_interactions(learner.process_interaction_message, sink)
+    patches.hook("lerobot.rl.learner.RLTrainer.training_step", "sim.metrics", _recording_trainer(sink))
+    patches.hook(
+        "lerobot.rl.learner.process_interaction_message", "sim.metrics", _recording_interactions(sink)
+    )
     install_learner_lockstep(cfg)
 
 
-def _recording_trainer(base: type, sink: Any) -> type:
+def _recording_trainer(sink: Any) -> Any:
+    """The hook of ``RLTrainer.training_step``: every ``log_freq`` optimisation steps, the mean stats."""
     from ..faults import LEARNER
 
-    class RecordingTrainer(base):
-        """LeRobot's trainer; every ``log_freq`` optimisation steps it writes the mean stats."""
+    sums: dict[str, float] = defaultdict(float)
+    counts: dict[str, int] = defaultdict(int)
 
-        def __init__(self, *args: Any, **kwargs: Any):
-            super().__init__(*args, **kwargs)
-            self._sums: dict[str, float] = defaultdict(float)
-            self._counts: dict[str, int] = defaultdict(int)
+    def training_step(call: patches.Call) -> Any:
+        stats = call.proceed()
+        trainer = call.arguments["self"]
+        for key, value in stats.to_log_dict().items():
+            value = float(value)
+            if math.isfinite(value) and not key.startswith("faults/"):
+                sums[key] += value
+                counts[key] += 1
+        step = int(trainer.algorithm.optimization_step)
+        if step % LEARNER_STATE.log_freq == 0:
+            means = {key: sums[key] / counts[key] for key in sums}
+            mixer = trainer.data_mixer
+            replay = len(mixer.online_buffer) if hasattr(mixer, "online_buffer") else None
+            sink().write(
+                "train",
+                opt_step=step,
+                env_step=LEARNER.counter.steps,
+                replay_size=replay,
+                transitions_received=LEARNER.validator.accepted,
+                transitions_rejected=LEARNER.validator.rejected,
+                transition_messages_rejected=LEARNER.validator.rejected_messages,
+                **means,
+            )
+            sums.clear()
+            counts.clear()
+        return stats
 
-        def training_step(self):
-            stats = super().training_step()
-            for key, value in stats.to_log_dict().items():
-                value = float(value)
-                if math.isfinite(value) and not key.startswith("faults/"):
-                    self._sums[key] += value
-                    self._counts[key] += 1
-            step = int(self.algorithm.optimization_step)
-            if step % LEARNER_STATE.log_freq == 0:
-                means = {key: self._sums[key] / self._counts[key] for key in self._sums}
-                replay = (
-                    len(self.data_mixer.online_buffer) if hasattr(self.data_mixer, "online_buffer") else None
-                )
-                sink().write(
-                    "train",
-                    opt_step=step,
-                    env_step=LEARNER.counter.steps,
-                    replay_size=replay,
-                    transitions_received=LEARNER.validator.accepted,
-                    transitions_rejected=LEARNER.validator.rejected,
-                    **means,
-                )
-                self._sums.clear()
-                self._counts.clear()
-            return stats
-
-    return RecordingTrainer
+    return training_step
 
 
-def _recording_interactions(original_process: Any, sink: Any) -> Any:
-    """Wrap ``process_interaction_message`` to write one ``episode`` record per message."""
+def _recording_interactions(sink: Any) -> Any:
+    """The hook of ``process_interaction_message``: one ``episode`` record per message."""
     from ..faults import LEARNER
 
-    def process_interaction_message(message, interaction_step_shift, wandb_logger=None):
+    def process_interaction_message(call: patches.Call) -> Any:
         steps_before = LEARNER.counter.steps
-        message = original_process(message, interaction_step_shift, wandb_logger)
+        message = call.proceed()
         if message is None:  # did not decode; the fault handling counted it
             return None
         length = LEARNER.counter.steps - steps_before
@@ -205,27 +203,25 @@ def install_actor_hooks(cfg: Any) -> None:
     Args:
         cfg: The actor's ``TrainRLServerPipelineConfig``.
     """
-    from lerobot.rl import actor
-
+    patches.install("actor")
     if not getattr(cfg.env, "realtime", True):
-        actor.precise_sleep = _RateCap(getattr(cfg.env, "actor_max_hz", None))
+        rate = _RateCap(getattr(cfg.env, "actor_max_hz", None))
+        patches.hook(f"{_ACTOR}.precise_sleep", "sim.pacing", lambda call: rate(call.arguments["seconds"]))
+    else:
+        patches.unhook(f"{_ACTOR}.precise_sleep", "sim.pacing")
 
-    original_act = actor.act_with_policy
-    position = _PositionTracker(actor.step_env_and_process_transition)
-    actor.step_env_and_process_transition = position.step
+    position = _PositionTracker()
+    patches.hook(f"{_ACTOR}.step_env_and_process_transition", "sim.position", position.step)
     shutdown_events: list[Any] = [None]
     install_actor_lockstep(cfg, lambda: shutdown_events[0])
 
-    def act_with_policy(cfg, shutdown_event, parameters_queue, transitions_queue, interactions_queue):
+    def act_with_policy(call: patches.Call) -> None:
+        shutdown_event = call.arguments["shutdown_event"]
+        transitions_queue = call.arguments["transitions_queue"]
+        interactions_queue = call.arguments["interactions_queue"]
         shutdown_events[0] = shutdown_event
         try:
-            original_act(
-                cfg=cfg,
-                shutdown_event=shutdown_event,
-                parameters_queue=parameters_queue,
-                transitions_queue=transitions_queue,
-                interactions_queue=_PositionTaggingQueue(interactions_queue, position),
-            )
+            call.proceed(interactions_queue=_PositionTaggingQueue(interactions_queue, position))
         finally:
             if not shutdown_event.is_set():
                 logging.info("[ACTOR] Step budget spent; flushing queues before shutdown")
@@ -233,22 +229,21 @@ def install_actor_hooks(cfg: Any) -> None:
                 time.sleep(1.0)
                 shutdown_event.set()
 
-    actor.act_with_policy = act_with_policy
+    patches.hook(f"{_ACTOR}.act_with_policy", "sim.budget", act_with_policy)
 
 
 class _PositionTracker:
-    """Wraps the actor's env step; remembers the cube position index of the latest step's ``info``."""
+    """Hooks the actor's env step; remembers the cube position index of the latest step's ``info``."""
 
-    def __init__(self, original_step: Any):
-        self.original_step = original_step
+    def __init__(self) -> None:
         self.index: int | None = None
 
-    def step(self, *args: Any, **kwargs: Any) -> Any:
+    def step(self, call: patches.Call) -> Any:
         from lerobot.processor import TransitionKey
 
         from .env import POSITION_INFO_KEY
 
-        transition = self.original_step(*args, **kwargs)
+        transition = call.proceed()
         index = (transition.get(TransitionKey.INFO) or {}).get(POSITION_INFO_KEY)
         self.index = None if index is None else int(index)
         return transition
@@ -281,7 +276,7 @@ class _PositionTaggingQueue:
 
 
 class _RateCap:
-    """Replacement for the actor's ``precise_sleep``: no real-time pacing, optionally a rate cap.
+    """What the actor's ``precise_sleep`` does in the sim: no real-time pacing, optionally a rate cap.
 
     The actor calls it once per env step with the time left to its ``env.fps`` period; that value
     is ignored. With ``max_hz`` set, it sleeps so that calls are at least ``1 / max_hz`` apart.
@@ -329,7 +324,7 @@ def use_intervention_buffer(cfg: Any) -> None:
     config declares it optional, and with a dataset the learner loads the offline buffer from it
     and adds every intervention transition to it. When ``cfg.dataset`` is None this puts a
     placeholder dataset config in (``repo_id`` :data:`INTERVENTION_REPO_ID`) and, in the learner,
-    makes ``initialize_offline_replay_buffer`` start from an empty buffer instead of loading a
+    hooks ``initialize_offline_replay_buffer`` to start from an empty buffer instead of loading a
     dataset. The buffer is only created when the teacher gives demonstrations
     (:func:`..rollout.offline_buffer_wanted`, the benchmark trainer's rule too; every intervention
     transition is added to it); otherwise training is online-only.
@@ -339,32 +334,33 @@ def use_intervention_buffer(cfg: Any) -> None:
     Args:
         cfg: The ``TrainRLServerPipelineConfig`` about to be run.
     """
+    point = "lerobot.rl.learner.initialize_offline_replay_buffer"
     if cfg.dataset is not None:
+        patches.unhook(point, "sim.intervention_buffer")
         return
     from lerobot.configs.default import DatasetConfig
-    from lerobot.rl import learner
     from lerobot.rl.buffer import ReplayBuffer
 
     cfg.dataset = DatasetConfig(repo_id=INTERVENTION_REPO_ID)
     from ..rollout import offline_buffer_wanted
 
     intervenes = offline_buffer_wanted(cfg.env)
-    original = learner.initialize_offline_replay_buffer
 
-    def initialize_offline_replay_buffer(cfg, device, storage_device):
+    def initialize_offline_replay_buffer(call: patches.Call) -> Any:
+        cfg = call.arguments["cfg"]
         if cfg.resume:
-            return original(cfg, device, storage_device)
+            return call.proceed()
         if not intervenes:
             return None
         return ReplayBuffer(
             capacity=cfg.policy.offline_buffer_capacity,
-            device=device,
+            device=call.arguments["device"],
             state_keys=cfg.policy.input_features.keys(),
-            storage_device=storage_device,
+            storage_device=call.arguments["storage_device"],
             optimize_memory=True,
         )
 
-    learner.initialize_offline_replay_buffer = initialize_offline_replay_buffer
+    patches.hook(point, "sim.intervention_buffer", initialize_offline_replay_buffer)
 
 
 def prepare_process(cfg: Any) -> None:

@@ -29,9 +29,10 @@ learner's. The actor's wait is bounded (``env.lockstep_timeout_s``); after a tim
 stalled learner) it aligns the counts too and goes on.
 
 The functions above the classes are pure; :func:`install_learner_lockstep` and
-:func:`install_actor_lockstep` wrap LeRobot's ``push_actor_policy_to_queue``, ``process_transitions``,
+:func:`install_actor_lockstep` hook LeRobot's ``push_actor_policy_to_queue``, ``process_transitions``,
 ``process_interaction_messages`` (where the learner waits, taking in transitions and episode
-messages) and ``update_policy_parameters`` (calling them, not copying them).
+messages), ``update_policy_parameters`` and ``bytes_to_state_dict`` (the ``sim.lockstep`` layer of
+their rows in :mod:`..patches`; all but the first call LeRobot's function).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+from .. import patches
 
 # Extra entry of the weights message; LeRobot's ``load_weights`` reads only the keys it knows
 PROGRESS_KEY = "e2hil_progress"
@@ -104,7 +107,7 @@ def aligned_offset(progress: dict[str, int] | None, sent_before: int) -> int:
 def progress_entry(
     received: int, step: int, caught_up: bool, by_actor: dict[str, int] | None = None
 ) -> dict[str, Any]:
-    """The :data:`PROGRESS_KEY` entry of a weights message (tensors, as ``state_to_bytes`` expects).
+    """The :data:`PROGRESS_KEY` entry of a weights message (a dict of tensors, like the state dicts).
 
     Args:
         received: Transitions received from all actors since the learner started.
@@ -213,7 +216,6 @@ class ActorPacer:
     timeouts: int = 0
     restarts: int = 0
     realign: bool = False
-    wrapped: set = field(default_factory=set)
 
 
 def install_learner_lockstep(cfg: Any) -> LearnerPacer | None:
@@ -229,13 +231,11 @@ def install_learner_lockstep(cfg: Any) -> LearnerPacer | None:
     if ratio is None:
         return None
     from lerobot.rl import learner
-    from lerobot.transport.utils import state_to_bytes
 
     from ..faults import LEARNER
 
     pacer = LearnerPacer(ratio=float(ratio), warmup=int(cfg.policy.online_step_before_learning))
-    original_process = learner.process_transitions
-    original_interactions = learner.process_interaction_messages
+    patches.install("learner")
     buffer_size: list[int | None] = [None]
     pending: list[tuple[Any, Any] | None] = [None]
 
@@ -248,28 +248,23 @@ def install_learner_lockstep(cfg: Any) -> LearnerPacer | None:
     def push(parameters_queue: Any, algorithm: Any, received: int, updates: int, caught_up: bool) -> None:
         weights = algorithm.get_weights()
         weights[PROGRESS_KEY] = progress_entry(received, updates, caught_up, pacer.by_actor(actor_counts()))
-        parameters_queue.put(state_to_bytes(weights))
+        parameters_queue.put(learner.state_to_bytes(weights))  # the faults' safetensors encoder
         pacer.last_report = (received, updates) if caught_up else None
 
-    def push_actor_policy_to_queue(parameters_queue: Any, algorithm: Any) -> None:
+    def push_actor_policy_to_queue(call: patches.Call) -> None:
         # LeRobot's first push and its periodic ones; in the training loop only a caught-up
         # learner's weights go out, so each episode acts with the weights its data allowed
+        parameters_queue, algorithm = call.arguments["parameters_queue"], call.arguments["algorithm"]
         pacer.algorithm, pacer.parameters_queue = algorithm, parameters_queue
         received, updates, caught_up = progress()
         if caught_up or buffer_size[0] is None:
             push(parameters_queue, algorithm, received, updates, caught_up)
 
-    def process_transitions(
-        transition_queue, replay_buffer, offline_replay_buffer, dataset_repo_id, shutdown_event
-    ):
+    def process_transitions(call: patches.Call) -> None:
+        transition_queue, replay_buffer = call.arguments["transition_queue"], call.arguments["replay_buffer"]
+
         def process() -> None:
-            original_process(
-                transition_queue=transition_queue,
-                replay_buffer=replay_buffer,
-                offline_replay_buffer=offline_replay_buffer,
-                dataset_repo_id=dataset_repo_id,
-                shutdown_event=shutdown_event,
-            )
+            call.proceed()
             buffer_size[0] = len(replay_buffer)
 
         if pacer.start_step is None and pacer.algorithm is not None:
@@ -277,18 +272,12 @@ def install_learner_lockstep(cfg: Any) -> LearnerPacer | None:
         pending[0] = (transition_queue, process)
         process()
 
-    def process_interaction_messages(
-        interaction_message_queue, interaction_step_shift, wandb_logger, shutdown_event
-    ):
+    def process_interaction_messages(call: patches.Call) -> Any:
         # LeRobot calls it right after process_transitions and then updates once; the learner
         # waits here, taking in transitions and episode messages, until it may update again
-        def handle() -> Any:
-            return original_interactions(
-                interaction_message_queue=interaction_message_queue,
-                interaction_step_shift=interaction_step_shift,
-                wandb_logger=wandb_logger,
-                shutdown_event=shutdown_event,
-            )
+        interaction_message_queue = call.arguments["interaction_message_queue"]
+        shutdown_event = call.arguments["shutdown_event"]
+        handle = call.proceed
 
         last = handle()
         while pacer.algorithm is not None and pending[0] is not None and not shutdown_event.is_set():
@@ -315,9 +304,12 @@ def install_learner_lockstep(cfg: Any) -> LearnerPacer | None:
             last = handle() or last
         return last
 
-    learner.push_actor_policy_to_queue = push_actor_policy_to_queue
-    learner.process_transitions = process_transitions
-    learner.process_interaction_messages = process_interaction_messages
+    for name, function in (
+        ("push_actor_policy_to_queue", push_actor_policy_to_queue),
+        ("process_transitions", process_transitions),
+        ("process_interaction_messages", process_interaction_messages),
+    ):
+        patches.hook(f"lerobot.rl.learner.{name}", "sim.lockstep", function)
     logging.info(f"[LEARNER] lockstep: {pacer.ratio} updates per env step")
     period = float(cfg.policy.actor_learner_config.policy_parameters_push_frequency)
     if period > 0:
@@ -340,42 +332,33 @@ def install_actor_lockstep(cfg: Any, shutdown: Any) -> ActorPacer | None:
     """
     if getattr(cfg.env, "updates_per_env_step", None) is None:
         return None
-    from lerobot.rl import actor
-
     from ..faults import ACTOR
 
+    patches.install("actor")
     pacer = ActorPacer(
         timeout_s=float(cfg.env.lockstep_timeout_s),
         ratio=float(cfg.env.updates_per_env_step),
         warmup=int(cfg.policy.online_step_before_learning),
     )
-    original_update = actor.update_policy_parameters
 
-    def capture_progress(algorithm: Any) -> None:
-        if id(algorithm) in pacer.wrapped:
-            return
-        load = algorithm.load_weights
+    def capture_progress(call: patches.Call) -> dict[str, Any]:
+        # The decoded weights: the progress entry is taken out before LeRobot loads them
+        weights = call.proceed()
+        if isinstance(weights, dict) and PROGRESS_KEY in weights:
+            weights = dict(weights)
+            progress = read_progress(weights.pop(PROGRESS_KEY), ACTOR.actor_id or None)
+            if pacer.progress is not None and progress["received"] < pacer.progress["received"]:
+                pacer.restarts += 1  # a new learner process counts from its start
+                pacer.realign = True
+            pacer.progress = progress
+        return weights
 
-        def load_weights(weights: dict[str, Any], device: Any = "cpu") -> None:
-            if PROGRESS_KEY in weights:
-                weights = dict(weights)
-                progress = read_progress(weights.pop(PROGRESS_KEY), ACTOR.actor_id or None)
-                if pacer.progress is not None and progress["received"] < pacer.progress["received"]:
-                    pacer.restarts += 1  # a new learner process counts from its start
-                    pacer.realign = True
-                pacer.progress = progress
-            load(weights, device=device)
-
-        algorithm.load_weights = load_weights
-        pacer.wrapped.add(id(algorithm))
-
-    def update_policy_parameters(algorithm: Any, parameters_queue: Any, device: Any) -> None:
-        capture_progress(algorithm)
+    def update_policy_parameters(call: patches.Call) -> None:
         sent_before = ACTOR.queued_transitions
         deadline = time.monotonic() + pacer.timeout_s
         event = shutdown()
         while True:
-            original_update(algorithm=algorithm, parameters_queue=parameters_queue, device=device)
+            call.proceed()
             if pacer.realign:
                 pacer.offset, pacer.realign = aligned_offset(pacer.progress, sent_before), False
             if actor_may_go_on(pacer.progress, sent_before, pacer.offset, pacer.ratio, pacer.warmup):
@@ -392,6 +375,7 @@ def install_actor_lockstep(cfg: Any, shutdown: Any) -> ActorPacer | None:
                 return
             time.sleep(POLL_S)
 
-    actor.update_policy_parameters = update_policy_parameters
+    patches.hook("lerobot.rl.actor.bytes_to_state_dict", "sim.lockstep", capture_progress)
+    patches.hook("lerobot.rl.actor.update_policy_parameters", "sim.lockstep", update_policy_parameters)
     logging.info(f"[ACTOR] lockstep: {cfg.env.updates_per_env_step} updates per env step")
     return pacer

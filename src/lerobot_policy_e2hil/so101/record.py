@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from lerobot.configs import parser
 from lerobot.rl.gym_manipulator import DatasetConfig
 
+from .. import patches
 from ..errors import ConfigError, exit_on_setup_error
 from .config_env import SO101HILEnvConfig
 
@@ -72,7 +73,7 @@ def run(cfg: SO101RecordConfig) -> None:
     if hasattr(teleop_cfg, "start_in_intervention"):
         teleop_cfg.start_in_intervention = cfg.mode == "record"
     env, teleop = gym_manipulator.make_robot_env(cfg.env)
-    created = _track_created_datasets(gym_manipulator)
+    created = _track_created_datasets()
     try:
         env_processor, action_processor = gym_manipulator.make_processors(env, teleop, cfg.env, cfg.device)
         if cfg.mode == "replay":
@@ -80,7 +81,7 @@ def run(cfg: SO101RecordConfig) -> None:
         else:
             gym_manipulator.control_loop(env, env_processor, action_processor, teleop, cfg)
     finally:
-        gym_manipulator.LeRobotDataset = created.original
+        patches.unhook(_CREATE, "so101.record")
         # LeRobot 0.6.1's control_loop finalizes the dataset only when pushing to the hub; without
         # finalize() the episode metadata stays in memory and the dataset on disk is unreadable.
         for dataset in created:
@@ -90,24 +91,20 @@ def run(cfg: SO101RecordConfig) -> None:
         env.close()
 
 
-class _CreatedDatasets(list):
-    original: type
+_CREATE = "lerobot.rl.gym_manipulator.LeRobotDataset.create"
 
 
-def _track_created_datasets(module) -> _CreatedDatasets:
-    """Make ``module.LeRobotDataset.create`` remember the datasets it creates (undo via ``.original``)."""
-    created = _CreatedDatasets()
-    created.original = module.LeRobotDataset
-    original = module.LeRobotDataset
+def _track_created_datasets() -> list:
+    """The datasets ``gym_manipulator``'s ``LeRobotDataset.create`` creates from now on (a hook; unhook to stop)."""
+    patches.install("record")
+    created: list = []
 
-    class TrackingDataset(original):
-        @classmethod
-        def create(cls, *args, **kwargs):
-            dataset = original.create(*args, **kwargs)
-            created.append(dataset)
-            return dataset
+    def create(call: patches.Call) -> object:
+        dataset = call.proceed()
+        created.append(dataset)
+        return dataset
 
-    module.LeRobotDataset = TrackingDataset
+    patches.hook(_CREATE, "so101.record", create)
     return created
 
 
