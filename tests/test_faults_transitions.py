@@ -83,8 +83,22 @@ def send(port: int, messages: list[bytes]) -> None:
         stub.SendTransitions(chunks(), timeout=60)
 
 
+class _CreatesFile:
+    """Unpickled, it creates ``path``."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
 def test_learner_skips_counts_and_warns_then_trains_on_the_good_ones(tmp_path):
-    from lerobot.transport.utils import transitions_to_bytes
+    import io
+
+    from lerobot.transport.utils import transitions_to_bytes as plain_lerobot
+
+    from lerobot_policy_e2hil.faults.tensor_wire import encode_transitions
 
     port, output_dir = free_port(), tmp_path / "run"
     args = sim_args(port, policy__online_step_before_learning=20, batch_size=8, log_freq=1)
@@ -97,8 +111,12 @@ def test_learner_skips_counts_and_warns_then_trains_on_the_good_ones(tmp_path):
         wait_for(lambda: port_open(port), 180, "the learner's gRPC port", (learner,))
         bad = [corrupt(kind) for kind in sorted(BAD_KINDS)]
         first = [bad[0], *(good_transition(i % 3 == 0) for i in range(10)), *bad[1:], good_transition()]
-        send(port, [transitions_to_bytes(first), b"not a transition message"])
-        send(port, [transitions_to_bytes([good_transition() for _ in range(20)])])
+        send(port, [encode_transitions(first), b"not a transition message"])
+        marker, payload = tmp_path / "created", io.BytesIO()
+        torch.save([_CreatesFile(marker)], payload)
+        # an actor of plain LeRobot (torch.save), and a torch.save payload that would create a file
+        send(port, [plain_lerobot([good_transition()]), payload.getvalue()])
+        send(port, [encode_transitions([good_transition() for _ in range(20)])])
 
         def trained():
             train = records(output_dir, "train")
@@ -107,6 +125,8 @@ def test_learner_skips_counts_and_warns_then_trains_on_the_good_ones(tmp_path):
         last_train = wait_for(trained, 180, "a training step after the bad transitions", (learner,))
         assert last_train["transitions_received"] == 31
         assert last_train["transitions_rejected"] == len(BAD_KINDS)
+        assert last_train["transition_messages_rejected"] == 3
+        assert not marker.exists()
         assert records(output_dir, "transitions")[-1]["received"] == 31
         assert learner.alive()
     finally:

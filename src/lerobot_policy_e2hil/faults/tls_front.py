@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import select
+import selectors
 import socket
 import threading
 from collections.abc import Callable
@@ -161,15 +161,21 @@ class TlsFront:
 
 
 def _relay(a: socket.socket, b: socket.socket, stopping: threading.Event) -> None:
-    """Copy bytes both ways until either side closes or ``stopping`` is set."""
+    """Copy bytes both ways until either side closes or ``stopping`` is set.
+
+    A selector (epoll on Linux), not ``select.select``: the learner process may hold more than
+    1024 file descriptors.
+    """
     other = {a: b, b: a}
-    while not stopping.is_set():
-        readable, _, _ = select.select([a, b], [], [], POLL_S)
-        for sock in readable:
-            data = sock.recv(RELAY_BUFFER)
-            if not data:
-                return
-            other[sock].sendall(data)
+    with selectors.DefaultSelector() as selector:
+        selector.register(a, selectors.EVENT_READ)
+        selector.register(b, selectors.EVENT_READ)
+        while not stopping.is_set():
+            for key, _ in selector.select(POLL_S):
+                data = key.fileobj.recv(RELAY_BUFFER)
+                if not data:
+                    return
+                other[key.fileobj].sendall(data)
 
 
 def _close(sock: socket.socket) -> None:
