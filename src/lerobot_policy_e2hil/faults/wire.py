@@ -157,22 +157,6 @@ class RejectCounter:
             listener(reason, total)
 
 
-def check_torch_loader() -> None:
-    """Refuse a PyTorch whose ``weights_only`` loader can be escaped (unused: nothing received is unpickled).
-
-    Raises:
-        RuntimeError: PyTorch older than 2.6 (CVE-2025-32434).
-    """
-    import torch
-
-    major, minor = (int(part) for part in torch.__version__.split(".")[:2])
-    if (major, minor) < (2, 6):
-        raise RuntimeError(
-            f"PyTorch {torch.__version__} cannot safely decode transitions from the network "
-            "(CVE-2025-32434); install torch>=2.6"
-        )
-
-
 class MessageTooLarge(Exception):
     """A stream delivered a message larger than its limit."""
 
