@@ -132,3 +132,17 @@ def test_late_intervention_rate_counts_only_episodes_ending_in_the_last_fifth():
     episodes = [[50, 50, 50, 1, 1], [80, 30, 30, 0, 0], [90, 10, 5, 0, 0], [100, 10, 0, 1, 0]]
     assert late_intervention_rate(episodes, 100) == pytest.approx(5 / 20)
     assert math.isnan(late_intervention_rate(episodes[:2], 100))
+
+
+def test_late_entropy_averages_only_the_probes_of_the_last_fifth():
+    from lerobot_policy_e2hil.bench.aggregate import late_entropy
+
+    probes = [
+        {"env_step": 10, "entropy_before": 9.0},
+        {"env_step": 80, "entropy_before": 9.0},
+        {"env_step": 81, "entropy_before": 1.0},
+        {"env_step": 100, "entropy_before": 2.0},
+        {"env_step": 100, "entropy_before": float("nan")},
+    ]
+    assert late_entropy(probes, 100) == pytest.approx(1.5)
+    assert math.isnan(late_entropy(probes[:2], 100))

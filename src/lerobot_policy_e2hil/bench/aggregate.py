@@ -31,6 +31,7 @@ PAIRED_KEYS = (
     "intervention_rate",
     "late_intervention_rate",
     "intervention_steps",
+    "late_entropy",
 )
 
 
@@ -54,6 +55,7 @@ def run_facts(result: dict[str, Any]) -> dict[str, Any]:
         "intervention_rate": s["intervention_rate"],
         "intervention_steps": s["intervention_steps"],
         "late_intervention_rate": late_intervention_rate(result["episodes"], s["env_steps"]),
+        "late_entropy": late_entropy(result["probes"], s["env_steps"]),
         "episodes": s["episodes"],
         "updates": s["updates"],
         "wall_s": t["wall_s"],
@@ -95,6 +97,16 @@ def late_intervention_rate(episodes: Sequence[Sequence[int]], env_steps: int) ->
     return sum(e[2] for e in late) / length if length else float("nan")
 
 
+def late_entropy(probes: Sequence[dict[str, Any]], env_steps: int) -> float:
+    """Mean policy entropy (the probe's ``entropy_before``, nats) over the probes of the last :data:`LATE_FRACTION`.
+
+    Returns:
+        The mean, or NaN when the run has no probe in that window (``probe_every`` 0).
+    """
+    start = (1.0 - LATE_FRACTION) * env_steps
+    return _mean_of([p for p in probes if p["env_step"] > start], "entropy_before")
+
+
 def _mean_of(records: list[dict[str, Any]], key: str) -> float:
     values = [r[key] for r in records if key in r and r[key] is not None and math.isfinite(r[key])]
     return float(np.mean(values)) if values else float("nan")
@@ -121,6 +133,7 @@ def method_summary(facts: list[dict[str, Any]]) -> dict[str, Any]:
         "intervention_rate": ci_dict([f["intervention_rate"] for f in facts]),
         "intervention_steps": ci_dict([f["intervention_steps"] for f in facts]),
         "late_intervention_rate": ci_dict([f["late_intervention_rate"] for f in facts]),
+        "late_entropy": ci_dict([f.get("late_entropy", math.nan) for f in facts]),
         "kept_fraction": ci_dict([f["kept_fraction"] for f in facts]),
         "steps_to_80_reached": len(reached),
         "steps_to_80_median": float(np.median(reached)) if reached else None,

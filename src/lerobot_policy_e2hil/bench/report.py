@@ -252,16 +252,17 @@ def suite_markdown(report: dict[str, Any], budget: Budget) -> str:
         ]
     lines += [
         "| method | teacher-free success (final) | env steps to 80% success | intervention rate | "
-        f"intervention rate, last {int(100 * LATE_FRACTION)}% | intervention steps | kept fraction | "
+        f"intervention rate, last {int(100 * LATE_FRACTION)}% | intervention steps | "
+        f"policy entropy, last {int(100 * LATE_FRACTION)}% (nats) | kept fraction | "
         "env steps/s | updates/s | wall per run |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for m in variants:
         x = s[m]
         kept = "1 (all)" if m == BASELINE else _num(x["kept_fraction"], 3)
         lines.append(
             f"| {_label(m)} | {_pct(x['final_success'])} | {_steps80(x)} | {_pct(x['intervention_rate'])} | "
-            f"{_pct(x['late_intervention_rate'])} | {_num(x['intervention_steps'])} | {kept} | {x['env_steps_per_s']:.1f} | {x['updates_per_s']:.1f} | "
+            f"{_pct(x['late_intervention_rate'])} | {_num(x['intervention_steps'])} | {_num(x['late_entropy'], 2)} | {kept} | {x['env_steps_per_s']:.1f} | {x['updates_per_s']:.1f} | "
             f"{x['wall_s']:.0f} s |"
         )
     lines.append("")
@@ -275,7 +276,8 @@ def suite_markdown(report: dict[str, Any], budget: Budget) -> str:
             "Paired by seed (same seed = same initial weights, teacher and cube sequence), "
             f"{_label(m)} minus SAC: success {_signed_pct(paired['final_success'])}{worst_text}, intervention rate "
             f"{_signed_pct(paired['intervention_rate'])} (last {int(100 * LATE_FRACTION)}% of the env steps: "
-            f"{_signed_pct(paired['late_intervention_rate'])}), intervention steps {_num(paired['intervention_steps'])}.",
+            f"{_signed_pct(paired['late_intervention_rate'])}), intervention steps {_num(paired['intervention_steps'])}, "
+            f"policy entropy over the last {int(100 * LATE_FRACTION)}% {_num(paired['late_entropy'], 2)} nats.",
             "",
         ]
     lines += position_markdown(report)
