@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from lerobot_policy_e2hil.sim.hooks import FINAL_CHECKPOINT
 from test_faults_helpers import ROOT, wait_for
 from test_launcher_faults import ENV, LAUNCH_FLAGS, alive, process_tree
 
@@ -69,6 +70,12 @@ def test_sigkilled_launcher_leaves_no_learner_or_actor(tmp_path):
             time.sleep(0.5)
         left = {role: [p for p in pids if alive(p)] for role, pids in children.items()}
         assert left == {"learner": [], "actor": []}, f"still running {GONE_WITHIN_S} s after the kill: {left}"
+        learner_log = (tmp_path / ".run.launch" / "learner.out").read_text(errors="replace")
+        # One SIGTERM, however many launcher threads died: the learner ends its entry (sim.parent)
+        if "Shutdown signal" in learner_log:
+            assert "Force shutdown" not in learner_log and FINAL_CHECKPOINT in learner_log, learner_log[
+                -3000:
+            ]
     finally:
         for pid in [launcher.pid, *children.get("learner", []), *children.get("actor", [])]:
             if alive(pid):

@@ -369,8 +369,12 @@ def prepare_process(cfg: Any) -> None:
     One torch thread: the two processes share the cores, and with two OpenMP threads each,
     spin-waiting made a learner update ~20x slower on 2 cores (one thread runs it about as
     fast alone; the actor infers one observation at a time). Then the intervention buffer.
+    Started by ``e2hil-sim``, the process stops once when the launcher is gone (:mod:`.parent`).
     """
     import torch
 
+    from .parent import stop_once_with_launcher
+
+    stop_once_with_launcher()
     torch.set_num_threads(1)
     use_intervention_buffer(cfg)

@@ -49,6 +49,7 @@ from ..faults.checks import check_config, check_port_free, listens_on
 from ..faults.entry import EXIT_FATAL, EXIT_SETUP, SetupError, one_line
 from ..faults.settings import FLAG_PREFIX, FaultSettings, split_fault_args
 from .hooks import FINAL_CHECKPOINT, METRICS_FILE, RUN_START_ENV
+from .parent import LAUNCHER_PID_ENV
 from .report import collapse_text, episode_stats, progress_line, read_metrics, write_plots
 
 PORT_FLAG = "--policy.actor_learner_config.learner_port"
@@ -152,7 +153,10 @@ class _Signals:
 
 
 def _die_with_parent() -> None:
-    """In a child before exec: get SIGTERM when the launcher dies, even by SIGKILL (Linux)."""
+    """In a child before exec: get SIGTERM when the launcher dies, even by SIGKILL (Linux).
+
+    This covers the child's start; once it runs Python, :mod:`.parent` watches the launcher instead.
+    """
     import ctypes
 
     try:
@@ -447,7 +451,7 @@ def run(args: list[str]) -> dict[str, Any]:
     logs = output_dir.parent / f".{output_dir.name}.launch"
     _writable_dir(logs)
     created = not output_dir.exists()
-    env = {**os.environ, RUN_START_ENV: str(time.time())}
+    env = {**os.environ, RUN_START_ENV: str(time.time()), LAUNCHER_PID_ENV: str(os.getpid())}
     env.setdefault("MUJOCO_GL", "egl")
     start = time.time()
     budget = cfg.policy.online_steps
