@@ -96,3 +96,13 @@ def test_without_the_launcher_nothing_changes(monkeypatch):
     death_signal = ctypes.c_int(-1)
     ctypes.CDLL(None).prctl(2, ctypes.byref(death_signal))
     assert death_signal.value == 0
+
+
+def test_launcher_children_start_with_the_parent_death_signal():
+    from lerobot_policy_e2hil.sim.train import _die_with_parent
+
+    read = "import ctypes; v = ctypes.c_int(-1); ctypes.CDLL(None).prctl(2, ctypes.byref(v)); print(v.value)"
+    result = subprocess.run(
+        [sys.executable, "-c", read], preexec_fn=_die_with_parent, capture_output=True, text=True, timeout=60
+    )
+    assert int(result.stdout) == signal.SIGTERM  # covers the child until it runs sim.parent
