@@ -50,6 +50,11 @@ def read_records(path: Path) -> list[dict]:
     return out
 
 
+def latest_wall_s(path: Path) -> float:
+    """The learner's latest ``wall_s`` in ``metrics.jsonl`` (0 with no record)."""
+    return max((r["wall_s"] for r in read_records(path)), default=0.0)
+
+
 def rates(records: list[dict], start_s: float, end_s: float) -> dict:
     """Env steps/s, updates/s and per-actor env steps/s between two ``wall_s`` times.
 
@@ -145,10 +150,14 @@ def measure(actors: int, seconds: float, extra: list[str], work: Path) -> dict:
         wait_until(
             lambda: any(r["kind"] == "train" for r in read_records(metrics)), 600, "training", processes, work
         )
-        begin = max(r["wall_s"] for r in read_records(metrics))
-        time.sleep(seconds)
+        begin = latest_wall_s(metrics)
+        # The window is the learner's own clock: it ends at the first record at least `seconds`
+        # after `begin` (on a loaded machine no record may land within `seconds` of wall time).
+        wait_until(
+            lambda: latest_wall_s(metrics) >= begin + seconds, seconds + 600, "the window", processes, work
+        )
         records = read_records(metrics)
-        return rates(records, begin, max(r["wall_s"] for r in records))
+        return rates(records, begin, latest_wall_s(metrics))
     finally:
         for process in reversed(processes):
             stop(process)
