@@ -163,6 +163,8 @@ def _start_and_wait_for_record(out: Path) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        # As a job started in the background by a script (CI): SIGINT inherited as ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     deadline = time.monotonic() + 120
     while not any("so101.record" in c for c in _processes_mentioning(str(out))):

@@ -584,6 +584,9 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as err:
         exit_on_setup_error(err)
     signal.signal(signal.SIGTERM, _raise_interrupted)
+    # A job started in the background by a script inherits SIGINT ignored, and Python then never
+    # raises KeyboardInterrupt: Ctrl-C or `kill -INT` must still stop the dry run and its stages.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         summary = run(cfg)
     except ConfigError as err:
