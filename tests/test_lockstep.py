@@ -84,8 +84,8 @@ def _config(ratio, warmup, timeout_s=10.0):
     )
 
 
-def _take_in(learner, transitions, interactions, buffer, stop) -> None:
-    """The head of LeRobot's learner loop: transitions, then episode messages (where it may wait)."""
+def _take_transitions(learner, transitions, buffer, stop) -> None:
+    """LeRobot's ``process_transitions`` as the learner loop calls it (no offline buffer, no dataset)."""
     learner.process_transitions(
         transition_queue=transitions,
         replay_buffer=buffer,
@@ -93,6 +93,11 @@ def _take_in(learner, transitions, interactions, buffer, stop) -> None:
         dataset_repo_id=None,
         shutdown_event=stop,
     )
+
+
+def _take_in(learner, transitions, interactions, buffer, stop) -> None:
+    """The head of LeRobot's learner loop: transitions, then episode messages (where it may wait)."""
+    _take_transitions(learner, transitions, buffer, stop)
     learner.process_interaction_messages(
         interaction_message_queue=interactions,
         interaction_step_shift=0,
@@ -292,13 +297,7 @@ def test_learner_reports_what_it_received_from_each_actor_since_it_started(lerob
     stop = threading.Event()
 
     def step():
-        learner.process_transitions(
-            transition_queue=transitions,
-            replay_buffer=buffer,
-            offline_replay_buffer=None,
-            dataset_repo_id=None,
-            shutdown_event=stop,
-        )
+        _take_transitions(learner, transitions, buffer, stop)
         learner.push_actor_policy_to_queue(parameters_queue=parameters, algorithm=alg)
 
     learner.push_actor_policy_to_queue(parameters_queue=parameters, algorithm=alg)  # before the loop
