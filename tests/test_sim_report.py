@@ -119,3 +119,57 @@ def test_plots_per_actor_with_the_total(tmp_path):
     assert (tmp_path / "success_by_actor.png").stat().st_size > 0
     one = {p.name for p in write_plots(_episodes([1, 0]), tmp_path / "one", window=5)}
     assert "success_by_actor.png" not in one
+
+
+def test_teacher_dependence_fires_when_the_policy_alone_falls_short():
+    from lerobot_policy_e2hil.sim.report import teacher_dependence, teacher_dependence_text
+
+    # The default run of 2026-11-30 (seed 1000, idle clean clone): 96% with the teacher, 28% alone.
+    dependence = teacher_dependence(0.28, 0.96, gap=0.3)
+    assert dependence is not None and abs(dependence["gap"] - 0.68) < 1e-9
+    text = teacher_dependence_text(dependence, 0.42)
+    assert "teacher-free success 28%" in text and "96%" in text and "42% of their steps" in text
+    # The lockstep seed 1000 run: 98% with the teacher, 88% alone, passes; so does a missing figure.
+    assert teacher_dependence(0.88, 0.98, gap=0.3) is None
+    assert teacher_dependence(0.68, 0.98, gap=0.3) is None  # exactly the gap
+    assert teacher_dependence(0.67, 0.98, gap=0.3) is not None
+    assert teacher_dependence(None, 0.98, gap=0.3) is None
+
+
+def test_summary_prints_the_teacher_dependence_warning(capsys):
+    from lerobot_policy_e2hil.sim.train import print_summary
+
+    summary = {
+        "interrupted": False,
+        "warnings": [],
+        "env_steps": 24986,
+        "env_step_budget": 25000,
+        "episodes": 1073,
+        "opt_steps": 14992,
+        "updates_per_env_step": 0.6,
+        "window": 50,
+        "success_last": 0.96,
+        "teacher_free_success": 0.28,
+        "eval_episodes": 50,
+        "intervention_rate_all": 0.54,
+        "intervention_rate_last": 0.42,
+        "train_wall_s": 976.0,
+        "total_wall_s": 1012.0,
+        "checkpoint": "ckpt",
+        "collapse": None,
+        "teacher_dependence": {"teacher_free": 0.28, "with_teacher": 0.96, "gap": 0.68},
+    }
+    print_summary(summary)
+    assert "WARNING: the policy has not taken over from the teacher" in capsys.readouterr().out
+    print_summary({**summary, "teacher_dependence": None})
+    assert "WARNING" not in capsys.readouterr().out
+
+
+def test_teacher_gap_is_validated_at_parse_time():
+    import pytest
+
+    from lerobot_policy_e2hil.errors import ConfigError
+    from lerobot_policy_e2hil.sim.config import LaunchConfig
+
+    with pytest.raises(ConfigError, match=r"env.launch.teacher_gap=1.5 is invalid; allowed values"):
+        LaunchConfig(teacher_gap=1.5)

@@ -65,6 +65,8 @@ class LaunchConfig:
     progress_interval_s: float = 15.0
     # Warn when rolling success (summary_window episodes) falls by more than this from its best (0-1)
     collapse_drop: float = 0.3
+    # Warn when teacher-free success is more than this (0-1) below the last summary_window training episodes' success
+    teacher_gap: float = 0.3
     # Seconds to wait for each process to exit after the stop signal before it is killed
     stop_timeout_s: float = 120.0
     # Sim actors on the one learner, each with env seed env_seed + k and policy.online_steps / N env steps
@@ -75,7 +77,11 @@ class LaunchConfig:
             raise ConfigError(f"env.launch.num_actors={self.num_actors} is invalid; allowed values: >= 1")
         if not 0.0 < self.collapse_drop <= 1.0:
             raise ConfigError(
-                f"env.launch.collapse_drop={self.collapse_drop} is invalid; allowed: a fraction in (0, 1]"
+                f"env.launch.collapse_drop={self.collapse_drop} is invalid; allowed values: a fraction in (0, 1]"
+            )
+        if not 0.0 < self.teacher_gap <= 1.0:
+            raise ConfigError(
+                f"env.launch.teacher_gap={self.teacher_gap} is invalid; allowed values: a fraction in (0, 1]"
             )
 
 

@@ -113,6 +113,43 @@ def collapse_text(collapse: dict[str, Any]) -> str:
     )
 
 
+def teacher_dependence(
+    teacher_free: float | None, success_last: float | None, gap: float
+) -> dict[str, Any] | None:
+    """The policy has not taken over: teacher-free success is more than ``gap`` below training success.
+
+    Training success (the last ``summary_window`` episodes) is earned with the teacher still
+    stepping in; the teacher-free evaluation is the policy alone.
+
+    Args:
+        teacher_free: Teacher-free success of the final policy (0-1), or None when not evaluated.
+        success_last: Success of the last training episodes (0-1), or None.
+        gap: Largest shortfall (0-1) that passes.
+
+    Returns:
+        ``None`` when it passes or a figure is missing, else ``{"teacher_free", "with_teacher", "gap"}``.
+    """
+    if teacher_free is None or success_last is None:
+        return None
+    shortfall = success_last - teacher_free
+    if shortfall <= gap + 1e-9:
+        return None
+    return {"teacher_free": teacher_free, "with_teacher": success_last, "gap": shortfall}
+
+
+def teacher_dependence_text(dependence: dict[str, Any], intervention_rate_last: float | None) -> str:
+    """The summary's warning for :func:`teacher_dependence`."""
+    share = (
+        ""
+        if intervention_rate_last is None
+        else f"; it drove {100 * intervention_rate_last:.0f}% of their steps"
+    )
+    return (
+        f"the policy has not taken over from the teacher: teacher-free success {100 * dependence['teacher_free']:.0f}% "
+        f"against {100 * dependence['with_teacher']:.0f}% in the last training episodes, with the teacher{share}"
+    )
+
+
 def position_success(episodes: list[dict[str, Any]], window: int) -> dict[str, dict[str, Any]] | None:
     """Per cube position (``env.cube_positions`` index): success and intervention rate over its last episodes.
 

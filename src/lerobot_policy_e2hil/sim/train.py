@@ -50,7 +50,15 @@ from ..faults.entry import EXIT_FATAL, EXIT_SETUP, SetupError, one_line
 from ..faults.settings import FLAG_PREFIX, FaultSettings, split_fault_args
 from .hooks import FINAL_CHECKPOINT, METRICS_FILE, RUN_START_ENV
 from .parent import LAUNCHER_PID_ENV
-from .report import collapse_text, episode_stats, progress_line, read_metrics, write_plots
+from .report import (
+    collapse_text,
+    episode_stats,
+    progress_line,
+    read_metrics,
+    teacher_dependence,
+    teacher_dependence_text,
+    write_plots,
+)
 
 PORT_FLAG = "--policy.actor_learner_config.learner_port"
 SIM_ENV_TYPE = "e2hil_sim"
@@ -579,6 +587,7 @@ def run(args: list[str]) -> dict[str, Any]:
         **stats,
         "env_step_budget": budget,
         "teacher_free_success": eval_success,
+        "teacher_dependence": teacher_dependence(eval_success, stats.get("success_last"), launch.teacher_gap),
         "eval_episodes": launch.eval_episodes if eval_success is not None else 0,
         "train_wall_s": round(train_wall, 1),
         "total_wall_s": round(time.time() - start, 1),
@@ -715,6 +724,9 @@ def print_summary(summary: dict[str, Any]) -> None:
                 f"intervention rate {pct(values['intervention_rate_last'])}"
             )
     print(f"  checkpoint                     {summary['checkpoint']}")
+    if summary.get("teacher_dependence"):
+        text = teacher_dependence_text(summary["teacher_dependence"], summary.get("intervention_rate_last"))
+        print(f"  WARNING: {text}")
     if summary.get("collapse"):
         print(f"  {collapse_text(summary['collapse'])} (rolling {window} episodes; see plots/)")
 
