@@ -14,7 +14,10 @@ alternating rounds so that machine load hits them alike:
 
 With ``--e2hil`` the contenders are instead SAC and E2HiL (``policy_gradient``, K Monte Carlo
 actions), each as LeRobot-built (``LEROBOT_E2HIL_FAST_UPDATE=0``, today's code) and fast, all
-four from the same weights: the E2HiL/SAC ratio before and after, side by side.
+four from the same weights: the E2HiL/SAC ratio before and after, side by side. A fifth,
+``e2hil split``, is the fast E2HiL with the Monte Carlo estimate it had before its buffers and
+its first layer at SAC's action (issue 14, item 3): the state part of each head's first layer
+once per state, fresh tensors at every update.
 
 Figures: median over rounds of the mean time per update, and the ratios of the medians, in CPU
 time of the process (``time.process_time``: on a busy machine wall time mostly measures the
@@ -38,7 +41,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from lerobot_policy_e2hil.fast_update import FAST_UPDATE_ENV
+from lerobot_policy_e2hil.fast_update import FAST_UPDATE_ENV, heads_min_q, state_parts
 from lerobot_policy_e2hil.synthetic import make_policy, make_rl_algorithm, random_batch
 
 
@@ -53,6 +56,17 @@ def build_sac(policy, fast: bool, algorithm_type: str = "sac", **overrides):
             os.environ.pop(FAST_UPDATE_ENV)
         else:
             os.environ[FAST_UPDATE_ENV] = previous
+
+
+def with_split_estimate(algorithm):
+    """``algorithm`` (a fast E2HiL) with the state-split estimate and no reused buffers (the earlier one)."""
+    heads = list(algorithm.critic_ensemble.critics)
+
+    def estimate(encoding, actions, anchor=None):
+        return heads_min_q(heads, state_parts(heads, encoding), actions)
+
+    algorithm._monte_carlo_min_q = estimate
+    return algorithm
 
 
 class FloorUpdate:
@@ -159,6 +173,9 @@ def main() -> None:
             "e2hil lerobot": build_sac(copy.deepcopy(policy), False, "e2hil", num_action_samples=args.k),
             "sac fast": build_sac(copy.deepcopy(policy), True),
             "e2hil fast": build_sac(copy.deepcopy(policy), True, "e2hil", num_action_samples=args.k),
+            "e2hil split": with_split_estimate(
+                build_sac(copy.deepcopy(policy), True, "e2hil", num_action_samples=args.k)
+            ),
         }
     else:
         algorithms = {"lerobot": lerobot, "fast": build_sac(copy.deepcopy(policy), fast=True)}
@@ -196,7 +213,9 @@ def main() -> None:
     if args.e2hil:
         for mode in ("lerobot", "fast"):
             ratio = median[f"e2hil {mode}"] / median[f"sac {mode}"]
-            print(f"E2HiL/SAC ({mode:<7}) {ratio:.2f}  (K={args.k}, policy_gradient)")
+            print(f"E2HiL/SAC ({mode:<7}) {ratio:.3f}  (K={args.k}, policy_gradient)")
+        split_ratio = median["e2hil split"] / median["sac fast"]
+        print(f"E2HiL/SAC (split  ) {split_ratio:.3f}  (fast update, the estimate without buffers or anchor)")
         print(f"speed-up SAC lerobot/fast   {median['sac lerobot'] / median['sac fast']:.2f}")
         print(f"speed-up E2HiL lerobot/fast {median['e2hil lerobot'] / median['e2hil fast']:.2f}")
         return

@@ -13,14 +13,21 @@ torch thread, synthetic batches. Prints, per update:
   torch on copies of the same networks, no optimizer) in the same process;
 * replay: one batch from an ``OnlineOfflineMixer`` over two filled ``ReplayBuffer`` s.
 
+With ``--e2hil`` it breaks down instead what E2HiL's update (fast, ``policy_gradient``, K Monte
+Carlo actions per state) costs on top of SAC's (fast), batch 256: the two updates alternate
+in one process; the pieces of E2HiL's actor loss are timed in place (CPU time), and the
+layers of the Monte Carlo estimate one by one on the same shapes.
+
     python benchmarks/profile_update.py            # LeRobot's update
     python benchmarks/profile_update.py --fast 1   # ours
+    python benchmarks/profile_update.py --e2hil --batch-size 256 --k 8
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import copy
 import functools
 import os
 import statistics
@@ -158,6 +165,129 @@ def replay_ms(batch_size: int, policy, rounds: int = 200) -> float:
     return (time.thread_time() - start) * 1000 / rounds
 
 
+def _cpu_ms(function, repeats: int = 20, rounds: int = 5) -> float:
+    """Median over rounds of the mean CPU milliseconds of ``function()``."""
+    function()
+    times = []
+    for _ in range(rounds):
+        start = time.process_time()
+        for _ in range(repeats):
+            function()
+        times.append((time.process_time() - start) * 1000 / repeats)
+    return statistics.median(times)
+
+
+def estimate_layers(algorithm, batch: dict, k: int) -> dict[str, float]:
+    """CPU ms of each piece of the fast Monte Carlo estimate, on the shapes of ``algorithm``'s update."""
+    from lerobot_policy_e2hil.e2hil_algorithm import action_distribution, sample_with_log_prob
+    from lerobot_policy_e2hil.fast_update import HeadWorkspace, heads_min_q, state_parts
+    from lerobot_policy_e2hil.influence import e2hil_actor_loss
+
+    heads = list(algorithm.critic_ensemble.critics)
+    forward_batch = algorithm._prepare_forward_batch(batch)
+    with torch.no_grad():
+        encoding = algorithm.critic_ensemble.encoder(forward_batch["state"])
+        distribution = action_distribution(
+            algorithm.policy.actor, algorithm.policy.actor.encoder(forward_batch["state"])
+        )
+        actions, log_probs = sample_with_log_prob(distribution, k)
+    rows = actions.reshape(-1, actions.shape[-1])
+    first, _, _, second, norm, activation = heads[0].net.net
+    hidden = torch.randn(rows.shape[0], second.in_features)
+    workspace = HeadWorkspace()
+    base = state_parts(heads, encoding)
+    per_head = len(heads)
+    with torch.no_grad():
+        pieces = {
+            "whole estimate (heads_min_q, buffers reused)": _cpu_ms(
+                lambda: heads_min_q(heads, base, actions, workspace)
+            ),
+            "same, fresh tensors every call": _cpu_ms(lambda: heads_min_q(heads, base, actions)),
+            "state part W_e e + b (avoided by the anchor)": per_head
+            * _cpu_ms(
+                lambda: torch.nn.functional.linear(
+                    encoding, first.weight[:, : encoding.shape[-1]], first.bias
+                )
+            ),
+            "first layer: action columns + add": per_head
+            * _cpu_ms(
+                lambda: (
+                    torch.mm(rows, first.weight[:, -rows.shape[-1] :].t())
+                    .view(*actions.shape[:2], -1)
+                    .add_(base[0])
+                )
+            ),
+            f"second layer GEMM ({rows.shape[0]} x {second.in_features} x {second.out_features})": per_head
+            * _cpu_ms(lambda: second(hidden)),
+            "LayerNorm (2 per head)": 2 * per_head * _cpu_ms(lambda: norm(hidden)),
+            f"{type(activation).__name__} (2 per head)": 2 * per_head * _cpu_ms(lambda: activation(hidden)),
+            "output layer": per_head * _cpu_ms(lambda: heads[0].output_layer(hidden)),
+            "sampling + log-prob (sample_with_log_prob)": _cpu_ms(
+                lambda: sample_with_log_prob(distribution, k)
+            ),
+        }
+    per_sample = torch.randn(encoding.shape[0], requires_grad=True)
+    q_values = torch.randn_like(log_probs)
+    pieces["influence, quantiles, mask, loss, diagnostics (e2hil_actor_loss)"] = _cpu_ms(
+        lambda: e2hil_actor_loss(per_sample, log_probs.t(), q_values.t(), 0.1)
+    )
+    _, info = e2hil_actor_loss(per_sample, log_probs.t(), q_values.t(), 0.1)
+    scalars = {name: value for name, value in info.items() if value.dim() == 0}
+    pieces["diagnostics .item() (_keep_diagnostics)"] = _cpu_ms(lambda: [v.item() for v in scalars.values()])
+    return pieces
+
+
+def e2hil_main(args) -> None:
+    """E2HiL's extra cost over SAC (both fast), in place and piece by piece."""
+    from lerobot_policy_e2hil import e2hil_algorithm
+
+    torch.manual_seed(0)
+    policy = make_policy()
+    sac = build_sac(policy, fast=True)
+    e2hil = build_sac(copy.deepcopy(policy), True, "e2hil", num_action_samples=args.k)
+    for algorithm in (e2hil,):
+        algorithm.critic_ensemble.load_state_dict(sac.critic_ensemble.state_dict())
+        algorithm.critic_target.load_state_dict(sac.critic_target.state_dict())
+    generator = torch.Generator().manual_seed(0)
+    batches = [random_batch(policy, args.batch_size, generator=generator) for _ in range(args.updates)]
+    timer = PhaseTimer()
+    timer.wrap(e2hil, "_monte_carlo_min_q", "Monte Carlo estimate (heads_min_q)")
+    timer.wrap(e2hil, "_keep_diagnostics", "diagnostics (.item())")
+    timer.wrap(e2hil_algorithm, "sample_with_log_prob", "sampling + log-prob")
+    timer.wrap(e2hil_algorithm, "e2hil_actor_loss", "influence, quantiles, mask, masked mean")
+    times: dict[str, list[float]] = {"sac": [], "e2hil": []}
+    for round_index in range(args.rounds + 1):
+        for name, algorithm in (("sac", sac), ("e2hil", e2hil)):
+            timer.active = name == "e2hil" and round_index > 0
+            start = time.process_time()
+            for batch in batches:
+                algorithm.update(iter((batch,)))
+            if round_index > 0:  # round 0 warms up
+                times[name].append((time.process_time() - start) * 1000 / len(batches))
+    timer.active = False
+    sac_ms, e2hil_ms = statistics.median(times["sac"]), statistics.median(times["e2hil"])
+    extra = e2hil_ms - sac_ms
+    print(
+        f"E2HiL (fast, policy_gradient, K={args.k}) vs SAC (fast), state-only, batch {args.batch_size}, "
+        f"1 thread, torch {torch.__version__}, load average {os.getloadavg()[0]:.2f}"
+    )
+    print(
+        f"CPU ms per update: SAC {sac_ms:.2f}   E2HiL {e2hil_ms:.2f} (instrumented)   "
+        f"ratio {e2hil_ms / sac_ms:.3f}   extra {extra:.2f}"
+    )
+    print("E2HiL's extra, in place (exclusive CPU ms per update):")
+    n_updates = args.rounds * len(batches)
+    phases = {label: total * 1000 / n_updates for label, total in timer.totals.items()}
+    for label, ms in sorted(phases.items(), key=lambda item: -item[1]):
+        print(f"  {label:<48} {ms:7.2f}")
+    print(f"  {'rest (actor-loss structure, noise)':<48} {extra - sum(phases.values()):7.2f}")
+    print(
+        f"the estimate's pieces, one by one on the same shapes (CPU ms per update, {len(e2hil.critic_ensemble.critics)} heads):"
+    )
+    for label, ms in estimate_layers(e2hil, batches[0], args.k).items():
+        print(f"  {label:<64} {ms:7.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -166,8 +296,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--updates", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=5, help="alternating update/floor rounds")
+    parser.add_argument("--e2hil", action="store_true", help="E2HiL's extra cost over SAC, both fast")
+    parser.add_argument("--k", type=int, default=8, help="E2HiL Monte Carlo actions per state")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.e2hil:
+        e2hil_main(args)
+        return
 
     torch.manual_seed(0)
     policy = make_policy()

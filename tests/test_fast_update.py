@@ -14,10 +14,14 @@ from lerobot_policy_e2hil.errors import ConfigError
 from lerobot_policy_e2hil.fast_update import (
     FAST_UPDATE_ENV,
     FastUpdateMixin,
+    HeadWorkspace,
     fast_update_enabled,
+    first_layer_outputs,
+    heads_min_q,
     plain_class,
     polyak_update,
     split_head_min_q,
+    state_parts,
 )
 from lerobot_policy_e2hil.synthetic import make_policy, make_rl_algorithm, random_batch
 
@@ -217,6 +221,107 @@ def test_e2hil_monte_carlo_estimate_is_unchanged_by_the_fast_path(monkeypatch):
     assert calls == [2, 3, 2]
     torch.testing.assert_close(fast.last_influence, slow.last_influence, rtol=1e-4, atol=1e-6)
     assert torch.equal(fast.last_mask, slow.last_mask)
+
+
+def _plain_min_q(heads, encoding, actions):
+    """The concatenated forward of every head on ``[encoding, action]`` for ``[K, B, A]`` actions, min over heads."""
+    expanded = encoding.unsqueeze(0).expand(actions.shape[0], *encoding.shape)
+    with torch.no_grad():
+        inputs = torch.cat([expanded, actions], dim=-1)
+        return torch.stack([head(inputs).squeeze(-1) for head in heads]).min(0)[0]
+
+
+def test_estimate_from_the_first_layer_at_the_actor_loss_action_equals_the_concatenated_forward():
+    torch.manual_seed(0)
+    algorithm = make_rl_algorithm("sac", make_policy(**SMALL))
+    heads = list(algorithm.critic_ensemble.critics)
+    generator = torch.Generator().manual_seed(8)
+    encoding = torch.randn(6, algorithm.critic_ensemble.encoder.output_dim, generator=generator)
+    anchor = torch.rand(6, 3, generator=generator) * 2 - 1
+    actions = torch.rand(5, 6, 3, generator=generator) * 2 - 1
+    with first_layer_outputs(heads) as first_layers:
+        q_anchor = algorithm.critic_ensemble.critics[0](torch.cat([encoding, anchor], dim=-1))
+        algorithm.critic_ensemble.critics[1](torch.cat([encoding, anchor], dim=-1))
+    # the hooks read the first layer's output and change nothing; they are gone after the block
+    assert len(first_layers) == 2 and not first_layers[0].requires_grad
+    with torch.no_grad():
+        torch.testing.assert_close(
+            first_layers[0], heads[0].net.net[0](torch.cat([encoding, anchor], dim=-1))
+        )
+        torch.testing.assert_close(q_anchor, heads[0](torch.cat([encoding, anchor], dim=-1)), rtol=0, atol=0)
+    assert all(not head.net.net[0]._forward_hooks for head in heads)
+    workspace = HeadWorkspace()
+    result = heads_min_q(heads, first_layers, actions - anchor, workspace)
+    assert result.shape == (5, 6) and not result.requires_grad
+    torch.testing.assert_close(result, _plain_min_q(heads, encoding, actions), rtol=1e-5, atol=1e-6)
+    # a second call reuses the buffers and leaves the first result alone
+    kept = result.clone()
+    buffers = {key: value.data_ptr() for key, value in workspace._buffers.items()}
+    assert len(buffers) == 4  # two hidden-width buffers, the LayerNorm statistics
+    other = heads_min_q(heads, state_parts(heads, encoding), actions.flip(0), workspace)
+    assert {key: value.data_ptr() for key, value in workspace._buffers.items()} == buffers
+    assert torch.equal(result, kept)
+    torch.testing.assert_close(other, _plain_min_q(heads, encoding, actions.flip(0)), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "layers",
+    [
+        lambda: [torch.nn.Linear(19, 8), torch.nn.ReLU(), torch.nn.Linear(8, 5, bias=False), torch.nn.Tanh()],
+        lambda: [torch.nn.Linear(19, 8), torch.nn.LayerNorm(8, elementwise_affine=False), torch.nn.GELU()],
+        lambda: [torch.nn.Linear(19, 8), torch.nn.Dropout(0.5), torch.nn.LayerNorm(8), torch.nn.SiLU()],
+    ],
+    ids=["relu-nobias-tanh", "plain-layernorm-gelu", "dropout-eval"],
+)
+def test_estimate_runs_other_head_layers_as_their_modules_do(layers):
+    torch.manual_seed(0)
+    heads = [_Head(layers()).eval() for _ in range(2)]
+    generator = torch.Generator().manual_seed(9)
+    encoding = torch.randn(4, 16, generator=generator)
+    actions = torch.randn(3, 4, 3, generator=generator)
+    result = split_head_min_q(heads, encoding, actions, HeadWorkspace())
+    torch.testing.assert_close(result, _plain_min_q(heads, encoding, actions), rtol=1e-5, atol=1e-6)
+
+
+class _Head(torch.nn.Module):
+    """A critic head shaped like LeRobot's (``net.net`` then ``output_layer``) with other layers."""
+
+    def __init__(self, layers):
+        super().__init__()
+        self.net = torch.nn.Module()
+        self.net.net = torch.nn.Sequential(*layers)
+        width = [layer for layer in layers if isinstance(layer, torch.nn.Linear)][-1].out_features
+        self.output_layer = torch.nn.Linear(width, 1)
+
+    def forward(self, x):
+        return self.output_layer(self.net.net(x))
+
+
+def test_fast_e2hil_estimate_starts_from_the_actor_loss_first_layer(monkeypatch):
+    fast = _build(monkeypatch, True, "e2hil", {}, {})
+    batch = fast._prepare_forward_batch(
+        random_batch(fast.policy, 16, generator=torch.Generator().manual_seed(10))
+    )
+    seen = []
+    monkeypatch.setattr(
+        "lerobot_policy_e2hil.e2hil_algorithm.heads_min_q",
+        lambda heads, base, offsets, workspace: (
+            seen.append((base, offsets, workspace)) or heads_min_q(heads, base, offsets, workspace)
+        ),
+    )
+    monkeypatch.setattr(
+        "lerobot_policy_e2hil.e2hil_algorithm.state_parts", None
+    )  # the anchored path needs no state part
+    torch.manual_seed(11)
+    fast._compute_loss_actor(batch)
+    ((base, offsets, workspace),) = seen
+    assert workspace is fast._estimate_workspace
+    assert (
+        len(base) == 2
+        and base[0].shape == (16, 64)
+        and offsets.shape == (fast.config.num_action_samples, 16, 3)
+    )
+    assert all(not head.net.net[0]._forward_hooks for head in fast.critic_ensemble.critics)
 
 
 def test_a_copied_or_pickled_fast_algorithm_stays_fast(monkeypatch):

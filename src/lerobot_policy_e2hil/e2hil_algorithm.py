@@ -17,7 +17,7 @@ from torch.distributions.utils import _sum_rightmost
 from torch.func import functional_call
 
 from .configuration_e2hil import E2HiLAlgorithmConfig
-from .fast_update import split_head_min_q
+from .fast_update import HeadWorkspace, first_layer_outputs, heads_min_q, state_parts
 from .influence import diagonal_preconditioner, directional_derivative, e2hil_actor_loss, selected_actor_loss
 from .registry import register_algorithm
 
@@ -45,6 +45,8 @@ class E2HiLAlgorithm(SACAlgorithm):
         self.last_actor_info: dict[str, float] = {}
         self.last_influence: Tensor | None = None
         self.last_mask: Tensor | None = None
+        # Buffers of the fast Monte Carlo estimate (fast_update.heads_min_q), reused every update.
+        self._estimate_workspace = HeadWorkspace()
 
     def update(self, batch_iterator: Iterator[BatchType]) -> TrainingStats:
         self.last_actor_info = {}
@@ -74,7 +76,10 @@ class E2HiLAlgorithm(SACAlgorithm):
             critic_encoding = self.critic_ensemble.encoder(
                 {k: v.to(device) for k, v in observations.items()}, cache=observation_features
             )
-        min_q = self._frozen_min_q(critic_encoding, actions_pi)
+        # The fast estimate starts from the heads' first layer at SAC's own action (hooks only read it).
+        anchored = getattr(self, "fast_update", False) and self.config.influence_form != FIRST_ORDER
+        with first_layer_outputs(self.critic_ensemble.critics, enabled=anchored) as first_layers:
+            min_q = self._frozen_min_q(critic_encoding, actions_pi)
         per_sample_loss = self.temperature * log_probs - min_q
         if self.config.influence_form == FIRST_ORDER:
             return self._first_order_actor_loss(
@@ -90,7 +95,8 @@ class E2HiLAlgorithm(SACAlgorithm):
 
         with torch.no_grad():
             mc_actions, mc_log_probs = sample_with_log_prob(distribution, self.config.num_action_samples)
-            mc_q = self._monte_carlo_min_q(critic_encoding, mc_actions)
+            anchor = (actions_pi, first_layers) if anchored else None
+            mc_q = self._monte_carlo_min_q(critic_encoding, mc_actions, anchor)
 
         cfg = self.config
         loss, info = e2hil_actor_loss(
@@ -327,14 +333,27 @@ class E2HiLAlgorithm(SACAlgorithm):
         ]
         return torch.stack(q_values, dim=0).squeeze(-1).min(dim=0)[0]
 
-    def _monte_carlo_min_q(self, critic_encoding: Tensor, mc_actions: Tensor) -> Tensor:
+    def _monte_carlo_min_q(
+        self,
+        critic_encoding: Tensor,
+        mc_actions: Tensor,
+        anchor: tuple[Tensor, list[Tensor]] | None = None,
+    ) -> Tensor:
         """``[K, B]`` min-ensemble Q of the Monte Carlo actions (no gradient).
 
-        With the fast update (:mod:`.fast_update`) each head's first layer takes the state part of
-        its input once per state; otherwise the encoding is repeated for every action.
+        With the fast update (:mod:`.fast_update`) the K x B rows skip the state columns of each
+        head's first layer (:func:`~.fast_update.heads_min_q`): its output is taken at the actor
+        loss's action and offset (``anchor``: those ``[B, A]`` actions and the heads' first-layer
+        outputs there), or else computed once per state; the other layers write into reused
+        buffers. Without it the encoding is repeated for every action.
         """
         if getattr(self, "fast_update", False):
-            return split_head_min_q(self.critic_ensemble.critics, critic_encoding, mc_actions)
+            heads = list(self.critic_ensemble.critics)
+            if anchor is not None and len(anchor[1]) == len(heads):
+                base, offsets = anchor[1], mc_actions - anchor[0].detach()
+            else:
+                base, offsets = state_parts(heads, critic_encoding), mc_actions
+            return heads_min_q(heads, base, offsets, self._estimate_workspace)
         expanded = critic_encoding.unsqueeze(0).expand(mc_actions.shape[0], *critic_encoding.shape)
         return self._frozen_min_q(expanded, mc_actions)
 

@@ -171,31 +171,170 @@ def polyak_update(targets: Iterable[Tensor], sources: Iterable[Tensor], tau: flo
     torch._foreach_add_(targets, scaled)
 
 
-def split_head_min_q(heads: Iterable[nn.Module], state_encoding: Tensor, actions: Tensor) -> Tensor:
-    """Min over critic heads of Q(s, a) for many actions per state, without gradient.
+class HeadWorkspace:
+    """Buffers the Monte Carlo critic-head forwards write into, kept from one update to the next.
 
-    Each head's first layer is linear in ``[state encoding, action]``:
-    ``W [e; a] + b = (W_e e + b) + W_a a``. The state part is computed once per state and
-    broadcast over the actions, so the K x B rows pay only for the ``action_dim`` columns of the
-    first layer. Equal to the concatenated forward up to float rounding.
+    The K x B-row hidden activations are megabytes each; allocated afresh at every update they
+    come from new pages of memory (the allocator returns large blocks to the system), and the
+    page faults cost as much as the layers' arithmetic. Two buffers per width, used in turn.
+    """
+
+    def __init__(self):
+        self._buffers: dict[tuple, Tensor] = {}
+
+    def get(self, slot: int, shape: tuple[int, ...], like: Tensor) -> Tensor:
+        """The buffer ``slot`` of ``shape`` with ``like``'s dtype and device (uninitialised)."""
+        key = (slot, tuple(shape), like.dtype, like.device)
+        buffer = self._buffers.get(key)
+        if buffer is None:
+            buffer = self._buffers[key] = torch.empty(shape, dtype=like.dtype, device=like.device)
+        return buffer
+
+
+def state_parts(heads: Iterable[nn.Module], state_encoding: Tensor) -> list[Tensor]:
+    """``W_e e + b`` of each head's first layer: its output for the states and a zero action.
 
     Args:
         heads: LeRobot ``CriticHead`` modules (``net.net`` a ``Sequential`` starting with a
-            ``Linear``, then ``output_layer``).
+            ``Linear`` on ``[state encoding, action]``).
+        state_encoding: ``[B, E]`` critic encodings of the states.
+
+    Returns:
+        One ``[B, hidden]`` tensor per head, without gradient.
+    """
+    encoding_dim = state_encoding.shape[-1]
+    with torch.no_grad():
+        return [
+            torch.nn.functional.linear(state_encoding, first.weight[:, :encoding_dim], first.bias)
+            for first in (head.net.net[0] for head in heads)
+        ]
+
+
+@contextmanager
+def first_layer_outputs(heads: Iterable[nn.Module], enabled: bool = True) -> Iterator[list[Tensor]]:
+    """Collect, detached, the output of each head's first layer in the forwards run in the block.
+
+    Run around one forward of the heads on ``[state encoding, actions]`` (any way of calling
+    them, ``functional_call`` included): the list then holds one ``[B, hidden]`` tensor per
+    head, in order, and the forward computes exactly what it computes without the hooks.
+    """
+    outputs: list[Tensor] = []
+    if not enabled:
+        yield outputs
+        return
+    handles = [
+        head.net.net[0].register_forward_hook(
+            lambda _module, _inputs, output: outputs.append(output.detach())
+        )
+        for head in heads
+    ]
+    try:
+        yield outputs
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def heads_min_q(
+    heads: Iterable[nn.Module],
+    first_layer_base: list[Tensor],
+    action_offsets: Tensor,
+    workspace: HeadWorkspace | None = None,
+) -> Tensor:
+    """Min over critic heads of Q for K actions per state, from each head's first layer at a base action.
+
+    Each head's first layer is linear in ``[state encoding, action]``, so at ``a = a0 + d`` it is
+    ``h0 + W_a d`` with ``h0`` its output at the base action ``a0``. With ``h0 = W_e e + b``
+    (:func:`state_parts`, ``a0 = 0``) or with the first layer's output at the actor loss's own
+    action (:func:`first_layer_outputs`), the K x B rows pay only for the ``action_dim`` columns
+    of the first layer; the result equals the concatenated forward up to float rounding. The
+    layers after the first run as the head's modules do (the same kernels), writing into
+    ``workspace``'s buffers when one is given.
+
+    Args:
+        heads: LeRobot ``CriticHead`` modules.
+        first_layer_base: One ``[B, hidden]`` first-layer output per head, at the base actions.
+        action_offsets: ``[K, B, A]`` actions minus the base actions, K per state.
+        workspace: Buffers to reuse across calls (None: allocate).
+
+    Returns:
+        ``[K, B]`` minimum over the heads, without gradient.
+    """
+    workspace = workspace if workspace is not None else HeadWorkspace()
+    num_actions, batch_size, action_dim = action_offsets.shape
+    rows = action_offsets.reshape(num_actions * batch_size, action_dim)
+    q_values = []
+    with torch.no_grad():
+        for head, base in zip(heads, first_layer_base, strict=True):
+            first, *rest = head.net.net
+            hidden = workspace.get(0, (rows.shape[0], first.out_features), rows)
+            torch.mm(rows, first.weight[:, first.in_features - action_dim :].t(), out=hidden)
+            hidden.view(num_actions, batch_size, -1).add_(base)
+            for layer in rest:
+                hidden = _apply_in_workspace(layer, hidden, workspace)
+            q_values.append(head.output_layer(hidden).squeeze(-1))
+    return torch.stack(q_values, dim=0).min(dim=0)[0].view(num_actions, batch_size)
+
+
+def _apply_in_workspace(layer: nn.Module, hidden: Tensor, workspace: HeadWorkspace) -> Tensor:
+    """``layer(hidden)`` by the same kernel, into a workspace buffer or in place where it can."""
+    if isinstance(layer, nn.Linear):
+        out = _other_buffer(workspace, hidden, layer.out_features)
+        if layer.bias is None:
+            return torch.mm(hidden, layer.weight.t(), out=out)
+        return torch.addmm(layer.bias, hidden, layer.weight.t(), out=out)
+    if isinstance(layer, nn.LayerNorm) and len(layer.normalized_shape) == 1:
+        out = _other_buffer(workspace, hidden, hidden.shape[-1])
+        stats = [workspace.get(slot, (hidden.shape[0], 1), hidden) for slot in (2, 3)]
+        torch.ops.aten.native_layer_norm.out(
+            hidden,
+            list(layer.normalized_shape),
+            layer.weight,
+            layer.bias,
+            layer.eps,
+            out0=out,
+            out1=stats[0],
+            out2=stats[1],
+        )
+        return out
+    if isinstance(layer, nn.SiLU):
+        return torch.nn.functional.silu(hidden, inplace=True)
+    if isinstance(layer, nn.ReLU):
+        return hidden.relu_()
+    if isinstance(layer, nn.Tanh):
+        return hidden.tanh_()
+    return layer(hidden)
+
+
+def _other_buffer(workspace: HeadWorkspace, hidden: Tensor, width: int) -> Tensor:
+    """The workspace buffer of ``width`` columns that is not ``hidden``'s storage."""
+    for slot in (0, 1):
+        buffer = workspace.get(slot, (hidden.shape[0], width), hidden)
+        if buffer.data_ptr() != hidden.data_ptr():
+            return buffer
+    raise AssertionError("two distinct workspace buffers of one shape")
+
+
+def split_head_min_q(
+    heads: Iterable[nn.Module],
+    state_encoding: Tensor,
+    actions: Tensor,
+    workspace: HeadWorkspace | None = None,
+) -> Tensor:
+    """Min over critic heads of Q(s, a) for many actions per state, without gradient.
+
+    :func:`heads_min_q` from the state part of each head's first layer (:func:`state_parts`):
+    ``W [e; a] + b = (W_e e + b) + W_a a``, computed once per state and broadcast over the
+    actions. Equal to the concatenated forward up to float rounding.
+
+    Args:
+        heads: LeRobot ``CriticHead`` modules.
         state_encoding: ``[B, E]`` critic encodings of the states.
         actions: ``[K, B, A]`` actions, K per state.
+        workspace: Buffers to reuse across calls (None: allocate).
 
     Returns:
         ``[K, B]`` minimum over the heads.
     """
-    encoding_dim = state_encoding.shape[-1]
-    q_values = []
-    with torch.no_grad():
-        for head in heads:
-            first, *rest = head.net.net
-            hidden = torch.matmul(actions, first.weight[:, encoding_dim:].t())
-            hidden += torch.nn.functional.linear(state_encoding, first.weight[:, :encoding_dim], first.bias)
-            for layer in rest:
-                hidden = layer(hidden)
-            q_values.append(head.output_layer(hidden).squeeze(-1))
-    return torch.stack(q_values, dim=0).min(dim=0)[0]
+    heads = list(heads)
+    return heads_min_q(heads, state_parts(heads, state_encoding), actions, workspace)
