@@ -40,3 +40,24 @@ def test_profile_update_prints_phases_operators_floor_and_replay():
     assert out.startswith("ours (fast update) SAC update")
     for text in ("floor", "backward", "Adam step", "matmul (mm, addmm, bmm)", "replay: one mixed batch of 8"):
         assert text in out, text
+
+
+def test_bench_fast_update_e2hil_prints_the_earlier_estimate_as_a_contender():
+    out = _run("benchmarks/bench_fast_update.py", "--e2hil", "--k", "2", *TINY)
+    assert any(line.startswith("e2hil split ") for line in out.splitlines())
+    assert "E2HiL/SAC (split  )" in out
+
+
+def test_profile_update_e2hil_breaks_down_the_extra_cost_over_sac():
+    out = _run("benchmarks/profile_update.py", "--e2hil", "--k", "2", *TINY)
+    assert out.startswith("E2HiL (fast, policy_gradient, K=2) vs SAC (fast), state-only, batch 8")
+    for text in (
+        "extra",
+        "Monte Carlo estimate (heads_min_q)",
+        "influence, quantiles, mask, masked mean",
+        "sampling + log-prob",
+        "second layer GEMM (16 x 256 x 256)",
+        "LayerNorm (2 per head)",
+        "state part W_e e + b",
+    ):
+        assert text in out, text
