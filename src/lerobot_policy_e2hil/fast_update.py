@@ -22,8 +22,9 @@ update loop, losses or networks is copied:
 :func:`fast_class` builds the mixed-in class for ``"sac"``, ``"e2hil"`` or any other
 ``SACAlgorithm`` subclass; :mod:`.registry`'s lookup returns it, so LeRobot's learner, the sim
 learner and the benchmark trainer use it with no change to their entry points.
-``E2HiLAlgorithm`` reads :attr:`FastUpdateMixin.fast_update` to compute the state part of each
-critic head's first layer once per state for its Monte Carlo actions (:func:`split_head_min_q`).
+``E2HiLAlgorithm`` reads :attr:`FastUpdateMixin.fast_update` to score its Monte Carlo actions
+from each critic head's first layer at the actor loss's own action (:func:`first_layer_outputs`,
+:func:`heads_min_q`), in buffers reused from one update to the next (:class:`HeadWorkspace`).
 
 The switch is the environment variable ``LEROBOT_E2HIL_FAST_UPDATE`` (``1``, the default, or
 ``0`` for LeRobot's own update). An environment variable rather than a config field: ``"sac"``
