@@ -19,6 +19,8 @@ from .config_leader import SO101LeaderHILConfig
 
 #: Allowed values of ``SO101FollowerSimConfig.physics``.
 PHYSICS = ("instant", "mujoco")
+#: Allowed values of ``SO101LeaderHILSimConfig.script`` (teacher.SCRIPTS; no MuJoCo import here).
+SCRIPTS = ("none", "pick_cube")
 
 
 @RobotConfig.register_subclass("so101_follower_sim")
@@ -44,3 +46,25 @@ class SO101LeaderHILSimConfig(SO101LeaderHILConfig):
     """SO101 HIL leader over a simulated Feetech bus; the keyboard is off by default."""
 
     use_keyboard: bool = False
+    # "none": the leader stays where it is put; "pick_cube": a scripted operator moves it so the MuJoCo
+    # follower (same process, robot.physics="mujoco") picks up the cube, and reports intervention/success
+    script: str = "none"
+    # Steps of each episode the policy drives before the script takes over (0: from the first step)
+    script_takeover_step: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.script not in SCRIPTS:
+            raise ConfigError(
+                f"teleop.script={self.script!r} is invalid; allowed values: {', '.join(map(repr, SCRIPTS))}"
+            )
+        if not isinstance(self.script_takeover_step, int) or self.script_takeover_step < 0:
+            raise ConfigError(
+                f"teleop.script_takeover_step={self.script_takeover_step!r} is invalid; allowed values: "
+                "an integer >= 0"
+            )
+        if self.script != "none" and not self.use_degrees:
+            raise ConfigError(
+                f"teleop.use_degrees={self.use_degrees!r} is invalid with teleop.script={self.script!r}; "
+                "allowed values: true (the script moves the leader in degrees)"
+            )

@@ -8,7 +8,10 @@ Feetech packets, LeRobot's bus, calibration, ``max_relative_target`` and the SO 
 unchanged against physics: a goal is reached over time (damping, actuator force limits, gravity,
 contacts), not at once. Physics advances with the wall clock at every bus transaction
 (:class:`MujocoServoChain`), at most :data:`MAX_ADVANCE_S` at a time; tests call
-:meth:`MujocoArm.advance` for a fixed duration. :class:`MujocoCamera` renders the scene.
+:meth:`MujocoArm.advance` for a fixed duration. :class:`MujocoCamera` renders the scene. The
+MJCF's fingertip pads are made to collide (a closing gripper pinches the cube between them). Each
+arm registers itself (:func:`live_arm`): the scripted teacher of the simulated leader, built
+separately by LeRobot in the same process, finds the scene there.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +36,26 @@ MAX_ADVANCE_S = 0.1
 TICKS_PER_TURN = 4096
 #: Pose of the wrist camera added to the ``gripper`` body (metres, MuJoCo ``xyaxes``).
 WRIST_CAMERA = {"pos": [0.0, -0.05, -0.03], "xyaxes": [1.0, 0.0, 0.0, 0.0, 0.6, -0.8]}
+#: Fingertip pads of the MJCF (inert there); made to collide so a closed gripper holds the cube.
+JAW_PADS = ("fixed_jaw_pad", "moving_jaw_pad")
+#: The cube's free joint in the scene.
+CUBE_JOINT = "block"
+
+_live: list[weakref.ref] = []
+
+
+def live_arm() -> MujocoArm | None:
+    """The most recently built :class:`MujocoArm` of this process that still exists, or None.
+
+    LeRobot builds the follower and the leader separately; the scripted teacher of the simulated
+    leader finds the follower's scene here.
+    """
+    while _live:
+        arm = _live[-1]()
+        if arm is not None:
+            return arm
+        _live.pop()
+    return None
 
 
 def scene_path() -> Path:
@@ -56,13 +80,19 @@ class MujocoArm:
         spec = mujoco.MjSpec.from_file(str(scene_path()))
         spec.body("gripper").add_camera(name="wrist", **WRIST_CAMERA)
         self.model = spec.compile()
+        pads = [self.model.geom(name).id for name in JAW_PADS]
+        self.model.geom_contype[pads] = 1
+        self.model.geom_conaffinity[pads] = 1
         self.data = mujoco.MjData(self.model)
         self.ranges = dict(ranges)
         self.lock = threading.RLock()
         self._joint = {name: self.model.joint(name) for name in ranges}
         self._actuator = {name: self.model.actuator(name).id for name in ranges}
+        #: Goal positions sent to each motor so far (an env step sends one; a reset, a trajectory).
+        self.command_counts = dict.fromkeys(ranges, 0)
         mujoco.mj_forward(self.model, self.data)
         self._last = time.monotonic()
+        _live.append(weakref.ref(self))
 
     # -- ticks <-> radians ----------------------------------------------------------------------
     def angle(self, name: str, ticks: float) -> float:
@@ -93,6 +123,18 @@ class MujocoArm:
         """Set the position actuator of ``name`` to ``ticks`` (MuJoCo clamps it to the joint's range)."""
         with self.lock:
             self.data.ctrl[self._actuator[name]] = self.angle(name, ticks)
+            self.command_counts[name] += 1
+
+    def reset_cube(self) -> None:
+        """Put the cube back at rest on its start pose (the scene's), as an operator does between episodes."""
+        import mujoco
+
+        joint = self.model.joint(CUBE_JOINT)
+        start, dof = int(joint.qposadr[0]), int(joint.dofadr[0])
+        with self.lock:
+            self.data.qpos[start : start + 7] = self.model.qpos0[start : start + 7]
+            self.data.qvel[dof : dof + 6] = 0.0
+            mujoco.mj_forward(self.model, self.data)
 
     def place(self, name: str, ticks: int) -> None:
         """Put joint ``name`` at ``ticks`` at rest and hold it there (a hand, or the start pose)."""

@@ -9,7 +9,8 @@ LeRobot's code.
 
 Use them with ``--env.robot.type=so101_follower_sim --env.teleop.type=so101_leader_hil_sim`` to
 dry-run any SO101 config without hardware; tests move the leader by hand with
-:meth:`SimulatedArmMixin.set_joint_positions`.
+:meth:`SimulatedArmMixin.set_joint_positions`. With ``--env.teleop.script=pick_cube`` and the
+follower in MuJoCo, a scripted operator (:mod:`.teacher`) moves the leader and reports the events.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from lerobot.motors.feetech import FeetechMotorsBus
 from lerobot.motors.feetech.feetech import patch_setPacketTimeout
 from lerobot.robots.so_follower.so_follower import SOFollower
 
+from ..errors import SetupError
 from .config_simulated import SO101FollowerSimConfig, SO101LeaderHILSimConfig
 from .fake_feetech import SimulatedServo, SimulatedServoChain
 from .leader import SO101LeaderHIL
@@ -235,3 +237,42 @@ class SO101LeaderHILSim(SimulatedArmMixin, SO101LeaderHIL):
     def __init__(self, config: SO101LeaderHILSimConfig):
         super().__init__(config)
         self.bus = _simulated_bus(self)
+        self.teacher = None
+
+    def connect(self, calibrate: bool = True) -> None:
+        """Connect like the real leader; with a ``script``, attach it to the MuJoCo follower's scene.
+
+        Raises:
+            SetupError: ``script`` is set but no follower with ``physics="mujoco"`` exists in this process.
+        """
+        super().connect(calibrate=calibrate)
+        if self.config.script == "none":
+            return
+        from .mujoco_arm import live_arm
+        from .teacher import PickCubeTeacher
+
+        arm = live_arm()
+        if arm is None:
+            self.disconnect()
+            raise SetupError(
+                f"teleop.script={self.config.script!r} needs the simulated follower in MuJoCo in the same "
+                "process (--env.robot.type=so101_follower_sim --env.robot.physics=mujoco); allowed values "
+                "without it: teleop.script='none'"
+            )
+        self.teacher = PickCubeTeacher(
+            arm, self.config.end_effector_step_sizes, takeover_step=self.config.script_takeover_step
+        )
+
+    def get_action(self) -> Any:
+        """Let the script move the leader and set the events, then read it like the real leader."""
+        if self.teacher is not None:
+            command = self.teacher.step()
+            if command.joints is not None:
+                self.set_joint_positions(command.joints)
+            if command.realign:
+                # The hand took the leader where the follower is: no motion to report.
+                self._ee_reference = None
+            self.events.set_intervention(command.intervention)
+            if command.success:
+                self.events.mark_success()
+        return super().get_action()
