@@ -111,6 +111,7 @@ def closing(t) -> bool:
     return t.episode.phase is teacher.Phase.CLOSE and t.episode.phase_steps >= teacher.CLOSE_STEPS
 
 
+@pytest.mark.slow
 def test_teacher_reaches_the_cube_and_closes_through_the_ee_pipeline(teacher_env):
     env, teleop, env_processor, action_processor = teacher_env
     transition = gym_manipulator.reset_and_build_transition(env, env_processor, action_processor)

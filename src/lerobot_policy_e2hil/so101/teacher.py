@@ -45,10 +45,10 @@ GRIPPER_HALF_OPEN = 50.0
 GRIPPER_CLOSED = 0.0
 #: Follower jaw opening (0-100) the teacher opens to.
 OPEN_JAW = 65.0
-#: Grasp-point heights above the cube's start centre (metres): hover, grasp (the pads pinch the
-#: middle of the 4 cm cube, where both jaws of the tilted gripper reach it), lifted.
+#: Grasp-point heights above the cube's start centre (metres): hover, grasp (at the centre: the
+#: gripper is tilted, so the moving jaw's pad sits higher, and must stay below the cube's top), lifted.
 HOVER_M = 0.07
-GRASP_M = 0.005
+GRASP_M = 0.0
 LIFT_M = 0.075
 #: Grasp point's shift from the cube's centre toward the fixed jaw (metres, horizontally): the fixed
 #: jaw clears the cube's face on the way down, the closing jaw pushes the cube against it.
@@ -67,6 +67,8 @@ IN_FLIGHT_DECAY = 0.6
 CAREFUL = 0.5
 #: Position error (metres) at which a move is done.
 TOLERANCE_M = 0.006
+#: Position error (metres) at which the jaws are low enough to close (pads below the cube's top).
+GRASP_TOLERANCE_M = 0.003
 #: Steps the gripper gets to close before lifting.
 CLOSE_STEPS = 12
 #: Longest stay in a moving phase (steps), so a blocked move cannot stall the episode.
@@ -266,7 +268,9 @@ class PickCubeTeacher:
         done = float(np.linalg.norm(error)) < TOLERANCE_M or episode.phase_steps > PHASE_TIMEOUT
         if episode.phase is Phase.HOVER and done:
             self._next_phase(Phase.DESCEND)
-        elif episode.phase is Phase.DESCEND and done:
+        elif episode.phase is Phase.DESCEND and (
+            float(np.linalg.norm(error)) < GRASP_TOLERANCE_M or episode.phase_steps > PHASE_TIMEOUT
+        ):
             episode.grasp_xy = grasp[:2].copy()
             self._next_phase(Phase.CLOSE)
         elif episode.phase is Phase.CLOSE and episode.phase_steps > CLOSE_STEPS:
