@@ -38,11 +38,11 @@ ARM_JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wris
 #: Leader gripper positions (0-100). In ``ee`` mode the leader's gripper is a discrete command:
 #: above ``gripper_high_threshold`` (60) the follower's jaw opens, below ``gripper_low_threshold``
 #: (40) it closes, between them it stays. The teacher opens until the follower's jaw is at
-#: :data:`GRIPPER_HALF_OPEN` (fully open, the jaw would hit the table), then holds it there; in
+#: :data:`LEADER_GRIP_HALF_OPEN` (fully open, the jaw would hit the table), then holds it there; in
 #: ``joint`` mode the follower's gripper goes to the same value directly.
-GRIPPER_OPENING = 70.0
-GRIPPER_HALF_OPEN = 50.0
-GRIPPER_CLOSED = 0.0
+LEADER_GRIP_OPENING = 70.0
+LEADER_GRIP_HALF_OPEN = 50.0
+LEADER_GRIP_CLOSED = 0.0
 #: Follower jaw opening (0-100) the teacher opens to.
 OPEN_JAW = 65.0
 #: Grasp-point heights above the cube's start centre (metres): hover, grasp (at the centre: the
@@ -282,16 +282,16 @@ class PickCubeTeacher:
         motion = clip_step(target - grasp - self._in_flight, self.limits * (CAREFUL if careful else 1.0))
         self._in_flight = IN_FLIGHT_DECAY * self._in_flight + self._move_leader(motion)
         closed = episode.phase in (Phase.CLOSE, Phase.LIFT, Phase.HOLD)
-        gripper = GRIPPER_CLOSED if closed else self._open_command()
+        gripper = LEADER_GRIP_CLOSED if closed else self._open_command()
         return TeacherCommand(intervention=True, joints=self._leader_positions(gripper), success=success)
 
     def _open_command(self) -> float:
-        """Leader gripper that opens the follower's jaw to :data:`GRIPPER_HALF_OPEN`, then keeps it."""
+        """Leader gripper that opens the follower's jaw to :data:`LEADER_GRIP_HALF_OPEN`, then keeps it."""
         lo, hi = self.arm.ranges["gripper"]
         half_open = self.arm.angle("gripper", lo + OPEN_JAW / 100.0 * (hi - lo))
         with self.arm.lock:
             jaw = float(self.arm.data.qpos[self._qpos["gripper"]])
-        return GRIPPER_OPENING if jaw < half_open - 0.05 else GRIPPER_HALF_OPEN
+        return LEADER_GRIP_OPENING if jaw < half_open - 0.05 else LEADER_GRIP_HALF_OPEN
 
     def _move_leader(self, motion: np.ndarray) -> np.ndarray:
         """Move the leader's end effector by ``motion`` (within joint limits); return the motion made."""
