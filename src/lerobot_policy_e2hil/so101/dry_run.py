@@ -500,7 +500,9 @@ def demos_produced(demos: Path) -> dict[str, Any]:
         "episodes": info["total_episodes"],
         "frames": info["total_frames"],
         "success_frames": sum(1 for r in values("next.reward") if r > 0),
-        "intervention_frames": sum(1 for v in values(intervention) if v > 0) if len(columns) > 2 else None,
+        "intervention_frames": sum(1 for v in values(intervention) if v > 0)
+        if intervention in columns
+        else None,
         "moving_frames": sum(1 for action in values("action") if any(action[:3])),
         "state_span": round(max(spans), 3),
         "cameras": cameras,

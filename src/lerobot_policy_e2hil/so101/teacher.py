@@ -29,10 +29,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .config_simulated import SCRIPTS  # noqa: F401  (the allowed scripts, defined with the config)
 from .mujoco_arm import MujocoArm
 
-#: Allowed values of ``SO101LeaderHILSimConfig.script``.
-SCRIPTS = ("none", "pick_cube")
 #: Arm joints moved by the teacher, in bus order (the gripper is commanded separately).
 ARM_JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll")
 #: Leader gripper positions (0-100). In ``ee`` mode the leader's gripper is a discrete command:
@@ -183,10 +182,7 @@ class PickCubeTeacher:
         """
         import mujoco
 
-        data = self._scratch
-        for name, angle in zip(ARM_JOINTS, angles, strict=True):
-            data.qpos[self._qpos[name]] = angle
-        mujoco.mj_kinematics(self._model, data)
+        data = self._pose_scratch(angles)
         mujoco.mj_comPos(self._model, data)
         jacp = np.zeros((3, self._model.nv))
         mujoco.mj_jacSite(self._model, data, jacp, None, self._site)
@@ -236,12 +232,12 @@ class PickCubeTeacher:
         Returns:
             The leader's new joint positions and the events to report.
         """
-        _, _, _, writes = self._observe()
+        grasp, cube, follower, writes = self._observe()
         # An env step writes one goal per joint; LeRobot's reset writes a trajectory of them.
         if self._writes is None or writes - self._writes > 1:
             self._new_episode()
+            grasp, cube, follower, writes = self._observe()  # the cube was put back
         self._writes = writes
-        grasp, cube, follower, _ = self._observe()
         jaw_axis = self._jaw_axis()
         episode = self.episode
         episode.steps += 1
@@ -263,14 +259,12 @@ class PickCubeTeacher:
         if lifted and not episode.succeeded:
             episode.succeeded = success = True
             self._next_phase(Phase.HOLD)
-        target = self._phase_target(grasp, jaw_axis)
-        error = target - grasp
-        done = float(np.linalg.norm(error)) < TOLERANCE_M or episode.phase_steps > PHASE_TIMEOUT
+        distance = float(np.linalg.norm(self._phase_target(grasp, jaw_axis) - grasp))
+        timed_out = episode.phase_steps > PHASE_TIMEOUT
+        done = distance < TOLERANCE_M or timed_out
         if episode.phase is Phase.HOVER and done:
             self._next_phase(Phase.DESCEND)
-        elif episode.phase is Phase.DESCEND and (
-            float(np.linalg.norm(error)) < GRASP_TOLERANCE_M or episode.phase_steps > PHASE_TIMEOUT
-        ):
+        elif episode.phase is Phase.DESCEND and (distance < GRASP_TOLERANCE_M or timed_out):
             episode.grasp_xy = grasp[:2].copy()
             self._next_phase(Phase.CLOSE)
         elif episode.phase is Phase.CLOSE and episode.phase_steps > CLOSE_STEPS:
@@ -308,13 +302,17 @@ class PickCubeTeacher:
         return self._site_position(angles) - start
 
     def _site_position(self, angles: np.ndarray) -> np.ndarray:
+        return self._pose_scratch(angles).site_xpos[self._site].copy()
+
+    def _pose_scratch(self, angles: np.ndarray):
+        """The scratch ``MjData`` with the arm at joint ``angles`` (rad), kinematics computed."""
         import mujoco
 
         data = self._scratch
         for name, angle in zip(ARM_JOINTS, angles, strict=True):
             data.qpos[self._qpos[name]] = angle
         mujoco.mj_kinematics(self._model, data)
-        return data.site_xpos[self._site].copy()
+        return data
 
     def _leader_positions(self, gripper: float) -> dict[str, float]:
         """The leader's arm angles as LeRobot positions (degrees), plus the gripper (0-100)."""
