@@ -310,7 +310,7 @@ def test_fast_e2hil_estimate_starts_from_the_actor_loss_first_layer(monkeypatch)
         ),
     )
     monkeypatch.setattr(
-        "lerobot_policy_e2hil.e2hil_algorithm.state_parts", None
+        "lerobot_policy_e2hil.e2hil_algorithm.split_head_min_q", None
     )  # the anchored path needs no state part
     torch.manual_seed(11)
     fast._compute_loss_actor(batch)

@@ -17,7 +17,7 @@ from torch.distributions.utils import _sum_rightmost
 from torch.func import functional_call
 
 from .configuration_e2hil import E2HiLAlgorithmConfig
-from .fast_update import HeadWorkspace, first_layer_outputs, heads_min_q, state_parts
+from .fast_update import HeadWorkspace, first_layer_outputs, heads_min_q, split_head_min_q
 from .influence import diagonal_preconditioner, directional_derivative, e2hil_actor_loss, selected_actor_loss
 from .registry import register_algorithm
 
@@ -350,10 +350,9 @@ class E2HiLAlgorithm(SACAlgorithm):
         if getattr(self, "fast_update", False):
             heads = list(self.critic_ensemble.critics)
             if anchor is not None and len(anchor[1]) == len(heads):
-                base, offsets = anchor[1], mc_actions - anchor[0].detach()
-            else:
-                base, offsets = state_parts(heads, critic_encoding), mc_actions
-            return heads_min_q(heads, base, offsets, self._estimate_workspace)
+                offsets = mc_actions - anchor[0].detach()
+                return heads_min_q(heads, anchor[1], offsets, self._estimate_workspace)
+            return split_head_min_q(heads, critic_encoding, mc_actions, self._estimate_workspace)
         expanded = critic_encoding.unsqueeze(0).expand(mc_actions.shape[0], *critic_encoding.shape)
         return self._frozen_min_q(expanded, mc_actions)
 

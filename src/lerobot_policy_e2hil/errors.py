@@ -6,12 +6,14 @@ with :data:`EXIT_SETUP`, without a traceback (:func:`exit_on_setup_error`).
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import sys
+from pathlib import Path
 from typing import NoReturn
 
-from draccus.utils import ParsingError
+from draccus.utils import DraccusException, ParsingError
 
 #: Exit status of an entry point that stopped on a bad command line or setup.
 EXIT_SETUP = 2
@@ -59,11 +61,66 @@ def describe_error(err: BaseException, config_path: str | None = None) -> str | 
             f"`python -m json.tool {config_path}` shows where it breaks."
         )
     if isinstance(err, ParsingError):
-        message = one_line(err)
-        inner = re.search(r"Could not decode the value into any of the given types: \w+: (.+)", message)
-        cause = inner.group(1) if inner else message
-        return f"{cause.rstrip('.')}. Fix that value in the config file or with its --<field> flag."
+        return f"{_innermost_cause(one_line(err)).rstrip('.')}. Fix that value in the config file or with its --<field> flag."
+    if isinstance(err, argparse.ArgumentError):  # e.g. a `--<field>.type` that is not registered
+        return f"{one_line(err).rstrip('.')}."
+    if isinstance(err, DraccusException):  # what draccus raises for a flag no field has
+        return f"{one_line(err).rstrip('.')}. `--help` lists the flags."
     return None
+
+
+# draccus' message for a bad value inside a choice-type field (``env``, ``env.teleop``), nested
+# once per choice-type level: "`env`: Could not decode ... types: EnvConfig: `processor`: ..."
+_CHOICE_LEVEL = re.compile(r"`([\w.]+)`: Could not decode the value into any of the given types: \w+: (.+)")
+_FIELD_CAUSE = re.compile(r"`([\w.]+)`: (.+)")
+
+
+def _innermost_cause(message: str) -> str:
+    """draccus' nested choice-type message as "`<dotted field>`: <cause>" (the message itself otherwise)."""
+    fields = []
+    while level := _CHOICE_LEVEL.fullmatch(message):
+        fields.append(level.group(1))
+        message = level.group(2)
+    if fields and (field := _FIELD_CAUSE.fullmatch(message)):
+        fields.append(field.group(1))
+        message = field.group(2)
+    return f"`{'.'.join(fields)}`: {message}" if fields else message
+
+
+def check_command_line(config_class: type, args: list[str]) -> None:
+    """End the process on a bad command line before LeRobot's ``parser.wrap`` parses it.
+
+    ``parser.wrap`` prints draccus' message for a value it cannot decode over several lines
+    and exits 1; entry points built on it call this first, so a bad value ends as everywhere
+    else (:func:`exit_on_setup_error`). It parses as ``parser.wrap`` does (``--config_path``,
+    ``--<field>.path`` flags filtered out); command lines that load plugins, ask for help or
+    name a config that is not a local file are left to ``parser.wrap``.
+
+    Args:
+        config_class: The config dataclass the entry point's ``parser.wrap`` builds.
+        args: The command line without the program name.
+    """
+    import draccus
+    from lerobot.configs import parser
+
+    config_path = parser.parse_arg("config_path", args)
+    if (
+        "--help" in args
+        or "-h" in args
+        or parser.parse_plugin_args(parser.PLUGIN_DISCOVERY_SUFFIX, args)
+        or (config_path is not None and not Path(config_path).is_file())
+    ):
+        return
+    rest = parser.filter_arg("config_path", args)
+    try:
+        if hasattr(config_class, "__get_path_fields__"):
+            path_fields = config_class.__get_path_fields__()
+            rest = parser.filter_path_args(path_fields, rest)
+            if config_path is not None:
+                config_path = parser.extract_path_fields_from_config(config_path, path_fields)
+        draccus.parse(config_class, config_path=config_path, args=rest, exit_on_error=False)
+    except Exception as err:
+        exit_on_setup_error(err, parser.parse_arg("config_path", args))
 
 
 def exit_on_setup_error(err: Exception, config_path: str | None = None) -> NoReturn:

@@ -14,7 +14,7 @@ import logging
 import sys
 from collections.abc import Callable
 
-from ..errors import EXIT_SETUP, SetupError, describe_error, exit_on_setup_error, one_line
+from ..errors import EXIT_SETUP, SetupError, check_command_line, describe_error, exit_on_setup_error, one_line
 from .settings import FaultSettings, split_fault_args
 
 # Importable from here as before; the definitions live in ..errors.
@@ -55,6 +55,7 @@ def run_entry(main: Callable[[FaultSettings], None]) -> None:
     with :data:`EXIT_FATAL` when a hook recorded a fatal fault, printing ``error: <message>``.
     """
     from lerobot.configs import parser
+    from lerobot.rl.train_rl import TrainRLServerPipelineConfig
 
     from .checks import check_algorithm_type
 
@@ -63,6 +64,7 @@ def run_entry(main: Callable[[FaultSettings], None]) -> None:
         settings, rest = split_fault_args(sys.argv[1:])
         sys.argv = [sys.argv[0], *rest]
         check_algorithm_type(rest)
+        check_command_line(TrainRLServerPipelineConfig, rest)
         main(settings)
     except Exception as err:
         exit_on_setup_error(err, config_path)

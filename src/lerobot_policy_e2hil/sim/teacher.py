@@ -97,6 +97,18 @@ def expert_action(
     return np.array([0.0, 0.0, 0.0, GYM_HIL_GRIPPER.close])
 
 
+def pinch_and_cube(env: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The pinch-site and cube-centre positions (x, y, z) of the unwrapped pick-cube env."""
+    tcp = np.asarray(env.data.sensor("2f85/pinch_pos").data, dtype=np.float64).copy()
+    block = np.asarray(env.data.sensor("block_pos").data, dtype=np.float64).copy()
+    return tcp, block
+
+
+def gripper_closed(env: Any) -> bool:
+    """Whether the unwrapped pick-cube env's finger actuator command is past half-closed."""
+    return float(env.get_gripper_pose()[0]) / 255.0 > 0.5
+
+
 def _towards(tcp: np.ndarray, target: np.ndarray, gripper: float) -> np.ndarray:
     delta = np.clip((target - tcp) / EE_STEP_M, -1.0, 1.0)
     return np.array([*delta, gripper])
@@ -177,8 +189,8 @@ class ScriptedTeacher(InputController):
         """Read the env state, compute the expert action and the intervention decision."""
         if self.env is None:
             raise RuntimeError("ScriptedTeacher.bind(env) must be called before the first step")
-        tcp, block = self._positions()
-        closed = float(self.env.get_gripper_pose()[0]) / 255.0 > 0.5
+        tcp, block = pinch_and_cube(self.env)
+        closed = gripper_closed(self.env)
         if self.human_like:
             # Decide first: a take-over that starts now starts its hover and detour draws now.
             self.intervention_flag = self._decide_human(tcp, block)
@@ -351,12 +363,6 @@ class ScriptedTeacher(InputController):
 
     def _lifted(self, block: np.ndarray) -> bool:
         return float(block[2]) - self._block_rest_z() > 0.03
-
-    def _positions(self) -> tuple[np.ndarray, np.ndarray]:
-        data = self.env.data
-        tcp = np.asarray(data.sensor("2f85/pinch_pos").data, dtype=np.float64).copy()
-        block = np.asarray(data.sensor("block_pos").data, dtype=np.float64).copy()
-        return tcp, block
 
     def _block_rest_z(self) -> float:
         return float(self.env.model.geom("block").size[2])

@@ -23,7 +23,7 @@ from lerobot.configs import parser
 from lerobot.rl.gym_manipulator import DatasetConfig
 
 from .. import patches
-from ..errors import ConfigError, exit_on_setup_error
+from ..errors import ConfigError, check_command_line, exit_on_setup_error
 from .config_env import SO101HILEnvConfig
 
 MODES = ("record", "replay")
@@ -122,6 +122,7 @@ def main() -> None:
     import sys
 
     config_path = parser.parse_arg("config_path", sys.argv[1:])
+    check_command_line(SO101RecordConfig, sys.argv[1:])
     try:
         _parse_and_run()
     except Exception as err:
