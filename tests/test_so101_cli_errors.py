@@ -37,7 +37,7 @@ CASES = {
     "record simulated leader script": (
         ["e2hil-so101-record", "--config_path", ENV_CONFIG, "--env.teleop.type=so101_leader_hil_sim"]
         + ["--env.teleop.script=bogus"],
-        "error: `env.teleop`: teleop.script='bogus' is invalid; allowed values: 'none', 'pick_cube'" + FIX,
+        "error: teleop.script='bogus' is invalid; allowed values: 'none', 'pick_cube'" + FIX,
     ),
     "record nested bool": (
         ["e2hil-so101-record", "--config_path", ENV_CONFIG, "--env.processor.gripper.use_gripper=maybe"],
@@ -49,7 +49,7 @@ CASES = {
     ),
     "learner influence form": (
         ["e2hil-learner", "--config_path", TRAIN_CONFIG, "--algorithm.influence_form=bogus"],
-        "error: `algorithm`: algorithm.influence_form='bogus' is invalid for type 'e2hil'; allowed values: "
+        "error: algorithm.influence_form='bogus' is invalid for type 'e2hil'; allowed values: "
         "'policy_gradient', 'natural', 'first_order'" + FIX,
     ),
     "actor gripper penalty": (

@@ -73,10 +73,11 @@ def describe_error(err: BaseException, config_path: str | None = None) -> str | 
 # once per choice-type level: "`env`: Could not decode ... types: EnvConfig: `processor`: ..."
 _CHOICE_LEVEL = re.compile(r"`([\w.]+)`: Could not decode the value into any of the given types: \w+: (.+)")
 _FIELD_CAUSE = re.compile(r"`([\w.]+)`: (.+)")
+_NAMES_ITS_FIELD = re.compile(r"[\w.]+=")
 
 
 def _innermost_cause(message: str) -> str:
-    """draccus' nested choice-type message as "`<dotted field>`: <cause>" (the message itself otherwise)."""
+    """draccus' nested choice-type message as "`<dotted field>`: <cause>", or the innermost message when it names its field."""
     fields = []
     while level := _CHOICE_LEVEL.fullmatch(message):
         fields.append(level.group(1))
@@ -84,7 +85,9 @@ def _innermost_cause(message: str) -> str:
     if fields and (field := _FIELD_CAUSE.fullmatch(message)):
         fields.append(field.group(1))
         message = field.group(2)
-    return f"`{'.'.join(fields)}`: {message}" if fields else message
+    if not fields or _NAMES_ITS_FIELD.match(message):  # our ConfigError messages start "<field>=<value>"
+        return message
+    return f"`{'.'.join(fields)}`: {message}"
 
 
 def check_command_line(config_class: type, args: list[str]) -> None:
