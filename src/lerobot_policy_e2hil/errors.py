@@ -114,16 +114,16 @@ def check_command_line(config_class: type, args: list[str]) -> None:
         or (config_path is not None and not Path(config_path).is_file())
     ):
         return
-    rest = parser.filter_arg("config_path", args)
+    rest, parsed_path = parser.filter_arg("config_path", args), config_path
     try:
         if hasattr(config_class, "__get_path_fields__"):
             path_fields = config_class.__get_path_fields__()
             rest = parser.filter_path_args(path_fields, rest)
-            if config_path is not None:
-                config_path = parser.extract_path_fields_from_config(config_path, path_fields)
-        draccus.parse(config_class, config_path=config_path, args=rest, exit_on_error=False)
+            if config_path is not None:  # the file without its ``<field>.path`` entries
+                parsed_path = parser.extract_path_fields_from_config(config_path, path_fields)
+        draccus.parse(config_class, config_path=parsed_path, args=rest, exit_on_error=False)
     except Exception as err:
-        exit_on_setup_error(err, parser.parse_arg("config_path", args))
+        exit_on_setup_error(err, config_path)
 
 
 def exit_on_setup_error(err: Exception, config_path: str | None = None) -> NoReturn:
