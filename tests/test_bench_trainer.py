@@ -90,6 +90,18 @@ def test_methods_share_every_sac_field():
     assert sac.discount == 0.97 and sac.temperature_init == 0.01  # the JSON's, not SAC's defaults
 
 
+def test_benchmark_keeps_the_teacher_it_was_measured_with():
+    """make sim's JSON lets the teacher step back; the benchmark's runs (and cache) keep the full-time one."""
+    import json
+
+    teacher = json.loads((ROOT / "HIL-SERL/train_gym_hil_env_SIM.json").read_text())["env"]["teacher"]
+    assert teacher["decay_episodes"] > 0 and teacher["min_takeover_probability"] > 0
+    for method in ("sac", "e2hil"):
+        bench_teacher = load_pipeline_config(quick(method), ROOT).env.teacher
+        assert bench_teacher.decay_episodes == 0 and bench_teacher.min_takeover_probability == 0.0
+        assert bench_teacher.demo_episodes == 2  # the quick budget's own override still applies after the pin
+
+
 def test_run_config_errors_name_the_field():
     with pytest.raises(ConfigError, match=r"bench.method='td3' is invalid; allowed values: 'sac', 'e2hil'"):
         RunConfig(method="td3")
