@@ -6,6 +6,8 @@ buffer directory was deleted for rewriting (where LeRobot's own save loses it). 
 resumes like the learner does and loads the buffers and algorithm state.
 """
 
+import functools
+import inspect
 import json
 import os
 import signal
@@ -226,6 +228,39 @@ def test_older_checkpoints_keep_their_model_but_not_their_buffers(tmp_path):
 
     (checkpoints / "000030" / "algorithm" / "model.safetensors").unlink()  # a part the marker lists
     assert newest_complete(tmp_path / "run") == checkpoints / "000020"
+
+
+def test_a_save_of_the_state_a_complete_checkpoint_holds_is_not_written_again(tmp_path):
+    """The end of a run right after a periodic checkpoint: the final save writes nothing twice."""
+    from lerobot_policy_e2hil.faults.checkpoints import MARKER, AtomicCheckpointer
+
+    run = make_run(tmp_path / "run")
+    _, algorithm, online, offline = run
+    add_transitions(algorithm.policy, online, 12, intervention=False)
+    add_transitions(algorithm.policy, offline, 4, intervention=True)
+    calls: list[int] = []
+
+    @functools.wraps(lerobot_save())
+    def counted(*args, **kwargs):
+        calls.append(inspect.signature(lerobot_save()).bind(*args, **kwargs).arguments["optimization_step"])
+        return lerobot_save()(*args, **kwargs)
+
+    state = {"interaction_step": 12, "episodes": 1, "actors": {"a": {"transitions": 12}}}
+    saver = AtomicCheckpointer(counted, keep_buffers=2, run_state=lambda: dict(state))
+    marker_file = tmp_path / "run" / "checkpoints" / "000030" / MARKER
+    save(saver, run, 30)
+    first = json.loads(marker_file.read_text())
+    save(saver, run, 30)
+    assert calls == [30] and json.loads(marker_file.read_text()) == first
+    state["episodes"] = 2  # an episode message arrived since: the counters change, so it is written
+    save(saver, run, 30)
+    assert calls == [30, 30] and json.loads(marker_file.read_text())["episodes"] == 2
+    add_transitions(algorithm.policy, online, 1, intervention=False)  # so does a larger buffer
+    save(saver, run, 30)
+    assert calls == [30, 30, 30] and json.loads(marker_file.read_text())["online_buffer"] == 13
+    (tmp_path / "run" / "checkpoints" / "000030" / "algorithm" / "model.safetensors").unlink()
+    save(saver, run, 30)  # and a damaged checkpoint is rewritten, not trusted
+    assert calls == [30, 30, 30, 30]
 
 
 if __name__ == "__main__":

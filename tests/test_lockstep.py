@@ -335,3 +335,47 @@ def test_transitions_queued_before_the_training_loop_count_as_received(lerobot_s
     thread.join(timeout=5)
     assert not blocked, "the learner waits for data although 31 transitions allow 18 updates"
     assert faults.LEARNER.validator.accepted == 31
+
+
+class _UpdatingAlgorithm(_Algorithm):
+    """What ``RLTrainer`` needs of an algorithm: each update moves the optimisation step."""
+
+    def make_optimizers_and_scheduler(self):
+        pass
+
+    def configure_data_iterator(self, data_mixer, batch_size):
+        return iter(())
+
+    def update(self, iterator):
+        from lerobot.rl.algorithms.configs import TrainingStats
+
+        self.optimization_step += 1
+        return TrainingStats(losses={"loss_critic": 1.0})
+
+
+def test_a_stopping_learner_does_no_update_past_what_its_data_allow(lerobot_sides):
+    """LeRobot's loop updates once more after a stop; past the quota the lockstep holds it.
+
+    Without the hold the last periodic checkpoint (at the quota) and the final one (one step
+    later) are both written, each with the whole replay buffer.
+    """
+    learner, _, _ = lerobot_sides
+    lockstep.install_learner_lockstep(_config(0.5, 4))
+    algorithm, stop = _UpdatingAlgorithm(), threading.Event()
+    trainer = learner.RLTrainer(algorithm, None, 1)
+    transitions, interactions, parameters = queue.Queue(), queue.Queue(), queue.Queue()
+    buffer: list[int] = []
+    learner.push_actor_policy_to_queue(parameters_queue=parameters, algorithm=algorithm)
+    transitions.put(list(range(10)))
+    _take_in(learner, transitions, interactions, buffer, stop)
+    for _ in range(3):
+        assert trainer.training_step().losses
+    stop.set()  # a stop before the quota (5 updates for 10 transitions): the update still runs
+    _take_in(learner, transitions, interactions, buffer, stop)
+    assert trainer.training_step().losses and algorithm.optimization_step == 4
+    assert trainer.training_step().losses and algorithm.optimization_step == 5
+    _take_in(learner, transitions, interactions, buffer, stop)
+    stats = trainer.training_step()  # at the quota and stopping: held
+    assert algorithm.optimization_step == 5 and stats.to_log_dict() == {}
+    stop.clear()  # not stopping: LeRobot's update runs as before (the wait only skips it while stopping)
+    assert trainer.training_step().losses and algorithm.optimization_step == 6

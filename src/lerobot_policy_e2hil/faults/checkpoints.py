@@ -287,6 +287,13 @@ class AtomicCheckpointer:
         cfg, step, total = arguments["cfg"], arguments["optimization_step"], arguments["online_steps"]
         output_dir = Path(cfg.output_dir)
         final = get_step_checkpoint_dir(output_dir, total, step)
+        if self.holds_live_state(final, step, arguments):
+            point_symlink(final.parent / LAST_CHECKPOINT_LINK, final.name)
+            logging.info(
+                f"[LEARNER] Checkpoint {final} already holds this state (optimization step, env steps, "
+                "buffer sizes); not written again"
+            )
+            return
         staging = final.parent / f"{STAGING_PREFIX}{final.name}"
         _remove(staging)
         staging.mkdir(parents=True)
@@ -319,6 +326,25 @@ class AtomicCheckpointer:
         )
         if self.on_saved is not None:
             self.on_saved(marker, final)
+
+    def holds_live_state(self, checkpoint: Path, step: int, arguments: dict[str, Any]) -> bool:
+        """Whether ``checkpoint`` is complete and its marker has the live step, counters and buffer sizes.
+
+        Weights change only with an update (which moves the step) and the buffers only grow, so
+        such a checkpoint already holds what a save would write: the end of a run that stops
+        right after a periodic checkpoint writes once, not twice.
+        """
+        marker = read_marker(checkpoint)
+        if marker is None or not is_complete(checkpoint):
+            return False
+        offline = arguments.get("offline_replay_buffer")
+        live = {
+            "step": step,
+            **self.run_state(),
+            "online_buffer": len(arguments["replay_buffer"]),
+            "offline_buffer": len(offline) if offline is not None else None,
+        }
+        return all(marker.get(key) == value for key, value in json.loads(json.dumps(live)).items())
 
     def _write_state(self, staged: Path, step: int, arguments: dict[str, Any]) -> dict[str, Any]:
         """Add the run counters to ``training_step.json`` and write the completeness marker."""

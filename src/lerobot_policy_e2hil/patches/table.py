@@ -187,9 +187,12 @@ ROWS: tuple[Row, ...] = (
             ("__init__", ("self", "algorithm", "data_mixer", "batch_size", "preprocessor")),
             ("training_step", ("self",)),
         ),
-        ("sim.metrics", "faults.stats"),
+        ("sim.lockstep", "sim.metrics", "faults.stats"),
         ("learner",),
-        "the training stats carry the transition counters; the sim averages them into metrics.jsonl",
+        "the training stats carry the transition counters; the sim averages them into metrics.jsonl; "
+        "the lockstep holds the update a stopping learner would do past what its data allow",
+        replaces="sim.lockstep: only when the run is stopping and the learner has done every update "
+        "its data allow (LeRobot's loop updates once more before it sees the stop)",
     ),
     Row(
         f"{LEARNER}.save_training_checkpoint",

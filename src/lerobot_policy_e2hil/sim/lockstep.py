@@ -238,6 +238,7 @@ def install_learner_lockstep(cfg: Any) -> LearnerPacer | None:
     patches.install("learner")
     buffer_size: list[int | None] = [None]
     pending: list[tuple[Any, Any] | None] = [None]
+    stopping: list[Any] = [None]
 
     def actor_counts() -> dict[str, int]:
         return {name: int(v["transitions"]) for name, v in LEARNER.counter.state()["actors"].items()}
@@ -277,6 +278,7 @@ def install_learner_lockstep(cfg: Any) -> LearnerPacer | None:
         # waits here, taking in transitions and episode messages, until it may update again
         interaction_message_queue = call.arguments["interaction_message_queue"]
         shutdown_event = call.arguments["shutdown_event"]
+        stopping[0] = shutdown_event
         handle = call.proceed
 
         last = handle()
@@ -304,6 +306,17 @@ def install_learner_lockstep(cfg: Any) -> LearnerPacer | None:
             last = handle() or last
         return last
 
+    def training_step(call: patches.Call) -> Any:
+        # LeRobot updates once more after the wait above returns for a stop; past the quota that
+        # update would also put the final checkpoint one step beyond the last periodic one
+        event = stopping[0]
+        if event is not None and event.is_set() and pacer.algorithm is not None and progress()[2]:
+            from lerobot.rl.algorithms.configs import TrainingStats
+
+            return TrainingStats()
+        return call.proceed()
+
+    patches.hook("lerobot.rl.learner.RLTrainer.training_step", "sim.lockstep", training_step)
     for name, function in (
         ("push_actor_policy_to_queue", push_actor_policy_to_queue),
         ("process_transitions", process_transitions),
