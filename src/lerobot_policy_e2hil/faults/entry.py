@@ -10,6 +10,7 @@ A bad command line (malformed or missing config file, invalid value) ends throug
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import sys
 from collections.abc import Callable
@@ -59,6 +60,9 @@ def run_entry(main: Callable[[FaultSettings], None]) -> None:
 
     from .checks import check_algorithm_type
 
+    # A native abort (seen once in a while at the learner's exit, after its final checkpoint)
+    # then leaves every Python thread's stack in the process log
+    faulthandler.enable()
     config_path = parser.parse_arg("config_path", sys.argv[1:])
     try:
         settings, rest = split_fault_args(sys.argv[1:])
