@@ -10,6 +10,7 @@ A bad command line (malformed or missing config file, invalid value) ends throug
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import logging
 import sys
@@ -60,9 +61,7 @@ def run_entry(main: Callable[[FaultSettings], None]) -> None:
 
     from .checks import check_algorithm_type
 
-    # A native abort (seen once in a while at the learner's exit, after its final checkpoint)
-    # then leaves every Python thread's stack in the process log
-    faulthandler.enable()
+    _enable_faulthandler()
     config_path = parser.parse_arg("config_path", sys.argv[1:])
     try:
         settings, rest = split_fault_args(sys.argv[1:])
@@ -76,3 +75,13 @@ def run_entry(main: Callable[[FaultSettings], None]) -> None:
     if message is not None:
         print(f"error: {one_line(message)}", file=sys.stderr, flush=True)
         sys.exit(EXIT_FATAL)
+
+
+def _enable_faulthandler() -> None:
+    """Print every Python thread's stack on a native abort (seen now and then at the learner's exit).
+
+    Skipped when ``sys.stderr`` is not a file (an in-process caller, e.g. pytest, captured it).
+    """
+    # io.UnsupportedOperation (no fileno) is a ValueError
+    with contextlib.suppress(AttributeError, ValueError):
+        faulthandler.enable()
