@@ -337,30 +337,31 @@ class AtomicCheckpointer:
         marker = read_marker(checkpoint)
         if marker is None or not is_complete(checkpoint):
             return False
+        live = json.loads(json.dumps(self._live_state(step, self.run_state(), arguments)))
+        return all(marker.get(key) == value for key, value in live.items())
+
+    @staticmethod
+    def _live_state(step: int, state: dict[str, Any], arguments: dict[str, Any]) -> dict[str, Any]:
+        """The marker's record of a save: the step, the run counters and both buffers' sizes."""
         offline = arguments.get("offline_replay_buffer")
-        live = {
+        return {
             "step": step,
-            **self.run_state(),
+            **state,
             "online_buffer": len(arguments["replay_buffer"]),
             "offline_buffer": len(offline) if offline is not None else None,
         }
-        return all(marker.get(key) == value for key, value in json.loads(json.dumps(live)).items())
 
     def _write_state(self, staged: Path, step: int, arguments: dict[str, Any]) -> dict[str, Any]:
         """Add the run counters to ``training_step.json`` and write the completeness marker."""
         state = self.run_state()
         step_file = staged / TRAINING_STATE_DIR / TRAINING_STEP
         step_file.write_text(json.dumps({**json.loads(step_file.read_text()), **state}, indent=4))
-        offline = arguments.get("offline_replay_buffer")
         parts = [part for part in _REQUIRED_PARTS + _OPTIONAL_PARTS if (staged / part).is_file()]
         missing = [part for part in _REQUIRED_PARTS if part not in parts]
         if missing:
             raise RuntimeError(f"LeRobot's checkpoint writer did not write {missing} in {staged}")
         marker = {
-            "step": step,
-            **state,
-            "online_buffer": len(arguments["replay_buffer"]),
-            "offline_buffer": len(offline) if offline is not None else None,
+            **self._live_state(step, state, arguments),
             "parts": parts,
             "files": file_sizes(staged),
             "saved_unix": time.time(),
