@@ -61,3 +61,15 @@ def test_profile_update_e2hil_breaks_down_the_extra_cost_over_sac():
         "state part W_e e + b",
     ):
         assert text in out, text
+
+
+def test_bench_buffer_save_times_both_writers_and_compares_their_tables():
+    """docs/benchmarks.md's checkpoint-writer command, on a small buffer (LeRobot's dataset code logs
+    torchcodec's load failure with a traceback on machines without FFmpeg's libraries, so stderr is
+    not checked for one)."""
+    command = [sys.executable, "benchmarks/bench_buffer_save.py", "--transitions", "90", "--rounds", "1"]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "90 transitions, 3 episodes of 30 steps" in done.stdout
+    assert "lerobot / fixed: wall" in done.stdout
+    assert "same tables (columns, types, values): yes" in done.stdout

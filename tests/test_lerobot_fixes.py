@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import json
+
+import datasets
+import PIL.Image
+import pyarrow.parquet as pq
 import torch
+from lerobot.datasets import dataset_writer, io_utils
+from lerobot.datasets.lerobot_dataset import LeRobotDataset
 from lerobot.rl.buffer import ReplayBuffer
 
 import lerobot_policy_e2hil  # noqa: F401  (installs the fixes under test)
-from lerobot_policy_e2hil import lerobot_fixes
+from lerobot_policy_e2hil import lerobot_fixes, patches
 
 FRONT = "observation.images.front"
 STATE = "observation.state"
+ENV_STATE = "observation.environment_state"
 
 
 class UInt8Demos:
@@ -73,3 +81,106 @@ def test_install_all_is_idempotent_and_every_fix_names_its_cause():
     assert ReplayBuffer.__dict__["_lerobotdataset_to_transitions"] is wrapped
     assert all(fix.target and fix.upstream for fix in lerobot_fixes.FIXES)
     assert any("make_dataset" in fix.upstream for fix in lerobot_fixes.FIXES)
+
+
+def _state_only_buffer() -> ReplayBuffer:
+    """Two whole episodes and a started one, with the complementary info the actor sends."""
+    buffer = ReplayBuffer(capacity=32, device="cpu", state_keys=[STATE, ENV_STATE], storage_device="cpu")
+    generator = torch.Generator().manual_seed(3)
+    for i in range(11):
+        state = {
+            STATE: torch.randn(1, 5, generator=generator),
+            ENV_STATE: torch.randn(1, 3, generator=generator),
+        }
+        buffer.add(
+            state=state,
+            action=torch.randn(1, 4, generator=generator),
+            reward=float(i % 4 == 3),
+            next_state={key: value + 1.0 for key, value in state.items()},
+            done=i in (3, 8),
+            truncated=False,
+            complementary_info={
+                "discrete_penalty": torch.tensor([0.5 * i]),
+                "is_intervention": torch.tensor([i % 2]),
+            },
+        )
+    return buffer
+
+
+def _count_embedding(monkeypatch) -> list[int]:
+    """Count LeRobot's per-row embedding calls (``io_utils.embed_images`` maps this function)."""
+    calls = [0]
+    original = io_utils.embed_table_storage
+
+    def counted(*args, **kwargs):
+        calls[0] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(io_utils, "embed_table_storage", counted)
+    return calls
+
+
+def _tables(root):
+    """Every parquet table under ``root`` (data and episode metadata) by relative path."""
+    return {str(path.relative_to(root)): pq.read_table(path) for path in sorted(root.rglob("*.parquet"))}
+
+
+def _features(table) -> dict | None:
+    """The ``huggingface`` schema metadata of a table, without the hash ``map`` adds (nothing reads it)."""
+    metadata = (table.schema.metadata or {}).get(b"huggingface")
+    if metadata is None:
+        return None
+    info = json.loads(metadata)
+    info.pop("fingerprint", None)
+    return info
+
+
+def test_state_only_buffer_saves_without_the_per_row_pass_and_the_same_tables(tmp_path, monkeypatch):
+    """The checkpoint's buffer dump skips the no-op embedding and writes what LeRobot's own pass writes."""
+    calls = _count_embedding(monkeypatch)
+    buffer = _state_only_buffer()
+    buffer.to_lerobot_dataset("local/online", fps=10, root=tmp_path / "fixed")
+    assert calls[0] == 0
+    with patches.isolated_hooks():
+        patches.unhook(lerobot_fixes.EMBED_IMAGES, "fixes")
+        buffer.to_lerobot_dataset("local/online", fps=10, root=tmp_path / "lerobot")
+    assert calls[0] == 11  # one per row: the pass the fix skips
+
+    fixed, lerobot = _tables(tmp_path / "fixed"), _tables(tmp_path / "lerobot")
+    assert fixed.keys() == lerobot.keys() and any(key.startswith("data/") for key in fixed)
+    for key in fixed:
+        assert fixed[key].equals(lerobot[key]), key  # columns, types and values
+        assert _features(fixed[key]) == _features(lerobot[key]), key
+    for meta in ("meta/info.json", "meta/stats.json"):
+        assert (tmp_path / "fixed" / meta).read_text() == (tmp_path / "lerobot" / meta).read_text()
+
+
+def test_state_only_buffer_reads_back_as_it_was_saved(tmp_path):
+    """Resume's path: the saved buffer, loaded as LeRobot's learner loads it, holds the same transitions."""
+    buffer = _state_only_buffer()
+    buffer.to_lerobot_dataset("local/online", fps=10, root=tmp_path / "dataset")
+    loaded = ReplayBuffer.from_lerobot_dataset(
+        LeRobotDataset("local/online", root=tmp_path / "dataset"),
+        device="cpu",
+        state_keys=[STATE, ENV_STATE],
+        storage_device="cpu",
+    )
+    assert loaded.size == buffer.size
+    for key in (STATE, ENV_STATE):
+        torch.testing.assert_close(
+            loaded.states[key][: buffer.size], buffer.states[key][: buffer.size], rtol=0, atol=0
+        )
+    torch.testing.assert_close(loaded.actions[: buffer.size], buffer.actions[: buffer.size], rtol=0, atol=0)
+    torch.testing.assert_close(loaded.rewards[: buffer.size], buffer.rewards[: buffer.size], rtol=0, atol=0)
+    torch.testing.assert_close(loaded.dones[: buffer.size], buffer.dones[: buffer.size])
+
+
+def test_datasets_with_images_are_embedded_as_before(monkeypatch):
+    """An ``Image`` feature still goes through LeRobot's embedding, row by row."""
+    calls = _count_embedding(monkeypatch)
+    features = datasets.Features({"image": datasets.Image(), "x": datasets.Value("float32")})
+    image = PIL.Image.new("RGB", (4, 4), color=(10, 20, 30))
+    dataset = datasets.Dataset.from_dict({"image": [image, image], "x": [1.0, 2.0]}, features=features)
+    embedded = dataset_writer.embed_images(dataset)
+    assert calls[0] == 2
+    assert embedded["x"] == [1.0, 2.0]

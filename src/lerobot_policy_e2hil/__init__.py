@@ -5,7 +5,7 @@ Importing this package registers, with LeRobot's registries:
 * the ``"e2hil"`` RL algorithm config and its algorithm class (see :mod:`.registry`);
 * the headless gym_hil simulation env config and scripted teacher (:mod:`.sim`);
 * the SO101 leader teleoperator with HIL-SERL events (:mod:`.so101`);
-* small fixes for LeRobot 0.6.1 bugs that stop these workflows (:mod:`.lerobot_fixes`);
+* small fixes for LeRobot 0.6.1 bugs that stop or slow these workflows (:mod:`.lerobot_fixes`);
 * the rows of the patch table for a plain import (:mod:`.patches`, role ``"import"``), which the
   algorithm lookup and the fixes hook into;
 * every LeRobot camera, robot and teleoperator type (``opencv``, ``so101_follower``, ...), so any

@@ -1,4 +1,4 @@
-"""Small fixes for LeRobot 0.6.1 bugs that stop our users, installed when the plugin is imported.
+"""Small fixes for LeRobot 0.6.1 bugs that stop or slow our users, installed when the plugin is imported.
 
 Each fix is a hook on one LeRobot function (the ``"fixes"`` layer of its row in :mod:`.patches`),
 changes nothing for inputs that already worked, and is idempotent. :data:`FIXES` declares them,
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from datasets.features.features import require_storage_embed
 from lerobot.utils.constants import OBS_IMAGE
 from torch import Tensor
 
@@ -20,6 +21,7 @@ from . import patches
 
 SELECT_ACTION = "lerobot.policies.gaussian_actor.modeling_gaussian_actor.GaussianActorPolicy.select_action"
 TO_TRANSITIONS = "lerobot.rl.buffer.ReplayBuffer._lerobotdataset_to_transitions"
+EMBED_IMAGES = "lerobot.datasets.dataset_writer.embed_images"
 
 
 def tensor_entries(call: patches.Call) -> Any:
@@ -75,6 +77,32 @@ def install_offline_image_scale_fix() -> None:
     patches.hook(TO_TRANSITIONS, "fixes", scaled_transitions)
 
 
+def needs_embedding(call: patches.Call) -> Any:
+    """The hook of ``dataset_writer.embed_images``: a dataset with nothing to embed is returned as is."""
+    dataset = call.arguments["dataset"]
+    if any(require_storage_embed(feature) for feature in dataset.features.values()):
+        return call.proceed()
+    return dataset
+
+
+def install_embed_skip_fix() -> None:
+    """Save episodes without a per-row pass when they hold no image to embed.
+
+    ``LeRobotDataset.save_episode`` runs ``io_utils.embed_images`` on every episode: a
+    ``datasets.Dataset.map(embed_table_storage, batched=False)``, which rebuilds each row's table
+    from its schema. Only features with external storage (``Image``, ``Audio``...) change; for a
+    state-only episode, or a video one (frames go to MP4 files, not the table), every column comes
+    back as it went in, and the pass was 70% of each ``save_episode`` (the learner's checkpoint
+    writes both replay buffers episode by episode while the actors wait). The hook returns such a
+    dataset unchanged: the parquet tables written hold the same columns, values and schema; only
+    the ``fingerprint`` that ``map`` adds to the schema's ``huggingface`` metadata (a hash of the
+    transform, read by nothing in LeRobot) is absent. Datasets with image features go through
+    LeRobot's function.
+    """
+    patches.install("import")
+    patches.hook(EMBED_IMAGES, "fixes", needs_embedding)
+
+
 @dataclass(frozen=True)
 class Fix:
     """One declared fix: what it changes, the LeRobot 0.6.1 cause, and how to install it."""
@@ -98,6 +126,11 @@ FIXES: tuple[Fix, ...] = (
         "rl/buffer.py ReplayBuffer._lerobotdataset_to_transitions",
         "datasets/factory.py make_dataset uses return_uint8=True; the offline buffer stores 0-255 floats",
         install_offline_image_scale_fix,
+    ),
+    Fix(
+        "datasets/dataset_writer.py embed_images (io_utils.py)",
+        "save_episode maps embed_table_storage row by row even when no feature has storage to embed",
+        install_embed_skip_fix,
     ),
 )
 

@@ -52,6 +52,18 @@ ROWS: tuple[Row, ...] = (
         "make_dataset opens datasets with return_uint8=True, so the offline buffer held 0-255 float "
         "images; the hook scales uint8 images to [0, 1]",
     ),
+    Row(
+        "lerobot.datasets.dataset_writer.embed_images",
+        "wrap",
+        ("dataset",),
+        ("fixes",),
+        ("import",),
+        "save_episode maps embed_table_storage over every row of every episode, a no-op for state-only "
+        "and video datasets and 70% of the time a checkpoint takes to write its replay buffers; the "
+        "hook returns a dataset without image or audio features unchanged",
+        replaces="fixes: for datasets with nothing to embed (the tables written hold the same columns, "
+        "values and schema)",
+    ),
     # --- the learner ---
     Row(
         f"{LEARNER}.grpc",
