@@ -106,7 +106,10 @@ def test_influence_check_command_trains_reports_and_reuses_its_snapshot(tmp_path
     again = _bench(*common, "--report_dir=again", "--snapshot=run/snapshot.pt", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     reused = json.loads((tmp_path / "again" / "influence_check.json").read_text())
-    assert reused["per_sample"]["sgd"] == report["per_sample"]["sgd"]
+    # Recomputed from the same snapshot in another process: equal up to float rounding (MKL's
+    # kernels may round the last bit differently with another memory alignment); a snapshot not
+    # reused would train another policy and differ in every digit.
+    assert reused["per_sample"]["sgd"] == pytest.approx(report["per_sample"]["sgd"], rel=1e-9, abs=1e-15)
     assert reused["batch_level"]["records"] == report["batch_level"]["records"]
 
 
