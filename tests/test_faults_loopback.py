@@ -19,6 +19,7 @@ import time
 import pytest
 from safetensors.torch import load_file
 
+from lerobot_policy_e2hil.faults.checkpoints import read_marker, step_dirs
 from lerobot_policy_e2hil.faults.learner import tensor_digest
 from test_faults_helpers import (
     Process,
@@ -48,6 +49,19 @@ def received(output_dir) -> int:
     return transitions[-1]["received"] if transitions else 0
 
 
+def newest_published(output_dir) -> dict:
+    """The newest checkpoint a killed learner published, as its "checkpoint" record would read.
+
+    Read from its marker on disk: the kill can land after the rename that publishes a checkpoint
+    and before the learner writes its record (pruning older buffers comes in between).
+    """
+    for step_dir in step_dirs(output_dir / "checkpoints"):
+        marker = read_marker(step_dir)
+        if marker is not None:
+            return {**marker, "path": str(step_dir)}
+    raise AssertionError(f"no published checkpoint under {output_dir}")
+
+
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("loopback")
@@ -69,8 +83,9 @@ def scenario(tmp_path_factory):
 
         # 1. A checkpoint, and transitions received after it (the ones the kill will lose).
         def checkpoint_then_more():
-            checkpoints = records(out, "checkpoint")
-            return checkpoints and received(out) > checkpoints[-1]["online_buffer"] + 20
+            if not records(out, "checkpoint"):
+                return False
+            return received(out) > newest_published(out)["online_buffer"] + 20
 
         wait_for(checkpoint_then_more, 300, "a checkpoint and transitions after it", (l1, a1))
 
@@ -78,7 +93,8 @@ def scenario(tmp_path_factory):
         l1.stop(signal.SIGKILL)
         killed_at = time.monotonic()
         facts["queued_at_kill"] = actor_queued_total(a1.text())  # read after the kill: an upper bound
-        facts["checkpoint"] = records(out, "checkpoint")[-1]
+        facts["checkpoint"] = newest_published(out)
+        assert records(out, "checkpoint")[-1]["step"] <= facts["checkpoint"]["step"]
         facts["received_before_kill"] = received(out)
         facts["records_before_resume"] = len(records(out))
         time.sleep(3)
