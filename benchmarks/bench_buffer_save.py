@@ -30,40 +30,12 @@ import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
-import torch
 from lerobot.rl.buffer import ReplayBuffer
 
 from lerobot_policy_e2hil import lerobot_fixes, patches
+from lerobot_policy_e2hil.synthetic import state_only_replay_buffer
 
-STATE_KEYS = ("observation.state", "observation.environment_state")
 CONTENDERS = ("lerobot", "fixed")
-
-
-def sim_buffer(transitions: int, episode_length: int, seed: int = 0) -> ReplayBuffer:
-    """A state-only buffer shaped as the sim's: ``transitions`` steps in episodes of ``episode_length``."""
-    buffer = ReplayBuffer(
-        capacity=transitions, device="cpu", state_keys=list(STATE_KEYS), storage_device="cpu"
-    )
-    generator = torch.Generator().manual_seed(seed)
-    for i in range(transitions):
-        state = {
-            STATE_KEYS[0]: torch.randn(1, 18, generator=generator),
-            STATE_KEYS[1]: torch.rand(1, 3, generator=generator),
-        }
-        last = i % episode_length == episode_length - 1
-        buffer.add(
-            state=state,
-            action=torch.randn(1, 4, generator=generator),
-            reward=float(last),
-            next_state={key: value + 0.01 for key, value in state.items()},
-            done=last,
-            truncated=False,
-            complementary_info={
-                "discrete_penalty": torch.tensor([0.0]),
-                "is_intervention": torch.tensor([float(i % 5 == 0)]),
-            },
-        )
-    return buffer
 
 
 def write(buffer: ReplayBuffer, root: Path, fixed: bool) -> tuple[float, float]:
@@ -95,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--transitions, --episode-length and --rounds must be >= 1")
 
     lerobot_fixes.install_embed_skip_fix()
-    buffer = sim_buffer(args.transitions, args.episode_length)
+    buffer = state_only_replay_buffer(args.transitions, args.episode_length)
     episodes = -(-args.transitions // args.episode_length)
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in CONTENDERS}
     with tempfile.TemporaryDirectory(prefix="bench_buffer_save_") as scratch:

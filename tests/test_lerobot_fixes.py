@@ -14,6 +14,7 @@ from lerobot.rl.buffer import ReplayBuffer
 
 import lerobot_policy_e2hil  # noqa: F401  (installs the fixes under test)
 from lerobot_policy_e2hil import lerobot_fixes, patches
+from lerobot_policy_e2hil.synthetic import state_only_replay_buffer
 
 FRONT = "observation.images.front"
 STATE = "observation.state"
@@ -84,27 +85,8 @@ def test_install_all_is_idempotent_and_every_fix_names_its_cause():
 
 
 def _state_only_buffer() -> ReplayBuffer:
-    """Two whole episodes and a started one, with the complementary info the actor sends."""
-    buffer = ReplayBuffer(capacity=32, device="cpu", state_keys=[STATE, ENV_STATE], storage_device="cpu")
-    generator = torch.Generator().manual_seed(3)
-    for i in range(11):
-        state = {
-            STATE: torch.randn(1, 5, generator=generator),
-            ENV_STATE: torch.randn(1, 3, generator=generator),
-        }
-        buffer.add(
-            state=state,
-            action=torch.randn(1, 4, generator=generator),
-            reward=float(i % 4 == 3),
-            next_state={key: value + 1.0 for key, value in state.items()},
-            done=i in (3, 8),
-            truncated=False,
-            complementary_info={
-                "discrete_penalty": torch.tensor([0.5 * i]),
-                "is_intervention": torch.tensor([i % 2]),
-            },
-        )
-    return buffer
+    """Two whole episodes and a started one (11 transitions), with the actor's complementary info."""
+    return state_only_replay_buffer(11, 4, seed=3)
 
 
 def _count_embedding(monkeypatch) -> list[int]:

@@ -15,6 +15,7 @@ from lerobot.policies.gaussian_actor.configuration_gaussian_actor import Gaussia
 from lerobot.policies.gaussian_actor.modeling_gaussian_actor import GaussianActorPolicy
 from lerobot.rl.algorithms.configs import RLAlgorithmConfig
 from lerobot.rl.algorithms.factory import make_algorithm, make_algorithm_config
+from lerobot.rl.buffer import ReplayBuffer
 from lerobot.utils.constants import ACTION, OBS_ENV_STATE, OBS_STATE
 
 CAMERA_KEYS = ("observation.images.front", "observation.images.wrist")
@@ -91,3 +92,34 @@ def random_batch(
     if intervention is not None:
         batch["complementary_info"] = {"is_intervention": intervention.float()}
     return batch
+
+
+def state_only_replay_buffer(transitions: int, episode_length: int, seed: int = 0) -> ReplayBuffer:
+    """A replay buffer shaped as the state-only sim's: 18-D state, 3-D cube position, 4-D action.
+
+    ``transitions`` steps in episodes of ``episode_length`` (the last one possibly unfinished),
+    reward 1 at each episode's end, and the complementary info the actor sends.
+    """
+    buffer = ReplayBuffer(
+        capacity=transitions, device="cpu", state_keys=[OBS_STATE, OBS_ENV_STATE], storage_device="cpu"
+    )
+    generator = torch.Generator().manual_seed(seed)
+    for i in range(transitions):
+        state = {
+            OBS_STATE: torch.randn(1, 18, generator=generator),
+            OBS_ENV_STATE: torch.rand(1, 3, generator=generator),
+        }
+        last = i % episode_length == episode_length - 1
+        buffer.add(
+            state=state,
+            action=torch.randn(1, 4, generator=generator),
+            reward=float(last),
+            next_state={key: value + 0.01 for key, value in state.items()},
+            done=last,
+            truncated=False,
+            complementary_info={
+                "discrete_penalty": torch.tensor([0.5 * (i % 3)]),
+                "is_intervention": torch.tensor([float(i % 5 == 0)]),
+            },
+        )
+    return buffer
