@@ -6,6 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+from lerobot_policy_e2hil.synthetic import make_policy, make_rl_algorithm, random_batch
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--batch-size", "8", "--updates", "2", "--rounds", "1"]
@@ -73,3 +76,59 @@ def test_bench_buffer_save_times_both_writers_and_compares_their_tables():
     assert "90 transitions, 3 episodes of 30 steps" in done.stdout
     assert "lerobot / fixed: wall" in done.stdout
     assert "same tables (columns, types, values): yes" in done.stdout
+
+
+def test_bench_rounding_levers_prints_each_lever_with_its_time_and_drift():
+    out = _run("benchmarks/bench_rounding_levers.py", "--drift-updates", "3", *TINY)
+    rows = {line[:20].strip(): line for line in out.splitlines()}
+    for contender in ("lerobot", "fast", "fast+fused adam", "fast+diagonal", "fast+batched heads"):
+        assert contender in rows, contender
+    assert "0.00e+00  within 1e-6" in rows["fast"]  # the shipped fast update is bit for bit
+    assert "drift after 3 updates" in out
+
+
+def _levers(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import bench_rounding_levers
+
+    return bench_rounding_levers
+
+
+def test_diagonal_lever_draws_and_scores_actions_as_lerobots_distribution(monkeypatch):
+    levers = _levers(monkeypatch)
+    torch.manual_seed(0)
+    actor = make_policy().actor
+    observations = random_batch(make_policy(), 64, generator=torch.Generator().manual_seed(1))["state"]
+    results = []
+    for forward in (actor.forward, lambda *args: levers.diagonal_actor_forward(actor, *args)):
+        torch.manual_seed(2)
+        actor.zero_grad()
+        actions, log_prob, means = forward(observations)
+        (actions.sum() + log_prob.sum()).backward()
+        results.append((actions, log_prob, means, [p.grad.clone() for p in actor.parameters()]))
+    (actions, log_prob, means, grads), (d_actions, d_log_prob, d_means, d_grads) = results
+    torch.testing.assert_close(d_means, means, rtol=0, atol=0)
+    torch.testing.assert_close(d_actions, actions, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(d_log_prob, log_prob, rtol=1e-5, atol=1e-5)
+    for d_grad, grad in zip(d_grads, grads, strict=True):
+        torch.testing.assert_close(d_grad, grad, rtol=1e-4, atol=1e-5)
+
+
+def test_batched_heads_lever_computes_lerobots_ensemble_forward(monkeypatch):
+    levers = _levers(monkeypatch)
+    torch.manual_seed(0)
+    policy = make_policy()
+    algorithm = make_rl_algorithm("sac", policy)
+    batch = random_batch(policy, 32, generator=torch.Generator().manual_seed(1))
+    ensemble = algorithm.critic_ensemble
+    results = []
+    for forward in (ensemble.forward, lambda *args: levers.batched_ensemble_forward(ensemble, *args)):
+        ensemble.zero_grad()
+        q_values = forward(batch["state"], batch["action"])
+        q_values.sum().backward()
+        results.append((q_values, [p.grad.clone() for p in ensemble.parameters()]))
+    (q_values, grads), (b_q_values, b_grads) = results
+    assert b_q_values.shape == q_values.shape == (2, 32)
+    torch.testing.assert_close(b_q_values, q_values, rtol=1e-5, atol=1e-6)
+    for b_grad, grad in zip(b_grads, grads, strict=True):
+        torch.testing.assert_close(b_grad, grad, rtol=1e-4, atol=1e-5)
