@@ -139,6 +139,30 @@ class FloorUpdate:
         self._step(temperature_loss, 2, [self.log_alpha])
 
 
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum`` (argparse names the flag in its one-line error)."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {value}")
+        return value
+
+    parse.__name__ = "integer"  # argparse's word for a value that is not one: "invalid integer value"
+    return parse
+
+
+positive_int = int_at_least(1)
+
+
+def add_timing_arguments(parser: argparse.ArgumentParser) -> None:
+    """The batch, thread and round flags the update benchmarks share."""
+    parser.add_argument("--batch-size", type=positive_int, default=128)
+    parser.add_argument("--threads", type=positive_int, default=1, help="torch intra-op threads")
+    parser.add_argument("--updates", type=positive_int, default=20, help="updates per timed round")
+    parser.add_argument("--rounds", type=positive_int, default=7, help="alternating rounds")
+
+
 def time_round(update: Callable[[dict], object], batches: list[dict]) -> tuple[float, float]:
     """Mean CPU and wall milliseconds of ``update(batch)`` over ``batches``."""
     cpu, wall = time.process_time(), time.perf_counter()
@@ -152,12 +176,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    parser.add_argument("--updates", type=int, default=20, help="updates per timed round")
-    parser.add_argument("--rounds", type=int, default=7, help="alternating rounds")
+    add_timing_arguments(parser)
     parser.add_argument("--e2hil", action="store_true", help="SAC and E2HiL, LeRobot-built and fast")
-    parser.add_argument("--k", type=int, default=8, help="E2HiL Monte Carlo actions per state")
+    parser.add_argument("--k", type=int_at_least(2), default=8, help="E2HiL Monte Carlo actions per state")
     parser.add_argument("--cameras", type=int, default=0, choices=(0, 1, 2), help="128x128 cameras")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

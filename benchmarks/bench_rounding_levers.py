@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
-from bench_fast_update import build_sac, time_round
+from bench_fast_update import add_timing_arguments, build_sac, positive_int, time_round
 from lerobot_policy_e2hil.synthetic import make_policy, random_batch
 
 TOLERANCE = 1e-6
@@ -135,15 +135,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    parser.add_argument("--drift-updates", type=int, default=200, help="updates before the drift")
-    parser.add_argument("--updates", type=int, default=20, help="updates per timed round")
-    parser.add_argument("--rounds", type=int, default=7, help="alternating rounds")
+    add_timing_arguments(parser)
+    parser.add_argument("--drift-updates", type=positive_int, default=200, help="updates before the drift")
     args = parser.parse_args()
-    for name in ("batch_size", "threads", "drift_updates", "updates", "rounds"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     torch.set_num_threads(args.threads)
 
     torch.manual_seed(0)

@@ -39,7 +39,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_fast_update import FloorUpdate, build_sac  # noqa: E402
+from bench_fast_update import FloorUpdate, build_sac, int_at_least, positive_int  # noqa: E402
 from lerobot_policy_e2hil.synthetic import make_policy, random_batch  # noqa: E402
 
 MATMUL_OPS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::matmul"}
@@ -293,11 +293,11 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--fast", type=int, choices=(0, 1), default=0, help="1: profile our fast update")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--updates", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=5, help="alternating update/floor rounds")
+    parser.add_argument("--batch-size", type=positive_int, default=128)
+    parser.add_argument("--updates", type=positive_int, default=20)
+    parser.add_argument("--rounds", type=positive_int, default=5, help="alternating update/floor rounds")
     parser.add_argument("--e2hil", action="store_true", help="E2HiL's extra cost over SAC, both fast")
-    parser.add_argument("--k", type=int, default=8, help="E2HiL Monte Carlo actions per state")
+    parser.add_argument("--k", type=int_at_least(2), default=8, help="E2HiL Monte Carlo actions per state")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.e2hil:

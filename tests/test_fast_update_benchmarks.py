@@ -132,3 +132,34 @@ def test_batched_heads_lever_computes_lerobots_ensemble_forward(monkeypatch):
     torch.testing.assert_close(b_q_values, q_values, rtol=1e-5, atol=1e-6)
     for b_grad, grad in zip(b_grads, grads, strict=True):
         torch.testing.assert_close(b_grad, grad, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("script", "flags", "message"),
+    [
+        ("bench_fast_update.py", ["--rounds", "0"], "argument --rounds: must be an integer >= 1, got 0"),
+        ("bench_fast_update.py", ["--e2hil", "--k", "1"], "argument --k: must be an integer >= 2, got 1"),
+        ("profile_update.py", ["--updates", "0"], "argument --updates: must be an integer >= 1, got 0"),
+        (
+            "bench_rounding_levers.py",
+            ["--drift-updates", "0"],
+            "argument --drift-updates: must be an integer >= 1",
+        ),
+        (
+            "bench_rounding_levers.py",
+            ["--batch-size", "x"],
+            "argument --batch-size: invalid integer value: 'x'",
+        ),
+    ],
+)
+def test_update_benchmarks_reject_bad_sizes_with_one_line(script, flags, message):
+    done = subprocess.run(
+        [sys.executable, f"benchmarks/{script}", *flags],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert message in done.stderr.splitlines()[-1]
+    assert "Traceback" not in done.stderr
