@@ -17,6 +17,7 @@ import draccus
 import torch
 
 import lerobot_policy_e2hil  # noqa: F401  (registers the e2hil_sim config type)
+from bench_fast_update import positive_int
 
 
 def steps_per_second(config: str, fast_controller: bool, steps: int) -> float:
@@ -59,10 +60,12 @@ def steps_per_second(config: str, fast_controller: bool, steps: int) -> float:
 def main() -> None:
     """Measure and print env steps per second for both controllers."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--steps", type=int, default=1000, help="env steps per round")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=positive_int, default=1000, help="env steps per round")
+    parser.add_argument("--rounds", type=positive_int, default=3)
     parser.add_argument("--config", default="HIL-SERL/train_gym_hil_env_SIM.json")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (the sim actor uses 1)")
+    parser.add_argument(
+        "--threads", type=positive_int, default=1, help="torch threads (the sim actor uses 1)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 

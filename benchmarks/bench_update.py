@@ -19,6 +19,8 @@ import time
 
 import torch
 
+from bench_fast_update import int_at_least, positive_int
+from lerobot_policy_e2hil.configuration_e2hil import INFLUENCE_FORMS
 from lerobot_policy_e2hil.synthetic import make_policy, make_rl_algorithm, random_batch
 
 CLOCKS = {"wall": time.perf_counter, "process": time.process_time}
@@ -78,16 +80,16 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--image-batch-size", type=int, default=256)
-    parser.add_argument("--updates", type=int, default=10, help="updates per timed round")
-    parser.add_argument("--rounds", type=int, default=5, help="alternating SAC/E2HiL rounds")
-    parser.add_argument("--k", type=int, default=8, help="Monte Carlo actions per state")
+    parser.add_argument("--batch-size", type=positive_int, default=256)
+    parser.add_argument("--image-batch-size", type=positive_int, default=256)
+    parser.add_argument("--updates", type=positive_int, default=10, help="updates per timed round")
+    parser.add_argument("--rounds", type=positive_int, default=5, help="alternating SAC/E2HiL rounds")
+    parser.add_argument("--k", type=int_at_least(2), default=8, help="Monte Carlo actions per state")
     parser.add_argument("--skip-images", action="store_true")
     parser.add_argument(
         "--forms", default="policy_gradient,first_order", help="comma-separated influence_form values"
     )
-    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--threads", type=positive_int, help="torch intra-op threads (default: torch's)")
     parser.add_argument(
         "--clock",
         choices=sorted(CLOCKS),
@@ -95,6 +97,12 @@ def main() -> None:
         help="process: CPU time, for a machine others share",
     )
     args = parser.parse_args()
+    forms = [form.strip() for form in args.forms.split(",") if form.strip()]
+    unknown = [form for form in forms if form not in INFLUENCE_FORMS] or ([] if forms else [args.forms])
+    if unknown:
+        parser.error(
+            f"--forms: {unknown[0]!r} is not an influence_form; allowed values: {list(INFLUENCE_FORMS)}"
+        )
     global clock
     clock = CLOCKS[args.clock]
     if args.threads is not None:
@@ -103,7 +111,6 @@ def main() -> None:
     print(
         f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()}, {args.clock} clock"
     )
-    forms = [form.strip() for form in args.forms.split(",") if form.strip()]
     for form in forms:
         bench("state-only", {}, args.batch_size, args.updates, args.rounds, args.k, args.device, form)
     if not args.skip_images:

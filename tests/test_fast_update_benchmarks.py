@@ -1,4 +1,4 @@
-"""The benchmark commands of docs/benchmarks.md (issue 14) run, as subprocesses, on tiny sizes."""
+"""The update and actor benchmark commands of docs/benchmarks.md run, as subprocesses, on tiny sizes."""
 
 import os
 import subprocess
@@ -150,6 +150,13 @@ def test_batched_heads_lever_computes_lerobots_ensemble_forward(monkeypatch):
             ["--batch-size", "x"],
             "argument --batch-size: invalid integer value: 'x'",
         ),
+        ("bench_update.py", ["--k", "1"], "argument --k: must be an integer >= 2, got 1"),
+        (
+            "bench_update.py",
+            ["--forms", "natural,bogus"],
+            "--forms: 'bogus' is not an influence_form; allowed",
+        ),
+        ("bench_actor_throughput.py", ["--steps", "0"], "argument --steps: must be an integer >= 1, got 0"),
     ],
 )
 def test_update_benchmarks_reject_bad_sizes_with_one_line(script, flags, message):
@@ -163,3 +170,34 @@ def test_update_benchmarks_reject_bad_sizes_with_one_line(script, flags, message
     assert done.returncode == 2
     assert message in done.stderr.splitlines()[-1]
     assert "Traceback" not in done.stderr
+
+
+def test_bench_update_prints_sac_and_e2hil_per_form():
+    """``make bench``'s script (docs/benchmarks.md, "Update cost"), state-only, tiny sizes."""
+    out = _run(
+        "benchmarks/bench_update.py",
+        "--skip-images",
+        "--updates",
+        "1",
+        "--rounds",
+        "1",
+        "--batch-size",
+        "8",
+        "--k",
+        "2",
+    )
+    for form in ("policy_gradient", "first_order"):
+        line = next(line for line in out.splitlines() if line.startswith("state-only") and form in line)
+        assert "batch    8  K=2" in line and "SAC" in line and "E2HiL" in line and "ratio" in line
+
+
+def test_bench_actor_throughput_compares_both_controllers():
+    """docs/benchmarks.md's actor-throughput command, on 20 env steps."""
+    env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+    command = [sys.executable, "benchmarks/bench_actor_throughput.py", "--steps", "20", "--rounds", "1"]
+    done = subprocess.run(
+        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "1 rounds of 20 env steps" in done.stdout
+    assert "gym-hil opspace controller" in done.stdout and "ratio fast / gym-hil" in done.stdout
