@@ -148,8 +148,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, help="launcher output dirs or benchmark run dirs")
     parser.add_argument("--out", type=Path, default=Path("outputs/collapse_diagnosis.png"))
-    parser.add_argument("--slices", type=int, default=10, help="rows per table")
+    parser.add_argument("--slices", type=int, default=10, help="rows per table (>= 1)")
     args = parser.parse_args(argv)
+    if args.slices < 1:
+        parser.error(f"--slices must be >= 1, got {args.slices}")
+    for path in args.runs:
+        if not ((path / "result.json").is_file() or (path / "metrics.jsonl").is_file()):
+            parser.error(
+                f"run {str(path)!r}: no result.json (benchmark run) or metrics.jsonl (launcher run) in it"
+            )
     runs = [load_run(p) for p in args.runs]
     for run in runs:
         print_table(run, slice_table(run, args.slices))
