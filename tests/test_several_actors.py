@@ -191,6 +191,11 @@ def test_two_sim_actors_on_one_learner_one_killed_a_third_joins(tmp_path, certif
     def loads(process: Process) -> int:
         return process.text().count("Load new parameters from Learner")
 
+    def counted(actor: str) -> bool:
+        # transitions and episode messages come on separate streams: an actor's first episode
+        # record can precede the learner's receipt of its transitions (the count is cumulative)
+        return any(r.get("actor_transitions") for r in episodes(actor))
+
     try:
         learner_process = Process("learner", [*args, f"--output_dir={out}"], tmp_path / "learner.out")
         processes.append(learner_process)
@@ -211,7 +216,12 @@ def test_two_sim_actors_on_one_learner_one_killed_a_third_joins(tmp_path, certif
         processes.append(rogue)
         both = (learner_process, a, b)
         wait_for(lambda: loads(a) >= 2 and loads(b) >= 2, 300, "parameters at both actors", both)
-        wait_for(lambda: episodes("robot_a") and episodes("robot_b"), 120, "episodes of both actors", both)
+        wait_for(
+            lambda: counted("robot_a") and counted("robot_b"),
+            120,
+            "episodes of both actors with their transitions counted",
+            both,
+        )
         assert rogue.popen.wait(timeout=240) == 1
         assert (
             rogue.text().strip().splitlines()[-1].startswith("error: the learner refused the actor's token")
@@ -233,7 +243,7 @@ def test_two_sim_actors_on_one_learner_one_killed_a_third_joins(tmp_path, certif
         )
         c = start_actor("robot_c", 3)
         wait_for(
-            lambda: loads(c) >= 1 and len(episodes("robot_c")) >= 2,
+            lambda: loads(c) >= 1 and len(episodes("robot_c")) >= 2 and counted("robot_c"),
             240,
             "robot_c to join",
             (learner_process, b, c),
