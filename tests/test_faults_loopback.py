@@ -19,7 +19,7 @@ import time
 import pytest
 from safetensors.torch import load_file
 
-from lerobot_policy_e2hil.faults.checkpoints import read_marker, step_dirs
+from lerobot_policy_e2hil.faults.checkpoints import newest_complete, read_marker
 from lerobot_policy_e2hil.faults.learner import tensor_digest
 from test_faults_helpers import (
     Process,
@@ -55,11 +55,10 @@ def newest_published(output_dir) -> dict:
     Read from its marker on disk: the kill can land after the rename that publishes a checkpoint
     and before the learner writes its record (pruning older buffers comes in between).
     """
-    for step_dir in step_dirs(output_dir / "checkpoints"):
-        marker = read_marker(step_dir)
-        if marker is not None:
-            return {**marker, "path": str(step_dir)}
-    raise AssertionError(f"no published checkpoint under {output_dir}")
+    checkpoint = newest_complete(output_dir)  # what the resume will choose
+    if checkpoint is None:
+        raise AssertionError(f"no published checkpoint under {output_dir}")
+    return {**read_marker(checkpoint), "path": str(checkpoint)}
 
 
 @pytest.fixture(scope="module")
