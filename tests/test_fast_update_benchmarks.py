@@ -1,5 +1,6 @@
 """The update and actor benchmark commands of docs/benchmarks.md run, as subprocesses, on tiny sizes."""
 
+import importlib
 import os
 import subprocess
 import sys
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from lerobot_policy_e2hil.fast_update import heads_min_q, state_parts
 from lerobot_policy_e2hil.synthetic import make_policy, make_rl_algorithm, random_batch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,11 +89,14 @@ def test_bench_rounding_levers_prints_each_lever_with_its_time_and_drift():
     assert "drift after 3 updates" in out
 
 
-def _levers(monkeypatch):
+def _benchmark(monkeypatch, name: str):
+    """The benchmark script ``benchmarks/<name>.py`` as a module."""
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
-    import bench_rounding_levers
+    return importlib.import_module(name)
 
-    return bench_rounding_levers
+
+def _levers(monkeypatch):
+    return _benchmark(monkeypatch, "bench_rounding_levers")
 
 
 def test_diagonal_lever_draws_and_scores_actions_as_lerobots_distribution(monkeypatch):
@@ -134,6 +139,40 @@ def test_batched_heads_lever_computes_lerobots_ensemble_forward(monkeypatch):
         torch.testing.assert_close(b_grad, grad, rtol=1e-4, atol=1e-5)
 
 
+def test_bench_estimate_precision_prints_both_ratios_and_the_agreement():
+    out = _run("benchmarks/bench_estimate_precision.py", "--k", "2", "--agreement-batches", "2", *TINY)
+    rows = [line.split()[0:3] for line in out.splitlines() if line.strip()]
+    for contender in ("sac fast", "e2hil fast", "e2hil bf16 estimate"):
+        assert any(" ".join(row).startswith(contender) for row in rows), contender
+    assert "E2HiL/SAC (e2hil fast         )" in out and "E2HiL/SAC (e2hil bf16 estimate)" in out
+    assert "synthetic networks at initialisation: 2 x 8 random states" in out
+    assert any(line.startswith("bf16 ") for line in out.splitlines())
+    assert any(line.startswith("float32, other draw") for line in out.splitlines())
+
+
+def test_bf16_estimate_is_the_float32_estimate_at_bfloat16_rounding(monkeypatch):
+    """The lever computes the shipped estimate's Q values, rounded as bfloat16 rounds, not another function."""
+    lever = _benchmark(monkeypatch, "bench_estimate_precision")
+
+    torch.manual_seed(0)
+    policy = make_policy()
+    algorithm = make_rl_algorithm("e2hil", policy)
+    heads = list(algorithm.critic_ensemble.critics)
+    for head in heads:  # larger weights: Q of a trained size
+        for parameter in head.parameters():
+            parameter.data.mul_(3.0)
+    encoding = algorithm.critic_ensemble.encoder(random_batch(policy, 32)["state"]).detach()
+    actions = torch.rand(4, 32, 3) * 2 - 1
+    bases = state_parts(heads, encoding)
+    exact = heads_min_q(heads, bases, actions)
+    rounded = heads_min_q(lever.bfloat16_heads(heads), bases, actions)
+    assert rounded.dtype == torch.float32 and rounded.shape == exact.shape == (4, 32)
+    assert not torch.equal(rounded, exact)  # it does round to bfloat16
+    # bfloat16 keeps 8 significant bits (unit roundoff 2^-9 = 0.002); the errors of the
+    # hidden layer's inputs and weights add up over its 256 inputs, partly cancelling
+    torch.testing.assert_close(rounded, exact, rtol=0, atol=0.02 * exact.abs().max().item())
+
+
 @pytest.mark.parametrize(
     ("script", "flags", "message"),
     [
@@ -157,6 +196,8 @@ def test_batched_heads_lever_computes_lerobots_ensemble_forward(monkeypatch):
             "--forms: 'bogus' is not an influence_form; allowed",
         ),
         ("bench_actor_throughput.py", ["--steps", "0"], "argument --steps: must be an integer >= 1, got 0"),
+        ("bench_estimate_precision.py", ["--k", "1"], "argument --k: must be an integer >= 2, got 1"),
+        ("bench_estimate_precision.py", ["--snapshot", "missing.pt"], "--snapshot: no file missing.pt"),
     ],
 )
 def test_update_benchmarks_reject_bad_sizes_with_one_line(script, flags, message):

@@ -112,6 +112,21 @@ def test_influence_check_command_trains_reports_and_reuses_its_snapshot(tmp_path
     assert reused["per_sample"]["sgd"] == pytest.approx(report["per_sample"]["sgd"], rel=1e-9, abs=1e-15)
     assert reused["batch_level"]["records"] == report["batch_level"]["records"]
 
+    # docs/benchmarks.md's estimate-precision command on this snapshot, tiny sizes
+    bench = os.path.join(root, "benchmarks", "bench_estimate_precision.py")
+    tiny = ["--batch-size", "8", "--updates", "2", "--rounds", "1", "--k", "2", "--agreement-batches", "2"]
+    env = {**os.environ, "MUJOCO_GL": "egl"}
+    done = subprocess.run(
+        [sys.executable, bench, "--snapshot", "run/snapshot.pt", *tiny],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "snapshot run/snapshot.pt: its replay batch of" in done.stdout and ", 2 draws" in done.stdout
+
 
 def test_influence_check_bad_input_is_one_line(tmp_path):
     done = _bench("--quick=true", "--samples=1", cwd=tmp_path)

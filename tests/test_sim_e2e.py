@@ -63,3 +63,13 @@ def test_launcher_runs_learner_and_actor_over_grpc(tmp_path):
     actor_logs = "\n".join(p.read_text() for p in (out / "actor" / "logs").glob("*.log"))
     assert "Load new parameters from Learner" in actor_logs
     assert "Cleanup complete" in actor_logs
+
+    # docs/benchmarks.md's estimate-precision command on this learner checkpoint, tiny sizes
+    tiny = ["--batch-size", "8", "--updates", "2", "--rounds", "1", "--k", "2", "--agreement-batches", "2"]
+    last = out / "checkpoints" / "last"
+    bench = [sys.executable, "benchmarks/bench_estimate_precision.py", "--checkpoint", str(last), *tiny]
+    done = subprocess.run(bench, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"checkpoint {last}: 2 x 8 states from its replay buffer" in done.stdout
+    flips = next(line for line in done.stdout.splitlines() if line.startswith("bf16 "))
+    assert 0.0 <= float(flips.split()[1]) <= 1.0
