@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
 import statistics
 from pathlib import Path
@@ -154,6 +155,17 @@ def load_snapshot_states(path: Path):
     return loaded["algorithm"], loaded["batch"]["state"]
 
 
+def checkpoint_problem(checkpoint: Path) -> str | None:
+    """Why ``checkpoint`` is not an E2HiL learner checkpoint, in one line (None if it is one)."""
+    config = checkpoint / "algorithm" / "config.json"
+    if not config.is_file():
+        return f"--checkpoint: {checkpoint} has no algorithm/config.json (a learner checkpoint: checkpoints/<step>)"
+    kind = json.loads(config.read_text()).get("type")
+    if kind != "e2hil":
+        return f"--checkpoint: {checkpoint} is a {kind!r} run's; allowed values: an 'e2hil' run's checkpoint"
+    return None
+
+
 def load_checkpoint_states(checkpoint: Path, config_path: str, count: int, batch_size: int):
     """The algorithm of a learner checkpoint and ``count`` batches of states from its online buffer.
 
@@ -195,11 +207,14 @@ def main() -> None:
     parser.add_argument(
         "--agreement-batches", type=positive_int, default=8, help="batches (or draws) compared"
     )
-    parser.add_argument(
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
         "--snapshot", type=Path, help="influence-check snapshot.pt: agreement on its trained policy"
     )
-    parser.add_argument(
-        "--checkpoint", type=Path, help="a sim learner checkpoint (checkpoints/<step>): agreement on it"
+    source.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="an e2hil sim learner checkpoint (checkpoints/<step>): agreement on it",
     )
     parser.add_argument(
         "--config_path", default="HIL-SERL/train_gym_hil_env_SIM.json", help="the checkpoint's run JSON"
@@ -207,10 +222,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.snapshot is not None and not args.snapshot.is_file():
         parser.error(f"--snapshot: no file {args.snapshot}")
-    if args.checkpoint is not None and not (args.checkpoint / "algorithm").is_dir():
-        parser.error(
-            f"--checkpoint: {args.checkpoint} has no algorithm/ folder (a learner checkpoint, checkpoints/<step>)"
-        )
+    problem = checkpoint_problem(args.checkpoint) if args.checkpoint is not None else None
+    if problem:
+        parser.error(problem)
     torch.set_num_threads(args.threads)
 
     torch.manual_seed(0)
@@ -246,7 +260,6 @@ def main() -> None:
         subject = algorithms["e2hil fast"]
         samples = [(batches[i % len(batches)]["state"], i) for i in range(args.agreement_batches)]
         where = f"synthetic networks at initialisation: {len(samples)} x {args.batch_size} random states"
-    subject.config.num_action_samples = args.k
     results = [agreement(subject, states, args.k, seed) for states, seed in samples]
 
     contenders = {

@@ -198,6 +198,16 @@ def test_bf16_estimate_is_the_float32_estimate_at_bfloat16_rounding(monkeypatch)
         ("bench_actor_throughput.py", ["--steps", "0"], "argument --steps: must be an integer >= 1, got 0"),
         ("bench_estimate_precision.py", ["--k", "1"], "argument --k: must be an integer >= 2, got 1"),
         ("bench_estimate_precision.py", ["--snapshot", "missing.pt"], "--snapshot: no file missing.pt"),
+        (
+            "bench_estimate_precision.py",
+            ["--checkpoint", "docs"],
+            "--checkpoint: docs has no algorithm/config.json (a learner checkpoint: checkpoints/<step>)",
+        ),
+        (
+            "bench_estimate_precision.py",
+            ["--checkpoint", "x", "--snapshot", "y"],
+            "argument --snapshot: not allowed with argument --checkpoint",
+        ),
     ],
 )
 def test_update_benchmarks_reject_bad_sizes_with_one_line(script, flags, message):
@@ -210,6 +220,19 @@ def test_update_benchmarks_reject_bad_sizes_with_one_line(script, flags, message
     )
     assert done.returncode == 2
     assert message in done.stderr.splitlines()[-1]
+    assert "Traceback" not in done.stderr
+
+
+def test_bench_estimate_precision_refuses_a_sac_runs_checkpoint_in_one_line(tmp_path):
+    checkpoint = tmp_path / "checkpoints" / "000100"
+    (checkpoint / "algorithm").mkdir(parents=True)
+    (checkpoint / "algorithm" / "config.json").write_text('{"type": "sac"}')
+    command = [sys.executable, "benchmarks/bench_estimate_precision.py", "--checkpoint", str(checkpoint)]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1].endswith(
+        f"--checkpoint: {checkpoint} is a 'sac' run's; allowed values: an 'e2hil' run's checkpoint"
+    )
     assert "Traceback" not in done.stderr
 
 
