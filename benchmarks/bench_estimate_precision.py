@@ -163,6 +163,10 @@ def checkpoint_problem(checkpoint: Path) -> str | None:
     kind = json.loads(config.read_text()).get("type")
     if kind != "e2hil":
         return f"--checkpoint: {checkpoint} is a {kind!r} run's; allowed values: an 'e2hil' run's checkpoint"
+    policy = json.loads((checkpoint / "pretrained_model" / "config.json").read_text())
+    cameras = [key for key, feature in policy["input_features"].items() if feature["type"] == "VISUAL"]
+    if cameras:
+        return f"--checkpoint: {checkpoint} is a camera run's ({', '.join(cameras)}); allowed values: a state-only run's"
     return None
 
 

@@ -1,6 +1,7 @@
 """The update and actor benchmark commands of docs/benchmarks.md run, as subprocesses, on tiny sizes."""
 
 import importlib
+import json
 import os
 import subprocess
 import sys
@@ -223,16 +224,30 @@ def test_update_benchmarks_reject_bad_sizes_with_one_line(script, flags, message
     assert "Traceback" not in done.stderr
 
 
-def test_bench_estimate_precision_refuses_a_sac_runs_checkpoint_in_one_line(tmp_path):
+@pytest.mark.parametrize(
+    ("algorithm", "feature", "message"),
+    [
+        ("sac", "STATE", "is a 'sac' run's; allowed values: an 'e2hil' run's checkpoint"),
+        (
+            "e2hil",
+            "VISUAL",
+            "is a camera run's (observation.images.front); allowed values: a state-only run's",
+        ),
+    ],
+)
+def test_bench_estimate_precision_refuses_a_checkpoint_it_cannot_read_in_one_line(
+    tmp_path, algorithm, feature, message
+):
     checkpoint = tmp_path / "checkpoints" / "000100"
-    (checkpoint / "algorithm").mkdir(parents=True)
-    (checkpoint / "algorithm" / "config.json").write_text('{"type": "sac"}')
+    for folder in ("algorithm", "pretrained_model"):
+        (checkpoint / folder).mkdir(parents=True)
+    (checkpoint / "algorithm" / "config.json").write_text(json.dumps({"type": algorithm}))
+    features = {"observation.state": {"type": "STATE"}, "observation.images.front": {"type": feature}}
+    (checkpoint / "pretrained_model" / "config.json").write_text(json.dumps({"input_features": features}))
     command = [sys.executable, "benchmarks/bench_estimate_precision.py", "--checkpoint", str(checkpoint)]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
-    assert done.stderr.splitlines()[-1].endswith(
-        f"--checkpoint: {checkpoint} is a 'sac' run's; allowed values: an 'e2hil' run's checkpoint"
-    )
+    assert done.stderr.splitlines()[-1].endswith(f"--checkpoint: {checkpoint} {message}")
     assert "Traceback" not in done.stderr
 
 
