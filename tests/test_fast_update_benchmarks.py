@@ -15,6 +15,8 @@ from lerobot_policy_e2hil.synthetic import make_policy, make_rl_algorithm, rando
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--batch-size", "8", "--updates", "2", "--rounds", "1"]
+#: ``bench_estimate_precision.py`` on tiny sizes (also run on a real checkpoint and snapshot elsewhere).
+ESTIMATE_TINY = [*TINY, "--k", "2", "--agreement-batches", "2"]
 
 
 def _run(*args: str) -> str:
@@ -141,7 +143,7 @@ def test_batched_heads_lever_computes_lerobots_ensemble_forward(monkeypatch):
 
 
 def test_bench_estimate_precision_prints_both_ratios_and_the_agreement():
-    out = _run("benchmarks/bench_estimate_precision.py", "--k", "2", "--agreement-batches", "2", *TINY)
+    out = _run("benchmarks/bench_estimate_precision.py", *ESTIMATE_TINY)
     rows = [line.split()[0:3] for line in out.splitlines() if line.strip()]
     for contender in ("sac fast", "e2hil fast", "e2hil bf16 estimate"):
         assert any(" ".join(row).startswith(contender) for row in rows), contender

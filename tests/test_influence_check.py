@@ -18,6 +18,7 @@ from lerobot_policy_e2hil.bench.influence_check import (
 )
 from lerobot_policy_e2hil.errors import ConfigError
 from lerobot_policy_e2hil.synthetic import make_policy, make_rl_algorithm, random_batch
+from test_fast_update_benchmarks import ESTIMATE_TINY
 
 
 def trained_synthetic(steps=3, batch_size=32):
@@ -114,10 +115,9 @@ def test_influence_check_command_trains_reports_and_reuses_its_snapshot(tmp_path
 
     # docs/benchmarks.md's estimate-precision command on this snapshot, tiny sizes
     bench = os.path.join(root, "benchmarks", "bench_estimate_precision.py")
-    tiny = ["--batch-size", "8", "--updates", "2", "--rounds", "1", "--k", "2", "--agreement-batches", "2"]
     env = {**os.environ, "MUJOCO_GL": "egl"}
     done = subprocess.run(
-        [sys.executable, bench, "--snapshot", "run/snapshot.pt", *tiny],
+        [sys.executable, bench, "--snapshot", "run/snapshot.pt", *ESTIMATE_TINY],
         cwd=tmp_path,
         env=env,
         capture_output=True,

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from test_fast_update_benchmarks import ESTIMATE_TINY
+
 pytest.importorskip("gym_hil")
 pytest.importorskip("grpc")
 
@@ -65,9 +67,14 @@ def test_launcher_runs_learner_and_actor_over_grpc(tmp_path):
     assert "Cleanup complete" in actor_logs
 
     # docs/benchmarks.md's estimate-precision command on this learner checkpoint, tiny sizes
-    tiny = ["--batch-size", "8", "--updates", "2", "--rounds", "1", "--k", "2", "--agreement-batches", "2"]
     last = out / "checkpoints" / "last"
-    bench = [sys.executable, "benchmarks/bench_estimate_precision.py", "--checkpoint", str(last), *tiny]
+    bench = [
+        sys.executable,
+        "benchmarks/bench_estimate_precision.py",
+        "--checkpoint",
+        str(last),
+        *ESTIMATE_TINY,
+    ]
     done = subprocess.run(bench, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"checkpoint {last}: 2 x 8 states from its replay buffer" in done.stdout
