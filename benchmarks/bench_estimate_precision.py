@@ -157,10 +157,10 @@ def load_snapshot_states(path: Path):
 
 def checkpoint_problem(checkpoint: Path) -> str | None:
     """Why ``checkpoint`` is not an E2HiL learner checkpoint, in one line (None if it is one)."""
-    config = checkpoint / "algorithm" / "config.json"
-    if not config.is_file():
-        return f"--checkpoint: {checkpoint} has no algorithm/config.json (a learner checkpoint: checkpoints/<step>)"
-    kind = json.loads(config.read_text()).get("type")
+    for part in ("algorithm/config.json", "pretrained_model/config.json"):
+        if not (checkpoint / part).is_file():
+            return f"--checkpoint: {checkpoint} has no {part} (a learner checkpoint: checkpoints/<step>)"
+    kind = json.loads((checkpoint / "algorithm" / "config.json").read_text()).get("type")
     if kind != "e2hil":
         return f"--checkpoint: {checkpoint} is a {kind!r} run's; allowed values: an 'e2hil' run's checkpoint"
     policy = json.loads((checkpoint / "pretrained_model" / "config.json").read_text())

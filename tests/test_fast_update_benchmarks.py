@@ -230,6 +230,7 @@ def test_update_benchmarks_reject_bad_sizes_with_one_line(script, flags, message
     ("algorithm", "feature", "message"),
     [
         ("sac", "STATE", "is a 'sac' run's; allowed values: an 'e2hil' run's checkpoint"),
+        ("e2hil", None, "has no pretrained_model/config.json (a learner checkpoint: checkpoints/<step>)"),
         (
             "e2hil",
             "VISUAL",
@@ -245,7 +246,8 @@ def test_bench_estimate_precision_refuses_a_checkpoint_it_cannot_read_in_one_lin
         (checkpoint / folder).mkdir(parents=True)
     (checkpoint / "algorithm" / "config.json").write_text(json.dumps({"type": algorithm}))
     features = {"observation.state": {"type": "STATE"}, "observation.images.front": {"type": feature}}
-    (checkpoint / "pretrained_model" / "config.json").write_text(json.dumps({"input_features": features}))
+    if feature is not None:
+        (checkpoint / "pretrained_model" / "config.json").write_text(json.dumps({"input_features": features}))
     command = [sys.executable, "benchmarks/bench_estimate_precision.py", "--checkpoint", str(checkpoint)]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
