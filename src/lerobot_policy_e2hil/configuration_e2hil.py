@@ -44,6 +44,8 @@ class E2HiLAlgorithmConfig(SACAlgorithmConfig):
     eps: float = 1e-8
     # False keeps every sample (plain SAC actor loss) while still logging the E2HiL diagnostics
     selection: bool = True
+    # True: the control rule; each actor batch drops a uniformly random subset of the size the band drops
+    random_mask: bool = False
 
     def __post_init__(self) -> None:
         parent_post_init = getattr(super(), "__post_init__", None)
@@ -66,6 +68,9 @@ class E2HiLAlgorithmConfig(SACAlgorithmConfig):
             self._invalid("density_clamp", "> 0")
         if not self.eps > 0:
             self._invalid("eps", "> 0")
+        for name in ("selection", "random_mask"):
+            if not isinstance(getattr(self, name), bool):
+                self._invalid(name, "true, false")
 
     def _invalid(self, name: str, allowed: str) -> None:
         raise E2HiLConfigError(

@@ -23,6 +23,8 @@ from .registry import register_algorithm
 
 INTERVENTION_KEY = TeleopEvents.IS_INTERVENTION.value
 FIRST_ORDER = "first_order"
+# Added to torch's initial seed for the control rule's generator (any fixed value; a stream apart)
+CONTROL_SEED_OFFSET = 7919
 
 
 @register_algorithm("e2hil")
@@ -47,6 +49,7 @@ class E2HiLAlgorithm(SACAlgorithm):
         self.last_mask: Tensor | None = None
         # Buffers of the fast Monte Carlo estimate (fast_update.heads_min_q), reused every update.
         self._estimate_workspace = HeadWorkspace()
+        self._control_generator: torch.Generator | None = None
 
     def update(self, batch_iterator: Iterator[BatchType]) -> TrainingStats:
         self.last_actor_info = {}
@@ -111,9 +114,24 @@ class E2HiLAlgorithm(SACAlgorithm):
             eps=cfg.eps,
             selection=cfg.selection,
             is_intervention=batch.get(INTERVENTION_KEY),
+            random_mask=self.control_generator(),
         )
         self._keep_diagnostics(info)
         return loss
+
+    def control_generator(self) -> torch.Generator | None:
+        """The generator of the control rule's masks (``random_mask``), else None.
+
+        Its own stream, seeded from torch's initial seed (the run's seed): the control's draws do
+        not shift the random numbers of the rest of the update.
+        """
+        if not self.config.random_mask:
+            return None
+        if self._control_generator is None:
+            self._control_generator = torch.Generator().manual_seed(
+                (torch.initial_seed() + CONTROL_SEED_OFFSET) % 2**63
+            )
+        return self._control_generator
 
     def _keep_diagnostics(self, info: dict[str, Tensor]) -> None:
         """Store per-sample ``c`` and mask, and the logged scalars, of the actor loss just computed."""
@@ -160,6 +178,7 @@ class E2HiLAlgorithm(SACAlgorithm):
             eps=cfg.eps,
             selection=cfg.selection,
             is_intervention=batch.get(INTERVENTION_KEY),
+            random_mask=self.control_generator(),
         )
         self._keep_diagnostics(info)
         return loss

@@ -101,6 +101,26 @@ def entropy_bounded_mask(
     return mask, lower, upper
 
 
+def same_count_random_mask(mask: Tensor, generator: torch.Generator) -> Tensor:
+    """A uniformly random ``[B]`` mask with as many True entries as ``mask`` (the control rule).
+
+    Which samples are kept depends only on ``generator``, never on ``mask``'s positions or on
+    any influence value; a full or empty ``mask`` is returned as a copy without a draw.
+
+    Args:
+        mask: ``[B]`` bool mask whose count is kept (E2HiL's band on this batch).
+        generator: CPU generator the positions are drawn from.
+
+    Returns:
+        ``[B]`` bool mask on ``mask``'s device.
+    """
+    size, kept = mask.numel(), int(mask.sum())
+    if kept in (0, size):
+        return mask.clone()
+    order = torch.randperm(size, generator=generator)[:kept].to(mask.device)
+    return torch.zeros_like(mask).index_fill_(0, order, True)
+
+
 def masked_mean(values: Tensor, mask: Tensor, eps: float) -> Tensor:
     """``sum_i I_i v_i / (sum_i I_i + eps)`` (Eq. 12); an empty mask gives exactly 0.
 
@@ -132,6 +152,7 @@ def e2hil_actor_loss(
     eps: float = 1e-8,
     selection: bool = True,
     is_intervention: Tensor | None = None,
+    random_mask: torch.Generator | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """E2HiL actor loss from SAC's per-sample actor loss and K Monte Carlo actions per state.
 
@@ -147,6 +168,7 @@ def e2hil_actor_loss(
         eps: Added to the kept count in the masked mean.
         selection: If False every sample is kept (SAC's actor loss); diagnostics are still computed.
         is_intervention: Optional ``[B]`` bool, True for human (intervention or demo) samples.
+        random_mask: As :func:`selected_actor_loss` (the control rule).
 
     Returns:
         ``(loss, info)`` as :func:`selected_actor_loss`.
@@ -161,6 +183,7 @@ def e2hil_actor_loss(
         eps=eps,
         selection=selection,
         is_intervention=is_intervention,
+        random_mask=random_mask,
     )
 
 
@@ -174,6 +197,7 @@ def selected_actor_loss(
     eps: float = 1e-8,
     selection: bool = True,
     is_intervention: Tensor | None = None,
+    random_mask: torch.Generator | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Entropy-bounded selection (Eq. 11) and masked mean (Eq. 12) for given influence values.
 
@@ -186,6 +210,9 @@ def selected_actor_loss(
         eps: Added to the kept count in the masked mean.
         selection: If False every sample is kept (SAC's actor loss); diagnostics are still computed.
         is_intervention: Optional ``[B]`` bool, True for human (intervention or demo) samples.
+        random_mask: If given, the control rule: the band's mask is replaced by
+            :func:`same_count_random_mask` drawn from this generator (same count, samples chosen
+            independently of ``c``); the bounds are still the band's.
 
     Returns:
         ``(loss, info)``. ``info`` maps names to detached tensors: per-sample ``"influence"``
@@ -196,6 +223,8 @@ def selected_actor_loss(
     mask, lower, upper = entropy_bounded_mask(influence, lower_quantile, upper_quantile)
     if not selection:
         mask = torch.ones_like(mask)
+    elif random_mask is not None:
+        mask = same_count_random_mask(mask, random_mask)
     loss = masked_mean(per_sample_loss, mask, eps)
 
     finite = torch.isfinite(influence)

@@ -92,6 +92,8 @@ class _ManyRuns(_Common):
     runs_dir: str | None = None
     # Report files (None: docs/benchmarks, or outputs/bench/quick/report with --quick=true)
     report_dir: str | None = None
+    # Finished runs' records, small JSON to commit; a run whose record matches is not trained (None: <report_dir>/records)
+    records_dir: str | None = None
     # Retrain runs even if cached
     force: bool = False
     # Rebuild the report from the cached runs without training
@@ -110,7 +112,7 @@ class _ManyRuns(_Common):
 class SuiteCommand(_ManyRuns):
     """Variants x seeds at one budget, and the report (suite.{md,json}, PNGs)."""
 
-    # Comma-separated variants on the same seeds: sac (the baseline, required), e2hil, e2hil_first_order
+    # Comma-separated variants on the same seeds: sac (the baseline, required), e2hil, e2hil_first_order, random_mask
     variants: str = "sac,e2hil"
 
     def __post_init__(self) -> None:
@@ -374,16 +376,21 @@ def _many(inv: Invocation, argv: list[str]) -> int:
     cmd: _ManyRuns = inv.command  # type: ignore[assignment]
     runs_dir = Path(cmd.runs_dir) if cmd.runs_dir else _default_runs_dir(inv)
     report_dir, root = _report_dir(inv), _root(inv.config_path)
+    records_dir = Path(cmd.records_dir) if cmd.records_dir else report_dir / "records"
     timing = None
     if not cmd.report_only:
         start = time.perf_counter()
-        timing = runs.execute(runs_of(inv), runs_dir, workers=cmd.workers, root=root, force=cmd.force)
+        timing = runs.execute(
+            runs_of(inv), runs_dir, workers=cmd.workers, root=root, force=cmd.force, records_dir=records_dir
+        )
         timing["wall_s"] = time.perf_counter() - start
     common = (inv.budget, seeds_of(inv), runs_dir, report_dir, _recorded(argv), timing, inv.config_path)
     if isinstance(cmd, SuiteCommand):
-        report.suite_report(*common, cmd.first_seed, runs.parse_variants(cmd.variants))
+        report.suite_report(
+            *common, cmd.first_seed, runs.parse_variants(cmd.variants), records_dir=records_dir
+        )
     else:
-        report.sweep_report(*common, cmd.first_seed)
+        report.sweep_report(*common, cmd.first_seed, records_dir=records_dir)
     path = report_dir / f"{inv.name}.md"
     print(path.read_text())
     print(f"report: {path}")

@@ -101,6 +101,8 @@ class RunConfig(Budget):
     influence_upper_quantile: float | None = None
     # E2HiL override of the JSON's influence_form (None: the JSON's; left out of the fingerprint when None)
     influence_form: str | None = None
+    # E2HiL control rule: drop a random subset of the band's size (left out of the fingerprint when False)
+    random_mask: bool = False
     # Base training config (JSON)
     config_path: str = DEFAULT_CONFIG
     # torch intra-op threads (1: no OpenMP oversubscription when runs share the cores)
@@ -131,13 +133,18 @@ class RunConfig(Budget):
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
                 _invalid(name, value, "[0, 1] or None")
-        if self.method == "sac" and any(
-            v is not None
-            for v in (
-                self.num_action_samples,
-                self.influence_lower_quantile,
-                self.influence_upper_quantile,
-                self.influence_form,
+        if not isinstance(self.random_mask, bool):
+            _invalid("random_mask", self.random_mask, "true, false")
+        if self.method == "sac" and (
+            self.random_mask
+            or any(
+                v is not None
+                for v in (
+                    self.num_action_samples,
+                    self.influence_lower_quantile,
+                    self.influence_upper_quantile,
+                    self.influence_form,
+                )
             )
         ):
             _invalid("method", self.method, "'e2hil' when an E2HiL field is overridden")
@@ -154,6 +161,8 @@ class RunConfig(Budget):
             parts.append(f"up{self.influence_upper_quantile:g}")
         if self.influence_form is not None:
             parts.append(self.influence_form)
+        if self.random_mask:
+            parts.append("random_mask")
         return "_".join(parts) + f"_seed{self.seed}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -162,6 +171,8 @@ class RunConfig(Budget):
         data["overrides"] = list(self.overrides)
         if data["influence_form"] is None:
             del data["influence_form"]  # runs cached before the field existed keep their fingerprint
+        if not data["random_mask"]:
+            del data["random_mask"]  # likewise
         return data
 
     @classmethod
@@ -312,4 +323,6 @@ def method_algorithm_config(base: Any, run: RunConfig) -> Any:
     ):
         if getattr(run, name) is not None:
             extra[name] = getattr(run, name)
+    if run.random_mask:
+        extra["random_mask"] = True
     return E2HiLAlgorithmConfig(**common, **extra)

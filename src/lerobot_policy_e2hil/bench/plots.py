@@ -7,8 +7,19 @@ from pathlib import Path
 
 import numpy as np
 
-COLORS = {"sac": "tab:blue", "e2hil": "tab:orange", "e2hil_first_order": "tab:green"}
-LABELS = {"sac": "HIL-SERL (SAC)", "e2hil": "E2HiL", "e2hil_first_order": "E2HiL, first-order c"}
+COLORS = {
+    "sac": "tab:blue",
+    "e2hil": "tab:orange",
+    "e2hil_first_order": "tab:green",
+    "random_mask": "tab:purple",
+}
+# The name of each suite variant in every table and figure
+LABELS = {
+    "sac": "HIL-SERL (SAC)",
+    "e2hil": "E2HiL",
+    "e2hil_first_order": "E2HiL, first-order c",
+    "random_mask": "random drop (control)",
+}
 # A curve: x, mean, band low, band high
 Curve = tuple[Sequence[float], Sequence[float], Sequence[float], Sequence[float]]
 

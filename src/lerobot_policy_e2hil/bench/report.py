@@ -84,6 +84,7 @@ def suite_report(
     config_path: str = DEFAULT_CONFIG,
     first_seed: int = 0,
     variants: Sequence[str] = DEFAULT_VARIANTS,
+    records_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Aggregate the suite's runs and write ``suite.json``, ``suite.md`` and the PNGs to ``report_dir``.
 
@@ -95,7 +96,7 @@ def suite_report(
     variants = tuple(variants)
     runs = {m: [variant_run(budget, m, seed, config_path) for seed in range(first_seed, first_seed + seeds)]
             for m in variants}  # fmt: skip
-    results = {m: [require_result(run, runs_dir, "suite") for run in runs[m]] for m in variants}
+    results = {m: [require_result(run, runs_dir, "suite", records_dir) for run in runs[m]] for m in variants}
     facts = {m: [ag.run_facts(r) for r in results[m]] for m in variants}
     summary = {m: ag.method_summary(facts[m]) for m in variants}
     paired_all = ag.paired_differences(facts, variants)
@@ -303,9 +304,9 @@ def suite_markdown(report: dict[str, Any], budget: Budget) -> str:
 
 
 def _label(method: str) -> str:
-    return {"sac": "HIL-SERL (SAC)", "e2hil": "E2HiL", "e2hil_first_order": "E2HiL, first-order c"}.get(
-        method, method
-    )
+    from .plots import LABELS
+
+    return LABELS.get(method, method)
 
 
 def _variants(report: dict[str, Any]) -> tuple[str, ...]:
@@ -426,6 +427,7 @@ def sweep_report(
     timing: dict[str, Any] | None = None,
     config_path: str = DEFAULT_CONFIG,
     first_seed: int = 0,
+    records_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Aggregate the sweep's runs and write ``sweep.json``, ``sweep.md`` and ``sweep.png``."""
     from . import plots
@@ -434,7 +436,7 @@ def sweep_report(
     report_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for label, runs in sweep_runs(budget, seeds, config_path, first_seed):
-        results = [require_result(run, runs_dir, "sweep") for run in runs]
+        results = [require_result(run, runs_dir, "sweep", records_dir) for run in runs]
         facts = [ag.run_facts(r) for r in results]
         summary = ag.method_summary(facts)
         rows.append({"variant": label, **summary, "per_seed": facts})

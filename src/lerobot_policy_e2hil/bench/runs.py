@@ -19,6 +19,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from .config import DEFAULT_CONFIG, Budget, RunConfig
+from .records import load_record, write_record
 from .trainer import load_result, train_run
 
 # Suite variants: name -> (method, E2HiL fields of the run). Every variant runs the same seeds.
@@ -26,13 +27,15 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "sac": ("sac", {}),
     "e2hil": ("e2hil", {}),
     "e2hil_first_order": ("e2hil", {"influence_form": "first_order"}),
+    # The control: the paper form's band count, samples chosen at random (issue 30)
+    "random_mask": ("e2hil", {"random_mask": True}),
 }
 DEFAULT_VARIANTS = ("sac", "e2hil")
 # The variant every other is compared with, paired by seed
 BASELINE = "sac"
 # The paper's regime (issue 15): two cube positions, the touch reward, the human-like teacher
 PAPER_REGIME_CONFIG = "HIL-SERL/train_gym_hil_env_SIM_two_positions.json"
-PAPER_REGIME_VARIANTS = ("sac", "e2hil", "e2hil_first_order")
+PAPER_REGIME_VARIANTS = ("sac", "e2hil", "e2hil_first_order", "random_mask")
 # One-at-a-time sweep variants around the default (lower, upper, K); None: the JSON's value.
 SWEEP_VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("default (l=0.05, u=0.90, K=8)", {}),
@@ -105,24 +108,47 @@ def sweep_runs(
 # --- the cache ------------------------------------------------------------------------------
 
 
-def cached_result(run: RunConfig, runs_dir: Path) -> dict[str, Any] | None:
-    """The saved result of ``run`` in ``runs_dir``, or None if absent or trained with another config."""
+def cached_result(run: RunConfig, runs_dir: Path, records_dir: Path | None = None) -> dict[str, Any] | None:
+    """The saved result of ``run``: its run directory's, else its record's; None if neither matches.
+
+    Either is reused only when its config equals ``run.to_dict()`` (the fingerprint).
+
+    Args:
+        run: The run.
+        runs_dir: The run cache (``<runs_dir>/<name>/result.json``).
+        records_dir: Committed run records (:mod:`.records`), or None.
+    """
+    fingerprint = run.to_dict()
     result = load_result(Path(runs_dir) / run.name)
-    if result is not None and result.get("config") == run.to_dict():
+    if result is not None and result.get("config") == fingerprint:
         return result
+    if records_dir is not None:
+        return load_record(Path(records_dir), run.name, fingerprint)
     return None
 
 
-def require_result(run: RunConfig, runs_dir: Path, what: str) -> dict[str, Any]:
+def require_result(
+    run: RunConfig, runs_dir: Path, what: str, records_dir: Path | None = None
+) -> dict[str, Any]:
     """:func:`cached_result`, which must exist.
 
     Raises:
         FileNotFoundError: The run has no result (``what`` names the command that trains it).
     """
-    result = cached_result(run, runs_dir)
+    result = cached_result(run, runs_dir, records_dir)
     if result is None:
-        raise FileNotFoundError(f"no result for run {run.name} in {runs_dir}; run the {what} first")
+        where = f"{runs_dir}" + (f" or {records_dir}" if records_dir is not None else "")
+        raise FileNotFoundError(f"no result for run {run.name} in {where}; run the {what} first")
     return result
+
+
+def _record_finished(run: RunConfig, runs_dir: Path, records_dir: Path | None) -> None:
+    """Write the record of a run that just finished in ``runs_dir`` (nothing without ``records_dir``)."""
+    if records_dir is None:
+        return
+    result = load_result(Path(runs_dir) / run.name)
+    if result is not None:
+        write_record(result, records_dir)
 
 
 # --- training -------------------------------------------------------------------------------
@@ -151,16 +177,18 @@ def execute(
     root: Path | None = None,
     force: bool = False,
     log: Callable[[str], None] = _flush_print,
+    records_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Train the runs that have no cached result, ``workers`` at a time; return timing facts.
+    """Train the runs that have no cached result or record, ``workers`` at a time; return timing facts.
 
     ``workers == 1`` trains in this process (no start-up cost), otherwise in spawned
-    processes, each with one torch thread.
+    processes, each with one torch thread. Each finished run's record is written to
+    ``records_dir`` (if given) as soon as it finishes.
     """
     from tqdm import tqdm
 
     runs_dir = Path(runs_dir)
-    todo = [run for run in runs if force or cached_result(run, runs_dir) is None]
+    todo = [run for run in runs if force or cached_result(run, runs_dir, records_dir) is None]
     log(
         f"[e2hil-bench] {len(runs)} runs, {len(runs) - len(todo)} cached, {len(todo)} to train, {workers} worker(s)"
     )
@@ -169,17 +197,22 @@ def execute(
     if workers <= 1:
         for run in todo:
             result = train_run(run, out_dir=runs_dir / run.name, root=root, log=log)
+            if records_dir is not None:
+                write_record(result, records_dir)
             bar.update(1)
             del result
     else:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            futures = [
-                pool.submit(_worker, run.to_dict(), str(runs_dir / run.name), str(root) if root else None)
+            futures = {
+                pool.submit(
+                    _worker, run.to_dict(), str(runs_dir / run.name), str(root) if root else None
+                ): run
                 for run in todo
-            ]
+            }
             for future in as_completed(futures):
                 future.result()
+                _record_finished(futures[future], runs_dir, records_dir)
                 bar.update(1)
     bar.close()
     wall = time.perf_counter() - start
