@@ -34,9 +34,9 @@ def test_quick_suite_and_sweep_write_their_reports(tmp_path, capsys, monkeypatch
     assert data["timing"]["trained"] == 4
 
     # the report alone, from the cache: the same files, byte for byte (the timing of the training is kept)
-    written = {p.name: p.read_bytes() for p in report.iterdir()}
+    written = {p.name: p.read_bytes() for p in report.iterdir() if p.is_file()}
     assert main(["suite", *common, "--workers=1", "--report_only=true"]) == 0
-    assert {p.name: p.read_bytes() for p in report.iterdir()} == written
+    assert {p.name: p.read_bytes() for p in report.iterdir() if p.is_file()} == written
     assert json.loads((report / "suite.json").read_text())["timing"]["trained"] == 4
 
     # in a shared cache the sweep reuses the suite's E2HiL and SAC runs of seed 0 (same quick
@@ -133,3 +133,78 @@ def test_quick_suite_in_the_two_position_task_reports_success_per_position(tmp_p
     assert "| method | position 0 (0.4, -0.12) | position 1 (0.4, 0.12) | worse position |" in text
     assert "Teacher profile: `human_like`" in text
     assert (report / "suite_positions.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_suite_reuses_committed_records_and_reruns_a_changed_one(tmp_path, capsys, monkeypatch):
+    """A study goes on on another machine that has only the committed records (issue 30)."""
+    monkeypatch.chdir(ROOT)
+    records = tmp_path / "records"
+    argv = ["suite", "--quick=true", "--seeds=1", "--workers=1", "--variants=sac,random_mask"]
+    first = [
+        *argv,
+        f"--runs_dir={tmp_path / 'runs_a'}",
+        f"--report_dir={tmp_path / 'a'}",
+        f"--records_dir={records}",
+    ]
+    assert main(first) == 0
+    assert "2 runs, 0 cached, 2 to train" in capsys.readouterr().out
+    assert sorted(p.name for p in records.iterdir()) == ["e2hil_random_mask_seed0.json", "sac_seed0.json"]
+
+    # "another machine": a new, empty run cache; only the records are there
+    second = [
+        *argv,
+        f"--runs_dir={tmp_path / 'runs_b'}",
+        f"--report_dir={tmp_path / 'b'}",
+        f"--records_dir={records}",
+    ]
+    assert main(second) == 0
+    out = capsys.readouterr().out
+    assert "2 runs, 2 cached, 0 to train" in out
+    assert not (tmp_path / "runs_b").exists()
+    report_a = json.loads((tmp_path / "a" / "suite.json").read_text())
+    report_b = json.loads((tmp_path / "b" / "suite.json").read_text())
+    assert (
+        report_b["summary"]["random_mask"]["final_success"]
+        == report_a["summary"]["random_mask"]["final_success"]
+    )
+    fact_a, fact_b = report_a["per_seed"]["sac"][0], report_b["per_seed"]["sac"][0]
+    for key in (
+        "final_success",
+        "intervention_rate",
+        "intervention_steps",
+        "steps_to_80",
+        "episodes",
+        "updates",
+    ):
+        assert fact_b[key] == fact_a[key], key
+    # the record keeps the probes' floats to 6 significant digits
+    assert fact_b["late_entropy"] == pytest.approx(fact_a["late_entropy"], rel=1e-5)
+    assert report_b["table2"] is None and "left out" in (tmp_path / "b" / "suite.md").read_text()
+    assert "| random drop (control) - HIL-SERL (SAC) |" in (tmp_path / "b" / "suite.md").read_text()
+
+    # a record whose fingerprint differs (here: another budget) is trained again and replaced
+    path = records / "sac_seed0.json"
+    record = json.loads(path.read_text())
+    record["config"]["env_steps"] += 1
+    path.write_text(json.dumps(record))
+    assert main(second) == 0
+    assert "2 runs, 1 cached, 1 to train" in capsys.readouterr().out
+    assert json.loads(path.read_text())["config"]["env_steps"] == record["config"]["env_steps"] - 1
+    assert (tmp_path / "runs_b" / "sac_seed0" / "result.json").exists()
+    assert not (tmp_path / "runs_b" / "e2hil_random_mask_seed0").exists()
+
+
+def test_control_variant_runs_e2hil_with_a_random_mask_and_keeps_old_fingerprints():
+    from lerobot_policy_e2hil.bench.config import QUICK_BUDGET, RunConfig, load_pipeline_config
+    from lerobot_policy_e2hil.bench.runs import CONTROL, parse_variants, variant_run
+    from lerobot_policy_e2hil.errors import ConfigError
+
+    assert "random_mask" not in RunConfig(method="e2hil", seed=1).to_dict()
+    run = variant_run(QUICK_BUDGET, CONTROL, 3, TWO_POSITIONS)
+    assert run.name == "e2hil_random_mask_seed3" and run.to_dict()["random_mask"] is True
+    algorithm = load_pipeline_config(run, ROOT).algorithm
+    assert algorithm.random_mask is True and algorithm.influence_form == "policy_gradient"
+    assert parse_variants("random_mask,sac") == ("sac", "random_mask")
+    with pytest.raises(ConfigError, match="bench.method='sac'"):
+        RunConfig(method="sac", random_mask=True)

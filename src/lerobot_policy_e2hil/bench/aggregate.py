@@ -32,7 +32,10 @@ PAIRED_KEYS = (
     "late_intervention_rate",
     "intervention_steps",
     "late_entropy",
+    "steps_to_80_censored",
 )
+# Prefix of the per-position success facts (``final_success_position_<index>``), paired too
+POSITION_PREFIX = "final_success_position_"
 
 
 # --- per-run facts --------------------------------------------------------------------------
@@ -45,13 +48,17 @@ def run_facts(result: dict[str, Any]) -> dict[str, Any]:
     success = [e["success"] for e in evals]
     s, t = result["summary"], result["timing"]
     by_position = evals[-1].get("by_position", {}) if evals else {}
+    steps_to_80 = an.steps_to_threshold(steps, success, SUCCESS_THRESHOLD)
     return {
         "seed": result["config"]["seed"],
+        **{f"{POSITION_PREFIX}{k}": v for k, v in by_position.items()},
         "final_success": s["final_success"],
         "final_success_by_position": by_position,
         "final_success_worst_position": min(by_position.values()) if by_position else math.nan,
         "train_success_by_position": train_success_by_position(result),
-        "steps_to_80": an.steps_to_threshold(steps, success, SUCCESS_THRESHOLD),
+        "steps_to_80": steps_to_80,
+        # A run that never reached the threshold counts as the whole budget (censored)
+        "steps_to_80_censored": s["env_steps"] if steps_to_80 is None else steps_to_80,
         "intervention_rate": s["intervention_rate"],
         "intervention_steps": s["intervention_steps"],
         "late_intervention_rate": late_intervention_rate(result["episodes"], s["env_steps"]),
@@ -281,14 +288,26 @@ def pooled_samples(run_dirs: Sequence[Path]) -> dict[str, np.ndarray]:
     return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
 
-def paired_differences(facts: dict[str, list[dict[str, Any]]], variants: Sequence[str]) -> dict[str, Any]:
-    """Per variant after the first, its :data:`PAIRED_KEYS` minus :data:`.runs.BASELINE`'s, paired by seed."""
+def paired_differences(
+    facts: dict[str, list[dict[str, Any]]], variants: Sequence[str], reference: str = BASELINE
+) -> dict[str, Any]:
+    """Per variant other than ``reference``, its paired facts minus ``reference``'s of the same seed.
+
+    The facts: :data:`PAIRED_KEYS` and the success at each cube position (``final_success_position_<i>``).
+    """
+    keys = [*PAIRED_KEYS, *sorted(k for k in facts[reference][0] if k.startswith(POSITION_PREFIX))]
     return {
         m: {
-            key: ci_dict([e[key] - b[key] for e, b in zip(facts[m], facts[BASELINE], strict=True)])
-            for key in PAIRED_KEYS
+            key: ci_dict(
+                [
+                    e.get(key, math.nan) - b.get(key, math.nan)
+                    for e, b in zip(facts[m], facts[reference], strict=True)
+                ]
+            )
+            for key in keys
         }
-        for m in variants[1:]
+        for m in variants
+        if m != reference
     }
 
 

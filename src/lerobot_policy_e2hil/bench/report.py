@@ -18,7 +18,16 @@ from . import aggregate as ag
 from . import analysis as an
 from .aggregate import EARLY_FRACTION, LATE_FRACTION, SERIES_BINS, finite
 from .config import DEFAULT_CONFIG, Budget, RunConfig
-from .runs import BASELINE, DEFAULT_VARIANTS, SWEEP_REFERENCE, require_result, sweep_runs, variant_run
+from .runs import (
+    BASELINE,
+    CONTROL,
+    DEFAULT_VARIANTS,
+    SWEEP_REFERENCE,
+    require_result,
+    sweep_runs,
+    variant_run,
+)
+from .trainer import SAMPLES_FILE
 
 # --- markdown -------------------------------------------------------------------------------
 
@@ -100,13 +109,28 @@ def suite_report(
     facts = {m: [ag.run_facts(r) for r in results[m]] for m in variants}
     summary = {m: ag.method_summary(facts[m]) for m in variants}
     paired_all = ag.paired_differences(facts, variants)
+    selection_rules = [m for m in variants if m not in (BASELINE, CONTROL)]
+    paired_control = (
+        ag.paired_differences(facts, [CONTROL, *selection_rules], reference=CONTROL)
+        if CONTROL in variants and selection_rules
+        else {}
+    )
     validation = {m: ag.influence_validation(results[m], budget.env_steps) for m in variants}
-    samples = {m: ag.pooled_samples([runs_dir / run.name for run in runs[m]]) for m in variants}
-    table2 = {m: an.intervention_table(samples[m]["abs_c"], samples[m]["is_intervention"]) for m in variants}
-    drops = {
-        m: an.mask_drop_table(samples[m]["is_intervention"], samples[m]["kept"], samples[m]["dropped_high"])
-        for m in variants
-    }
+    # The sections pooled over samples need every run's samples.npz (records do not carry them)
+    run_dirs = {m: [runs_dir / run.name for run in runs[m]] for m in variants}
+    with_samples = all((d / SAMPLES_FILE).is_file() for dirs in run_dirs.values() for d in dirs)
+    samples = {m: ag.pooled_samples(run_dirs[m]) for m in variants} if with_samples else None
+    table2 = drops = None
+    if samples is not None:
+        table2 = {
+            m: an.intervention_table(samples[m]["abs_c"], samples[m]["is_intervention"]) for m in variants
+        }
+        drops = {
+            m: an.mask_drop_table(
+                samples[m]["is_intervention"], samples[m]["kept"], samples[m]["dropped_high"]
+            )
+            for m in variants
+        }
     figures = suite_figures(results, samples, validation, budget.env_steps, seeds, report_dir)
     report = {
         "command": command,
@@ -118,6 +142,7 @@ def suite_report(
         "summary": summary,
         "paired_difference_minus_sac": paired_all,
         **({"paired_difference_e2hil_minus_sac": paired_all["e2hil"]} if "e2hil" in paired_all else {}),
+        **({"paired_difference_minus_control": paired_control} if paired_control else {}),
         "per_seed": facts,
         "influence_validation": validation,
         "table2": table2,
@@ -131,7 +156,7 @@ def suite_report(
 
 def suite_figures(
     results: dict[str, list[dict[str, Any]]],
-    samples: dict[str, dict[str, Any]],
+    samples: dict[str, dict[str, Any]] | None,
     validation: dict[str, dict[str, Any]],
     env_steps: int,
     seeds: int,
@@ -141,7 +166,8 @@ def suite_figures(
 
     Args:
         results: Per variant, its runs' results (seeds in order); the first variant is the baseline.
-        samples: Per variant, :func:`.aggregate.pooled_samples` of its runs.
+        samples: Per variant, :func:`.aggregate.pooled_samples` of its runs; None without them
+            (a report from records): no histogram.
         validation: Per variant, :func:`.aggregate.influence_validation` of its runs.
         env_steps: The runs' budget.
         seeds: Seeds per variant (figure legends).
@@ -172,11 +198,12 @@ def suite_figures(
             {m: ag.influence_series(results[m], env_steps) for m in variants},
             report_dir / "influence_series.png",
         ),
-        "hist": plots.plot_influence_hist(
+    }
+    if samples is not None:
+        figures["hist"] = plots.plot_influence_hist(
             {m: (samples[m]["abs_c"], samples[m]["is_intervention"]) for m in variants},
             report_dir / "influence_hist.png",
-        ),
-    }
+        )
     position_panels: dict[str, dict[str, tuple]] = {}
     for m in variants:
         for index, curve in ag.position_curves(results[m]).items():
@@ -267,20 +294,7 @@ def suite_markdown(report: dict[str, Any], budget: Budget) -> str:
             f"{x['wall_s']:.0f} s |"
         )
     lines.append("")
-    for m in variants[1:]:
-        paired = _paired(report, m)
-        worst = paired.get("final_success_worst_position")
-        worst_text = (
-            f", success at the worse position {_signed_pct(worst)}" if worst and finite(worst["mean"]) else ""
-        )
-        lines += [
-            "Paired by seed (same seed = same initial weights, teacher and cube sequence), "
-            f"{_label(m)} minus SAC: success {_signed_pct(paired['final_success'])}{worst_text}, intervention rate "
-            f"{_signed_pct(paired['intervention_rate'])} (last {int(100 * LATE_FRACTION)}% of the env steps: "
-            f"{_signed_pct(paired['late_intervention_rate'])}), intervention steps {_num(paired['intervention_steps'])}, "
-            f"policy entropy over the last {int(100 * LATE_FRACTION)}% {_num(paired['late_entropy'], 2)} nats.",
-            "",
-        ]
+    lines += paired_markdown(report)
     lines += position_markdown(report)
     lines += [
         "Per seed (final success / env steps to 80% / intervention rate / intervention steps):",
@@ -299,8 +313,60 @@ def suite_markdown(report: dict[str, Any], budget: Budget) -> str:
         lines.append(f"| {fact['seed']} | " + " | ".join(cells) + " |")
     lines += ["", "![curves](suite_curves.png)", ""]
     lines += influence_markdown(report)
-    lines += table2_markdown(report)
+    if report.get("table2") is None:
+        lines += [
+            "The sections pooled over samples (|c| by subset, what the mask drops, the |c| histogram) "
+            f"are left out: some runs come from their records, which do not carry the per-sample arrays "
+            f"(`{SAMPLES_FILE}` in each run directory).",
+            "",
+        ]
+    else:
+        lines += table2_markdown(report)
     return "\n".join(lines) + "\n"
+
+
+# Paired facts in the paired table: (key, column title, format: "pct", "steps" or "nats")
+PAIRED_COLUMNS = (
+    ("final_success", "teacher-free success", "pct"),
+    ("final_success_worst_position", "worse position", "pct"),
+    ("intervention_rate", "intervention rate", "pct"),
+    ("late_intervention_rate", f"intervention rate, last {int(100 * LATE_FRACTION)}%", "pct"),
+    ("steps_to_80_censored", "env steps to 80% (not reached: the budget)", "steps"),
+    ("late_entropy", f"entropy, last {int(100 * LATE_FRACTION)}% (nats)", "nats"),
+)
+
+
+def paired_markdown(report: dict[str, Any]) -> list[str]:
+    """Paired differences by seed: every variant minus SAC, and each selection rule minus the control."""
+    comparisons = [(m, BASELINE, _paired(report, m)) for m in _variants(report)[1:]]
+    comparisons += [(m, CONTROL, d) for m, d in report.get("paired_difference_minus_control", {}).items()]
+    if not comparisons:
+        return []
+    positions = sorted(
+        (k for k in comparisons[0][2] if k.startswith(ag.POSITION_PREFIX)),
+        key=lambda k: int(k.rsplit("_", 1)[1]),
+    )
+    columns = [*PAIRED_COLUMNS[:1], *((k, f"position {k.rsplit('_', 1)[1]}", "pct") for k in positions),
+               *PAIRED_COLUMNS[1:]]  # fmt: skip
+    lines = [
+        "Paired by seed (same seed = same initial weights, teacher and cube sequence): mean difference with its "
+        "95% Student-t interval; success and rates in points.",
+        "",
+        "| difference | " + " | ".join(title for _, title, _ in columns) + " |",
+        "| --- | " + " | ".join("---" for _ in columns) + " |",
+    ]
+    for variant, reference, paired in comparisons:
+        cells = []
+        for key, _, kind in columns:
+            ci = paired.get(key)
+            if ci is None or not finite(ci["mean"]):
+                cells.append("-")
+            elif kind == "pct":
+                cells.append(_signed_pct(ci))
+            else:
+                cells.append(_num(ci, 0 if kind == "steps" else 2))
+        lines.append(f"| {_label(variant)} - {_label(reference)} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def _label(method: str) -> str:

@@ -33,6 +33,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 DEFAULT_VARIANTS = ("sac", "e2hil")
 # The variant every other is compared with, paired by seed
 BASELINE = "sac"
+# The control every selection rule is also compared with when the suite runs it
+CONTROL = "random_mask"
 # The paper's regime (issue 15): two cube positions, the touch reward, the human-like teacher
 PAPER_REGIME_CONFIG = "HIL-SERL/train_gym_hil_env_SIM_two_positions.json"
 PAPER_REGIME_VARIANTS = ("sac", "e2hil", "e2hil_first_order", "random_mask")
