@@ -119,8 +119,7 @@ ROWS: tuple[Row, ...] = (
         "transitions are decoded from safetensors, never unpickled; a message that does not decode "
         "and transitions that do not match the policy's features are skipped and counted instead of "
         "ending the training loop",
-        replaces="faults.transitions: unpickling is the fault (this project's issue 17), so LeRobot's "
-        "function is never called",
+        replaces="faults.transitions: unpickling is the fault, so LeRobot's function is never called",
     ),
     Row(
         f"{LEARNER}.state_to_bytes",

@@ -94,7 +94,9 @@ def _default_processor() -> HILSerlProcessorConfig:
 class E2HiLSimEnvConfig(HILSerlRobotEnvConfig):
     """Headless gym_hil pick-cube, state-only by default, driven by a scripted teacher."""
 
+    # The gym id (registered as gym_hil/E2HiLPickCube-v0 with this config's options); the only value
     task: str | None = SIM_TASK
+    # LeRobot's env family: "gym_hil" makes the actor build the env with gym_hil's processor pipeline
     name: str = "gym_hil"
     # gym-hil's control rate (10 Hz); checkpoints record it as the dataset fps
     fps: int = 10

@@ -3,7 +3,7 @@
 LeRobot's learner updates as fast as its process runs and its actor acts as fast as its own, so
 the updates per env step of a run (the replay ratio) is set by the two processes' speeds: 0.16
 in the first 5k env steps of a loaded 2-core run and 0.4-0.5 over a whole one, where the
-synchronous trainer, which fixes it, runs 0.6 from the first step (docs/sim.md, issue #18). With
+synchronous trainer, which fixes it, runs 0.6 from the first step (docs/history/sim_reliability.md). With
 ``env.updates_per_env_step = r`` both sides hold it at ``r``:
 
 * the learner does at most ``floor(r * n)`` updates once it has received ``n`` transitions
