@@ -150,6 +150,8 @@ def test_suite_reuses_committed_records_and_reruns_a_changed_one(tmp_path, capsy
     assert main(first) == 0
     assert "2 runs, 0 cached, 2 to train" in capsys.readouterr().out
     assert sorted(p.name for p in records.iterdir()) == ["e2hil_random_mask_seed0.json", "sac_seed0.json"]
+    made_with = json.loads((records / "sac_seed0.json").read_text())["made_with"]
+    assert made_with["lerobot_policy_e2hil"] and len(made_with["commit"] or "0" * 40) == 40
 
     # "another machine": a new, empty run cache; only the records are there
     second = [

@@ -14,8 +14,10 @@ samples (|c| by subset, what the mask drops, the |c| histogram) and says so.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +50,45 @@ def _rounded(value: Any) -> Any:
     return value
 
 
-def to_record(result: dict[str, Any]) -> dict[str, Any]:
-    """The record of a run's ``result.json`` (:func:`.trainer.train_run`'s result)."""
+def to_record(result: dict[str, Any], made_with: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The record of a run's ``result.json`` (:func:`.trainer.train_run`'s result).
+
+    Args:
+        result: The run's result.
+        made_with: Provenance (not part of the fingerprint); None: :func:`provenance`.
+    """
     probes = result.get("probes") or []
     columns = {key: [_rounded(p.get(key, math.nan)) for p in probes] for key in PROBE_FIELDS}
-    return {"format": FORMAT, **{key: result.get(key) for key in KEPT_FIELDS}, "probe_columns": columns}
+    return {
+        "format": FORMAT,
+        **{key: result.get(key) for key in KEPT_FIELDS},
+        "made_with": provenance() if made_with is None else made_with,
+        "probe_columns": columns,
+    }
+
+
+@functools.cache
+def provenance() -> dict[str, Any]:
+    """The package version and, in a git checkout, the commit a record was made with.
+
+    Provenance only: the fingerprint is the run's config, so a record stays valid across code
+    changes; a change that alters what a run computes must change the config (or the records
+    must be made again), and the commit says which code made each record.
+    """
+    from importlib.metadata import version
+
+    root = Path(__file__).resolve().parents[3]
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"lerobot_policy_e2hil": version("lerobot_policy_e2hil"), "commit": commit}
 
 
 def from_record(record: dict[str, Any]) -> dict[str, Any]:
