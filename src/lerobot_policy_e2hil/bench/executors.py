@@ -18,6 +18,7 @@ import functools
 import json
 import multiprocessing
 import os
+import socket
 import sys
 import tempfile
 import traceback
@@ -66,7 +67,8 @@ def _output_to(path: Path) -> Iterator[None]:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
         try:
-            yield
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                yield
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -111,6 +113,11 @@ def train_task(
 
                 result = train_run(run, out_dir=here, root=Path(root) if root else None, log=_flush_print)
                 outcome.line = summary_line(result)
+            except SystemExit as err:  # what draccus does on a bad training-JSON flag, after its message
+                sys.stderr.flush()
+                said = _last_line((here / LOG_FILE).read_text(errors="replace"))
+                traceback.print_exc()
+                outcome.error = f"exited with status {err.code}: {said}"
             except Exception:
                 text = traceback.format_exc()
                 print(text, file=sys.stderr, flush=True)
@@ -206,22 +213,23 @@ class RayExecutor:
 
         from ..errors import ConfigError
 
-        self._ray = ray
         try:
             if self.address is None:
                 ray.init(
+                    address="local",
                     num_cpus=len(os.sched_getaffinity(0)),
                     include_dashboard=False,
                     log_to_driver=False,
                     logging_level="warning",
                 )
             else:
+                _check_reachable(self.address)
                 ray.init(address=self.address, log_to_driver=False, logging_level="warning")
         except ConnectionError as err:
             raise ConfigError(
-                f"ray.address={self.address!r} is invalid: {_last_line(str(err))}; allowed values: the "
-                "address of a running Ray cluster (start one with `ray start --head`), or unset for a local Ray"
+                f"ray.address={self.address!r} is invalid: {_last_line(str(err))}; allowed values: {_ADDRESSES}"
             ) from err
+        self._ray = ray
         self._task = ray.remote(train_task)
         return self
 
@@ -261,6 +269,29 @@ class RayExecutor:
         for ref in handles:
             with contextlib.suppress(Exception):
                 self._ray.cancel(ref, force=True)
+
+
+_ADDRESSES = (
+    "the address of a running Ray cluster (start one with `ray start --head`), or unset for a local Ray"
+)
+# Seconds a cluster's address has to answer (Ray itself would wait on an address that never answers)
+CONNECT_TIMEOUT_S = 10.0
+
+
+def _check_reachable(address: str) -> None:
+    """Raise ConnectionError if nothing listens at ``address`` (or ``RAY_ADDRESS``, which Ray prefers).
+
+    ``auto`` without ``RAY_ADDRESS`` is left to Ray, which finds the cluster started on this
+    machine or says there is none; ``ray://`` (Ray Client) addresses are left to Ray too.
+    """
+    target = os.environ.get("RAY_ADDRESS") or address
+    if target == "auto" or "://" in target:
+        return
+    host, _, port = target.rpartition(":")
+    try:
+        socket.create_connection((host or target, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except (OSError, ValueError) as err:
+        raise ConnectionError(f"nothing answers at {target} ({err})") from err
 
 
 def _policy_device(config_text: str | None, run: RunConfig) -> str:
