@@ -16,7 +16,10 @@ Flags are draccus' (``--field=value``, dotted for nested fields), as in LeRobot'
 
 Finished runs are cached in ``--runs_dir`` (default ``outputs/bench/<command>_runs``) and reused
 when their config matches, so an interrupted suite resumes and ``--report_only=true`` rebuilds
-the report without training. ``e2hil-bench <command> --help`` lists every flag.
+the report without training. ``suite`` and ``sweep`` train on this machine (``--workers`` at a
+time) or, with ``--executor=ray [--ray.address=auto]``, as the tasks of a Ray cluster
+(:mod:`.executors`); both write the same run directories and records. ``e2hil-bench <command>
+--help`` lists every flag.
 """
 
 from __future__ import annotations

@@ -116,6 +116,7 @@ def train_task(
             except SystemExit as err:  # what draccus does on a bad training-JSON flag, after its message
                 sys.stderr.flush()
                 said = _last_line((here / LOG_FILE).read_text(errors="replace"))
+                said = said[said.find("error:") :] if "error:" in said else said  # without argparse's prog
                 traceback.print_exc()
                 outcome.error = f"exited with status {err.code}: {said}"
             except Exception:
