@@ -16,12 +16,16 @@ Flags are draccus' (``--field=value``, dotted for nested fields), as in LeRobot'
 
 Finished runs are cached in ``--runs_dir`` (default ``outputs/bench/<command>_runs``) and reused
 when their config matches, so an interrupted suite resumes and ``--report_only=true`` rebuilds
-the report without training. ``e2hil-bench <command> --help`` lists every flag.
+the report without training. ``suite`` and ``sweep`` train on this machine (``--workers`` at a
+time) or, with ``--executor=ray [--ray.address=auto]``, as the tasks of a Ray cluster
+(:mod:`.executors`); both write the same run directories and records. ``e2hil-bench <command>
+--help`` lists every flag.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 import shlex
 import sys
@@ -33,6 +37,8 @@ from ..errors import EXIT_SETUP, ConfigError, one_line
 from .config import BUDGETS, DEFAULT_CONFIG, METHODS, QUICK_BUDGET, Budget, RunConfig
 
 QUICK_DIR = Path("outputs/bench/quick")
+# Exit status of a suite or sweep in which a run failed (the others finished)
+EXIT_RUNS_FAILED = 1
 # Flags that go to the training JSON of every run rather than to the command
 TRAIN_FLAG_PREFIXES = ("--env.", "--policy.", "--algorithm.", "--dataset.")
 CONFIG_FLAG = "--config_path"
@@ -81,13 +87,25 @@ class RunCommand(_Common):
 
 
 @dataclass
+class RayOptions:
+    """The Ray cluster of ``--executor=ray``."""
+
+    # Address of a running cluster ("auto": the one `ray start --head` started on this machine); None: start a local Ray with this machine's CPUs
+    address: str | None = None
+
+
+@dataclass
 class _ManyRuns(_Common):
     # Seeds per variant (None: 5 for suite, 3 for sweep, 2 with --quick=true)
     seeds: int | None = None
     # First seed; the runs use first_seed .. first_seed + seeds - 1
     first_seed: int = 0
-    # Runs trained at once, one torch thread each (1: in this process)
+    # Runs trained at once by the local executor, one torch thread each (1: in this process)
     workers: int = 2
+    # Where the runs train: "local" (processes on this machine, --workers at a time) or "ray" (one task per run on a Ray cluster, --ray.address)
+    executor: str = "local"
+    # The Ray cluster (--executor=ray)
+    ray: RayOptions = field(default_factory=RayOptions)
     # Run cache (None: outputs/bench/<command>_runs, or outputs/bench/quick/runs with --quick=true)
     runs_dir: str | None = None
     # Report files (None: docs/benchmarks, or outputs/bench/quick/report with --quick=true)
@@ -106,6 +124,16 @@ class _ManyRuns(_Common):
             _invalid("first_seed", self.first_seed, ">= 0")
         if self.workers < 1:
             _invalid("workers", self.workers, ">= 1")
+        from .executors import EXECUTORS
+
+        if self.executor not in EXECUTORS:
+            _invalid("executor", self.executor, ", ".join(map(repr, EXECUTORS)))
+        if self.executor != "ray" and self.ray.address is not None:
+            _invalid("ray.address", self.ray.address, "unset, or an address with --executor=ray")
+        if self.executor == "ray" and importlib.util.find_spec("ray") is None:
+            _invalid(
+                "executor", self.executor, "'local', or 'ray' once Ray is installed (pip install -e '.[ray]')"
+            )
 
 
 @dataclass
@@ -379,11 +407,29 @@ def _many(inv: Invocation, argv: list[str]) -> int:
     records_dir = Path(cmd.records_dir) if cmd.records_dir else report_dir / "records"
     timing = None
     if not cmd.report_only:
+        from .executors import make_executor
+
         start = time.perf_counter()
+        executor = make_executor(cmd.executor, cmd.workers, cmd.ray.address)
         timing = runs.execute(
-            runs_of(inv), runs_dir, workers=cmd.workers, root=root, force=cmd.force, records_dir=records_dir
+            runs_of(inv),
+            runs_dir,
+            workers=cmd.workers,
+            root=root,
+            force=cmd.force,
+            records_dir=records_dir,
+            executor=executor,
         )
         timing["wall_s"] = time.perf_counter() - start
+        if timing.get("failed"):
+            failed = timing["failed"]
+            names = ", ".join(f"{name} ({cause}; log: {where})" for name, (cause, where) in failed.items())
+            print(
+                f"error: {len(failed)} of {timing['trained'] + len(failed)} runs to train failed: {names}. "
+                "The finished runs are kept; the same command trains only what is missing.",
+                file=sys.stderr,
+            )
+            return EXIT_RUNS_FAILED
     common = (inv.budget, seeds_of(inv), runs_dir, report_dir, _recorded(argv), timing, inv.config_path)
     if isinstance(cmd, SuiteCommand):
         report.suite_report(

@@ -9,18 +9,16 @@ other's runs.
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
 from .config import DEFAULT_CONFIG, Budget, RunConfig
+from .executors import LOG_FILE, LocalExecutor, RayExecutor, land
 from .records import load_record, write_record
-from .trainer import load_result, train_run
+from .trainer import load_result
 
 # Suite variants: name -> (method, E2HiL fields of the run). Every variant runs the same seeds.
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -156,18 +154,6 @@ def _record_finished(run: RunConfig, runs_dir: Path, records_dir: Path | None) -
 # --- training -------------------------------------------------------------------------------
 
 
-def _worker(run_data: dict[str, Any], out_dir: str, root: str | None) -> dict[str, Any]:
-    """Train one run in a worker process (one torch thread) and return its summary."""
-    os.environ.setdefault("MUJOCO_GL", "egl")
-    import lerobot_policy_e2hil  # noqa: F401  (registers e2hil, e2hil_sim)
-
-    from .trainer import summary_line
-
-    run = RunConfig.from_dict(run_data)
-    result = train_run(run, out_dir=Path(out_dir), root=Path(root) if root else None, log=_flush_print)
-    return {"name": result["name"], "line": summary_line(result), "wall_s": result["timing"]["wall_s"]}
-
-
 def _flush_print(line: str) -> None:
     print(line, flush=True)
 
@@ -180,43 +166,64 @@ def execute(
     force: bool = False,
     log: Callable[[str], None] = _flush_print,
     records_dir: Path | None = None,
+    executor: LocalExecutor | RayExecutor | None = None,
 ) -> dict[str, Any]:
-    """Train the runs that have no cached result or record, ``workers`` at a time; return timing facts.
+    """Train the runs that have no cached result or record; return timing facts and the failed runs.
 
-    ``workers == 1`` trains in this process (no start-up cost), otherwise in spawned
-    processes, each with one torch thread. Each finished run's record is written to
-    ``records_dir`` (if given) as soon as it finishes.
+    The local executor (the default) trains ``workers`` runs at a time: in this process
+    (``workers == 1``), otherwise in spawned processes, each with one torch thread; a Ray
+    executor sends each run to the cluster (:mod:`.executors`). Each run's output goes to
+    ``<run dir>/train.log``. A line is logged whenever the count of runs done, running or left
+    changes; a failed run is logged with its cause and log and the others go on. Each finished
+    run's record is written to ``records_dir`` (if given) as soon as it finishes.
+
+    Returns:
+        ``trained`` (runs that finished), ``cached``, ``wall_s``, ``workers``, and ``failed``
+        (``{name: (cause, log path)}``) only when a run failed.
     """
-    from tqdm import tqdm
-
     runs_dir = Path(runs_dir)
+    executor = executor if executor is not None else LocalExecutor(workers)
     todo = [run for run in runs if force or cached_result(run, runs_dir, records_dir) is None]
-    log(
-        f"[e2hil-bench] {len(runs)} runs, {len(runs) - len(todo)} cached, {len(todo)} to train, {workers} worker(s)"
-    )
+    width = f"{workers} worker(s)" if executor.name == "local" else f"executor {executor.name}"
+    log(f"[e2hil-bench] {len(runs)} runs, {len(runs) - len(todo)} cached, {len(todo)} to train, {width}")
     start = time.perf_counter()
-    bar = tqdm(total=len(todo), desc="runs", disable=not todo)
-    if workers <= 1:
-        for run in todo:
-            result = train_run(run, out_dir=runs_dir / run.name, root=root, log=log)
-            if records_dir is not None:
-                write_record(result, records_dir)
-            bar.update(1)
-            del result
-    else:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            futures = {
-                pool.submit(
-                    _worker, run.to_dict(), str(runs_dir / run.name), str(root) if root else None
-                ): run
-                for run in todo
-            }
-            for future in as_completed(futures):
-                future.result()
-                _record_finished(futures[future], runs_dir, records_dir)
-                bar.update(1)
-    bar.close()
+    failed: dict[str, tuple[str, str]] = {}
+    finished, shown = 0, None
+    left, running = list(todo), {}
+    if todo:
+        with executor:
+            try:
+                while left or running:
+                    while left and len(running) < executor.slots():
+                        run = left.pop(0)
+                        running[executor.submit(run, runs_dir / run.name, root)] = run
+                    state = (finished, len(running), len(left), len(failed))
+                    if state != shown:
+                        log(
+                            f"[e2hil-bench] runs: {finished} done, {len(running)} running, {len(left)} left, "
+                            f"{len(failed)} failed"
+                        )
+                        shown = state
+                    for handle, outcome in executor.wait(list(running)):
+                        run = running.pop(handle)
+                        land(outcome, runs_dir / run.name)
+                        if outcome.error is None:
+                            finished += 1
+                            log(outcome.line)
+                            _record_finished(run, runs_dir, records_dir)
+                        else:
+                            where = str(runs_dir / run.name / LOG_FILE)
+                            failed[run.name] = (outcome.error, where)
+                            log(f"[e2hil-bench] failed: {run.name}: {outcome.error} (log: {where})")
+            finally:
+                executor.cancel(list(running))
+        log(f"[e2hil-bench] runs: {finished} done, 0 running, 0 left, {len(failed)} failed")
     wall = time.perf_counter() - start
-    log(f"[e2hil-bench] trained {len(todo)} runs in {wall:.0f} s")
-    return {"trained": len(todo), "cached": len(runs) - len(todo), "wall_s": wall, "workers": workers}
+    log(f"[e2hil-bench] trained {finished} runs in {wall:.0f} s")
+    timing: dict[str, Any] = {"trained": finished, "cached": len(runs) - len(todo), "wall_s": wall}
+    timing["workers"] = workers
+    if executor.name != "local":
+        timing["executor"] = executor.name
+    if failed:
+        timing["failed"] = failed
+    return timing
