@@ -139,7 +139,7 @@ def test_run_config_takes_its_budget_fields_from_budget():
         (["run", "--method=td3"], "error: method='td3' is invalid; allowed values: 'sac', 'e2hil'"),
         (
             ["suite", "--variants=e2hil,ppo"],
-            "error: variants='e2hil,ppo' is invalid: unknown 'ppo'; allowed values: sac, e2hil, e2hil_first_order",
+            "error: variants='e2hil,ppo' is invalid: unknown 'ppo'; allowed values: sac, e2hil, e2hil_first_order, random_mask",
         ),
         (["bench"], "error: command='bench' is invalid; allowed values: run, suite, sweep, influence-check"),
         (
