@@ -80,7 +80,7 @@ def test_sac_run_is_sac_and_the_probe_does_not_change_it():
 def test_methods_share_every_sac_field():
     sac = load_pipeline_config(quick("sac"), ROOT).algorithm
     e2hil = load_pipeline_config(quick("e2hil", num_action_samples=4), ROOT).algorithm
-    assert sac.type == "sac" and e2hil.type == "e2hil"
+    assert sac.type == "sac_fast" and e2hil.type == "e2hil"  # LeRobot's SAC with the fast update
     assert e2hil.num_action_samples == 4 and e2hil.influence_upper_quantile == 0.9  # from the JSON
     for field in dataclasses.fields(sac):
         if field.name != "policy_config":
