@@ -3,9 +3,9 @@
 Three contenders on identical batches and identical initial weights, in one process, timed in
 alternating rounds so that machine load hits them alike:
 
-* ``lerobot``: LeRobot's ``SACAlgorithm`` as built with ``LEROBOT_E2HIL_FAST_UPDATE=0``;
+* ``lerobot``: LeRobot's ``SACAlgorithm`` (``"type": "sac"``);
 * ``fast``: the same algorithm with :class:`lerobot_policy_e2hil.fast_update.FastUpdateMixin`
-  (what ``make_algorithm`` builds by default once the plugin is imported);
+  (``"type": "sac_fast"``);
 * ``floor``: the same networks (copies of the actor, the critic ensemble and the target heads)
   driven by plain torch: the forward passes of one SAC update (actor on the next states, target
   heads, critic heads with backward, actor and critic heads with backward, actor for the
@@ -13,7 +13,7 @@ alternating rounds so that machine load hits them alike:
   torch.distributions. ``floor+adam`` adds one ``foreach`` Adam step per loss.
 
 With ``--e2hil`` the contenders are instead SAC and E2HiL (``policy_gradient``, K Monte Carlo
-actions), each as LeRobot-built (``LEROBOT_E2HIL_FAST_UPDATE=0``, today's code) and fast, all
+actions), each as LeRobot-built (``"sac"``; E2HiL with ``fast_update: false``) and fast, all
 four from the same weights: the E2HiL/SAC ratio before and after, side by side. A fifth,
 ``e2hil split``, is the fast E2HiL with the Monte Carlo estimate it had before its buffers and
 its first layer at SAC's action (issue 14, item 3): the state part of each head's first layer
@@ -41,21 +41,15 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from lerobot_policy_e2hil.fast_update import FAST_UPDATE_ENV, heads_min_q, state_parts
+from lerobot_policy_e2hil.fast_update import heads_min_q, state_parts
 from lerobot_policy_e2hil.synthetic import make_policy, make_rl_algorithm, random_batch
 
 
 def build_sac(policy, fast: bool, algorithm_type: str = "sac", **overrides):
-    """``make_algorithm(algorithm_type)`` with the fast update switched on or off."""
-    previous = os.environ.get(FAST_UPDATE_ENV)
-    os.environ[FAST_UPDATE_ENV] = "1" if fast else "0"
-    try:
-        return make_rl_algorithm(algorithm_type, policy, **overrides)
-    finally:
-        if previous is None:
-            os.environ.pop(FAST_UPDATE_ENV)
-        else:
-            os.environ[FAST_UPDATE_ENV] = previous
+    """``make_algorithm`` for ``"sac"`` (``"sac_fast"`` when ``fast``) or ``"e2hil"`` with ``fast_update=fast``."""
+    if algorithm_type == "sac":
+        return make_rl_algorithm("sac_fast" if fast else "sac", policy, **overrides)
+    return make_rl_algorithm(algorithm_type, policy, fast_update=fast, **overrides)
 
 
 def with_split_estimate(algorithm):

@@ -14,7 +14,7 @@ from lerobot_policy_e2hil.bench.config import QUICK_BUDGET, RunConfig, load_pipe
 from lerobot_policy_e2hil.bench.probe import entropy_from_noise, log_prob_from_noise  # noqa: E402
 from lerobot_policy_e2hil.bench.trainer import SyncTrainer, load_result, load_samples, train_run  # noqa: E402
 from lerobot_policy_e2hil.errors import ConfigError  # noqa: E402
-from lerobot_policy_e2hil.fast_update import plain_class  # noqa: E402
+from lerobot_policy_e2hil.sac_fast import SACFastAlgorithm  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,11 +63,9 @@ def _trained(run: RunConfig) -> SyncTrainer:
 
 
 def test_sac_run_is_sac_and_the_probe_does_not_change_it():
-    from lerobot.rl.algorithms.sac import SACAlgorithm
-
     probed = _trained(quick("sac", probe_every=1))
     plain = _trained(quick("sac", probe_every=0))
-    assert plain_class(type(probed.algorithm)) is SACAlgorithm
+    assert type(probed.algorithm) is SACFastAlgorithm  # LeRobot's SAC with the fast update
     assert not any(key.startswith("e2hil/") for rec in probed.result["train_log"] for key in rec)
     assert probed.result["probes"] and not plain.result["probes"]
     # bit for bit the same weights and the same run with and without the probe
@@ -82,7 +80,7 @@ def test_sac_run_is_sac_and_the_probe_does_not_change_it():
 def test_methods_share_every_sac_field():
     sac = load_pipeline_config(quick("sac"), ROOT).algorithm
     e2hil = load_pipeline_config(quick("e2hil", num_action_samples=4), ROOT).algorithm
-    assert sac.type == "sac" and e2hil.type == "e2hil"
+    assert sac.type == "sac_fast" and e2hil.type == "e2hil"  # LeRobot's SAC with the fast update
     assert e2hil.num_action_samples == 4 and e2hil.influence_upper_quantile == 0.9  # from the JSON
     for field in dataclasses.fields(sac):
         if field.name != "policy_config":

@@ -12,7 +12,6 @@ from lerobot.rl.algorithms.sac import SACAlgorithm
 
 from lerobot_policy_e2hil import E2HiLAlgorithm, E2HiLAlgorithmConfig
 from lerobot_policy_e2hil.configuration_e2hil import E2HiLConfigError
-from lerobot_policy_e2hil.fast_update import plain_class
 from lerobot_policy_e2hil.synthetic import make_policy, make_rl_algorithm, random_batch
 
 
@@ -86,10 +85,9 @@ def test_config_json_round_trip(tmp_path):
 
 
 def test_lookup_resolves_e2hil_and_keeps_sac():
-    # with the fast update mixed in (lerobot_policy_e2hil.fast_update); plain_class undoes it
-    assert plain_class(factory.get_algorithm_class("e2hil")) is E2HiLAlgorithm
-    assert plain_class(factory.get_algorithm_class("sac")) is SACAlgorithm
-    with pytest.raises(ValueError, match=r"allowed values: \[.*'e2hil'.*'sac'"):
+    assert factory.get_algorithm_class("e2hil") is E2HiLAlgorithm
+    assert factory.get_algorithm_class("sac") is SACAlgorithm
+    with pytest.raises(ValueError, match=r"allowed values: \[.*'e2hil'.*'sac'.*'sac_fast'"):
         factory.get_algorithm_class("ppo")
 
 

@@ -9,7 +9,6 @@ from lerobot.rl.buffer import ReplayBuffer
 from lerobot.rl.data_sources import OnlineOfflineMixer
 
 from lerobot_policy_e2hil import E2HiLAlgorithm
-from lerobot_policy_e2hil.fast_update import plain_class
 from lerobot_policy_e2hil.synthetic import make_policy, make_rl_algorithm, random_batch
 
 SMALL = {"hidden_dim": 64, "latent_dim": 32}
@@ -227,5 +226,5 @@ def test_intervention_flags_default_to_policy_without_offline_buffer():
 
 def test_built_through_lerobot_make_algorithm():
     algorithm = make_rl_algorithm("e2hil", make_policy(**SMALL))
-    assert plain_class(type(algorithm)) is E2HiLAlgorithm and isinstance(algorithm, SACAlgorithm)
-    assert plain_class(type(make_rl_algorithm("sac", make_policy(**SMALL)))) is SACAlgorithm
+    assert type(algorithm) is E2HiLAlgorithm and isinstance(algorithm, SACAlgorithm)
+    assert type(make_rl_algorithm("sac", make_policy(**SMALL))) is SACAlgorithm

@@ -1,4 +1,8 @@
-"""The fast update computes what LeRobot's update computes: parameters, optimizer state, stats."""
+"""The fast update computes what LeRobot's update computes: parameters, optimizer state, stats.
+
+It is chosen by the saved config (``"type": "sac_fast"``, ``fast_update`` of ``"e2hil"``), never by
+the environment, and LeRobot's ``"sac"`` is LeRobot's class.
+"""
 
 import copy
 import pickle
@@ -9,19 +13,22 @@ from lerobot.policies.gaussian_actor.configuration_gaussian_actor import CriticN
 from lerobot.rl.algorithms import factory
 from lerobot.rl.algorithms.sac import SACAlgorithm
 
-from lerobot_policy_e2hil import E2HiLAlgorithm
+from lerobot_policy_e2hil import (
+    E2HiLAlgorithm,
+    E2HiLAlgorithmConfig,
+    SACFastAlgorithm,
+    SACFastAlgorithmConfig,
+)
 from lerobot_policy_e2hil.errors import ConfigError
 from lerobot_policy_e2hil.fast_update import (
-    FAST_UPDATE_ENV,
     FastUpdateMixin,
     HeadWorkspace,
-    fast_update_enabled,
     first_layer_outputs,
     heads_min_q,
-    plain_class,
     polyak_update,
     split_head_min_q,
     state_parts,
+    uses_fast_update,
 )
 from lerobot_policy_e2hil.synthetic import make_policy, make_rl_algorithm, random_batch
 
@@ -40,7 +47,11 @@ def one_thread():
 
 
 def _build(monkeypatch, fast, algorithm_type, policy_kwargs, overrides):
-    monkeypatch.setenv(FAST_UPDATE_ENV, "1" if fast else "0")
+    """``"sac"``: LeRobot's SAC, or ``"sac_fast"`` when ``fast``; ``"e2hil"`` with ``fast_update=fast``."""
+    if algorithm_type == "sac":
+        algorithm_type = "sac_fast" if fast else "sac"
+    else:
+        overrides = {**overrides, "fast_update": fast}
     torch.manual_seed(0)
     policy = make_policy(**{**SMALL, **policy_kwargs})
     critic = CriticNetworkConfig(hidden_dims=[64, 64])
@@ -50,7 +61,7 @@ def _build(monkeypatch, fast, algorithm_type, policy_kwargs, overrides):
 def _train(monkeypatch, fast, algorithm_type, updates, policy_kwargs, overrides, batch_size=32):
     """``updates`` updates from a fixed seed; returns the algorithm and the stats of each update."""
     algorithm = _build(monkeypatch, fast, algorithm_type, policy_kwargs, overrides)
-    assert isinstance(algorithm, FastUpdateMixin) == fast
+    assert uses_fast_update(algorithm) == fast
     generator = torch.Generator().manual_seed(1)
     batches = iter(
         [random_batch(algorithm.policy, batch_size, generator=generator) for _ in range(updates * 2)]
@@ -97,7 +108,11 @@ def test_fast_update_trains_bit_for_bit_like_lerobots(
 ):
     slow, slow_stats = _train(monkeypatch, False, algorithm_type, updates, policy_kwargs, overrides)
     fast, fast_stats = _train(monkeypatch, True, algorithm_type, updates, policy_kwargs, overrides)
-    assert type(slow) is plain_class(type(fast))
+    plain = {"sac": SACAlgorithm, "e2hil": E2HiLAlgorithm}[algorithm_type]
+    assert (
+        type(slow) is plain
+        and type(fast) is {"sac": SACFastAlgorithm, "e2hil": E2HiLAlgorithm}[algorithm_type]
+    )
     slow_tensors, fast_tensors = _trained_tensors(slow), _trained_tensors(fast)
     assert slow_tensors.keys() == fast_tensors.keys()
     for name, tensor in slow_tensors.items():
@@ -110,32 +125,37 @@ def test_fast_update_trains_bit_for_bit_like_lerobots(
             assert fast_log[key] == pytest.approx(value, rel=tolerance, abs=0, nan_ok=True), key
 
 
-def test_lookup_builds_fast_classes_and_the_switch_gives_lerobots(monkeypatch):
-    monkeypatch.setenv(FAST_UPDATE_ENV, "0")
+def test_sac_is_lerobots_class_and_the_fast_update_is_a_registered_type(monkeypatch):
     assert factory.get_algorithm_class("sac") is SACAlgorithm
+    assert factory.get_algorithm_class("sac_fast") is SACFastAlgorithm
     assert factory.get_algorithm_class("e2hil") is E2HiLAlgorithm
-    monkeypatch.delenv(FAST_UPDATE_ENV)
-    for name, plain in (("sac", SACAlgorithm), ("e2hil", E2HiLAlgorithm)):
-        cls = factory.get_algorithm_class(name)
-        assert issubclass(cls, FastUpdateMixin) and issubclass(cls, plain) and plain_class(cls) is plain
-        assert factory.get_algorithm_class(name) is cls  # built once
+    monkeypatch.setenv("LEROBOT_E2HIL_FAST_UPDATE", "1")  # the old switch: read by nothing now
+    sac = _build(monkeypatch, False, "sac", {}, {})
+    assert type(sac) is SACAlgorithm and not uses_fast_update(sac)
+    assert all(
+        not group["foreach"] for optimizer in sac.optimizers.values() for group in optimizer.param_groups
+    )
 
 
-@pytest.mark.parametrize(("value", "expected"), [(None, True), ("1", True), ("0", False), (" 0 ", False)])
-def test_switch_values(monkeypatch, value, expected):
-    if value is None:
-        monkeypatch.delenv(FAST_UPDATE_ENV, raising=False)
-    else:
-        monkeypatch.setenv(FAST_UPDATE_ENV, value)
-    assert fast_update_enabled() is expected
-
-
-def test_bad_switch_value_names_the_variable_and_the_allowed_values(monkeypatch):
-    monkeypatch.setenv(FAST_UPDATE_ENV, "yes")
+@pytest.mark.parametrize("algorithm_type", ["sac_fast", "e2hil"])
+def test_fast_update_is_a_config_field_on_by_default(algorithm_type):
+    config_class = {"sac_fast": SACFastAlgorithmConfig, "e2hil": E2HiLAlgorithmConfig}[algorithm_type]
+    assert config_class().fast_update is True
     with pytest.raises(
-        ConfigError, match=r"LEROBOT_E2HIL_FAST_UPDATE='yes' is invalid; allowed values: \['0', '1'\]"
+        ConfigError,
+        match=rf"algorithm.fast_update='yes' is invalid for type '{algorithm_type}'; allowed values: true, false",
     ):
-        factory.get_algorithm_class("sac")
+        config_class(fast_update="yes")
+
+
+def test_fast_update_false_gives_lerobots_update_in_each_hook(monkeypatch):
+    slow = _build(monkeypatch, False, "e2hil", {}, {})
+    assert isinstance(slow, FastUpdateMixin) and not uses_fast_update(slow)
+    assert all(
+        not group["foreach"] for optimizer in slow.optimizers.values() for group in optimizer.param_groups
+    )
+    lerobot = make_rl_algorithm("sac_fast", make_policy(**SMALL), fast_update=False)
+    assert all(not g["foreach"] for optimizer in lerobot.optimizers.values() for g in optimizer.param_groups)
 
 
 def test_actor_loss_skips_critic_weight_gradients_and_keeps_the_rest(monkeypatch):
@@ -156,7 +176,7 @@ def test_actor_loss_skips_critic_weight_gradients_and_keeps_the_rest(monkeypatch
             torch.testing.assert_close(p_fast.grad, p_slow.grad, rtol=0, atol=0, msg=name)
 
 
-def test_distribution_validation_is_off_only_inside_update(monkeypatch):
+def test_the_update_leaves_torch_distributions_validation_to_the_process(monkeypatch):
     fast = _build(monkeypatch, True, "sac", {}, {})
     seen = []
     original = fast._compute_loss_critic
@@ -168,7 +188,7 @@ def test_distribution_validation_is_off_only_inside_update(monkeypatch):
     fast._compute_loss_critic = spy
     before = torch.distributions.Distribution._validate_args
     fast.update(iter([random_batch(fast.policy, 8)]))
-    assert seen == [False]
+    assert seen == [before]
     assert torch.distributions.Distribution._validate_args == before
 
 
@@ -327,7 +347,7 @@ def test_fast_e2hil_estimate_starts_from_the_actor_loss_first_layer(monkeypatch)
 def test_a_copied_or_pickled_fast_algorithm_stays_fast(monkeypatch):
     fast = _build(monkeypatch, True, "sac", {}, {})
     clone = copy.deepcopy(fast)
-    assert isinstance(clone, FastUpdateMixin)
+    assert uses_fast_update(clone)
     assert pickle.loads(pickle.dumps(type(fast))) is type(fast)
     assert all(
         group["foreach"] for optimizer in clone.optimizers.values() for group in optimizer.param_groups

@@ -1,4 +1,4 @@
-"""The benchmark trainer's runs are the same with and without the fast update (LEROBOT_E2HIL_FAST_UPDATE)."""
+"""The benchmark trainer's runs are the same with and without the fast update (``algorithm.fast_update``)."""
 
 import dataclasses
 from pathlib import Path
@@ -10,15 +10,16 @@ pytest.importorskip("gym_hil")
 
 from lerobot_policy_e2hil.bench.config import QUICK_BUDGET  # noqa: E402
 from lerobot_policy_e2hil.bench.trainer import SyncTrainer  # noqa: E402
-from lerobot_policy_e2hil.fast_update import FAST_UPDATE_ENV, FastUpdateMixin  # noqa: E402
+from lerobot_policy_e2hil.fast_update import uses_fast_update  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run(monkeypatch, method: str, fast: bool) -> SyncTrainer:
-    monkeypatch.setenv(FAST_UPDATE_ENV, "1" if fast else "0")
+    run = QUICK_BUDGET.run(method, seed=5)
     run = dataclasses.replace(
-        QUICK_BUDGET.run(method, seed=5),
+        run,
+        overrides=(*run.overrides, f"--algorithm.fast_update={str(fast).lower()}"),
         env_steps=240,
         updates_per_env_step=1.0,
         eval_every=0,
@@ -38,7 +39,8 @@ def _run(monkeypatch, method: str, fast: bool) -> SyncTrainer:
 def test_a_training_run_is_the_same_with_the_fast_update(monkeypatch, method):
     slow = _run(monkeypatch, method, fast=False)
     fast = _run(monkeypatch, method, fast=True)
-    assert not isinstance(slow.algorithm, FastUpdateMixin) and isinstance(fast.algorithm, FastUpdateMixin)
+    assert not uses_fast_update(slow.algorithm) and uses_fast_update(fast.algorithm)
+    assert slow.cfg.algorithm.fast_update is False and fast.cfg.algorithm.fast_update is True
     assert slow.result["timing"]["fast_update"] is False and fast.result["timing"]["fast_update"] is True
     assert fast.result["summary"]["updates"] == slow.result["summary"]["updates"] >= 150
     for key in ("summary", "episodes", "evals"):

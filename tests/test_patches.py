@@ -3,8 +3,9 @@
 Issue 16, item 1: every change to LeRobot's objects is a row of one table; ``install(role)``
 checks the LeRobot version and every target's signature first and fails with one paragraph
 naming the target; installing twice wraps nothing twice; hooks on one target nest in the row's
-declared order; nothing outside ``patches/`` assigns onto a LeRobot module or class; docs/patches.md
-shows the table as it is.
+declared order; nothing outside ``patches/`` changes LeRobot, torch.distributions or gym-hil
+state (attribute or registry assignment, ``setattr``, in-place registry edits, ``set_default_*``
+switches: an AST scan, checked against planted changes); docs/patches.md shows the table as it is.
 """
 
 from __future__ import annotations
@@ -134,77 +135,167 @@ def test_hooks_nest_in_the_declared_order_and_a_layer_registers_once():
     assert _depth(module.step) == 0
 
 
-def _lerobot_names(tree: ast.Module) -> set[str]:
-    """Names a module binds to LeRobot modules or objects (imports at any depth)."""
-    names = set()
+#: Packages whose objects only the LeRobot layer (``patches/``) may change.
+PROTECTED = ("lerobot", "torch.distributions", "gym_hil")
+#: Methods that change a dict or list in place: on a protected object, a registry edit.
+MUTATORS = frozenset({"update", "setdefault", "pop", "popitem", "clear", "__setitem__", "__delitem__"})
+
+
+def _imports(tree: ast.Module) -> dict[str, str]:
+    """Local name -> dotted path, for every absolute import at any depth."""
+    names = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                if alias.name.split(".")[0] == "lerobot":
-                    names.add(alias.asname or "lerobot")
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "lerobot":
-            names.update(alias.asname or alias.name for alias in node.names)
+                names[alias.asname or alias.name.split(".")[0]] = (
+                    alias.name if alias.asname else alias.name.split(".")[0]
+                )
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                names[alias.asname or alias.name] = f"{node.module}.{alias.name}"
     return names
 
 
-def _root(node: ast.expr) -> str | None:
+def _dotted(node: ast.expr, names: dict[str, str]) -> str | None:
+    """The dotted path of an attribute/subscript chain on an imported name (``[]`` for a subscript)."""
+    parts = []
     while isinstance(node, ast.Attribute | ast.Subscript):
+        parts.append(node.attr if isinstance(node, ast.Attribute) else "[]")
         node = node.value
-    return node.id if isinstance(node, ast.Name) else None
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "vars"
+        and node.args
+    ):
+        parts.append("__dict__")
+        node = node.args[0]
+        while isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+    if not isinstance(node, ast.Name) or node.id not in names:
+        return None
+    return ".".join([names[node.id], *reversed(parts)])
 
 
-def lerobot_assignments(path: Path, source: str) -> list[str]:
-    """Every ``x.attr = ...`` / ``setattr(x, ...)`` / ``delattr`` where ``x`` comes from a LeRobot import."""
+def _protected(path: str | None, roots: tuple[str, ...] = PROTECTED) -> bool:
+    return path is not None and any(path == root or path.startswith(root + ".") for root in roots)
+
+
+def _aliases(tree: ast.Module, names: dict[str, str]) -> dict[str, str]:
+    """``names`` plus local names bound to a protected object by a plain chain (``reg = X._registry``)."""
+    names = dict(names)
+    for _ in range(3):
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Assign)
+                and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name)
+                and isinstance(node.value, ast.Attribute | ast.Subscript | ast.Name)
+            ):
+                path = _dotted(node.value, names)
+                if _protected(path):
+                    names[node.targets[0].id] = path
+    return names
+
+
+def protected_changes(path: Path, source: str) -> list[str]:
+    """Every change a module makes to LeRobot, torch.distributions or gym-hil state.
+
+    Attribute or item assignment and deletion on their objects (class substitution in a module
+    or a registry dict included), ``setattr``/``delattr`` on them, in-place dict methods on them
+    (:data:`MUTATORS`), and ``set_default_*`` calls on them or on torch.
+    """
     tree = ast.parse(source)
-    names = _lerobot_names(tree)
-    found = []
+    names = _aliases(tree, _imports(tree))
+    found: list[tuple[int, str]] = []
+
+    def report(node: ast.AST, text: str) -> None:
+        found.append((node.lineno, f"{path}:{node.lineno}: {text}"))
+
     for node in ast.walk(tree):
         targets: list[ast.expr] = []
-        if isinstance(node, ast.Assign):
+        if isinstance(node, ast.Assign | ast.Delete):
             targets = node.targets
         elif isinstance(node, ast.AugAssign | ast.AnnAssign):
             targets = [node.target]
-        elif (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Name)
-            and node.func.id in ("setattr", "delattr")
-        ):
-            if node.args and _root(node.args[0]) in names:
-                found.append(f"{path}:{node.lineno}: {ast.unparse(node)}")
+        elif isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Name) and func.id in ("setattr", "delattr"):
+                if node.args and _protected(_dotted(node.args[0], names)):
+                    report(node, ast.unparse(node))
+            elif isinstance(func, ast.Attribute):
+                owner = _dotted(func.value, names)
+                if (
+                    func.attr in MUTATORS
+                    and _protected(owner)
+                    or func.attr.startswith("set_default_")
+                    and _protected(owner, (*PROTECTED, "torch"))
+                ):
+                    report(node, ast.unparse(node))
             continue
         flat = []
         for target in targets:
             flat.extend(target.elts if isinstance(target, ast.Tuple | ast.List) else [target])
         for target in flat:
-            if isinstance(target, ast.Attribute) and _root(target) in names:
-                found.append(f"{path}:{node.lineno}: {ast.unparse(target)} = ...")
-    return found
+            if isinstance(target, ast.Attribute | ast.Subscript) and _protected(_dotted(target, names)):
+                verb = "del " if isinstance(node, ast.Delete) else ""
+                report(node, f"{verb}{ast.unparse(target)}" + ("" if verb else " = ..."))
+    return [text for _, text in sorted(found, key=lambda item: item[0])]
 
 
-def test_nothing_outside_the_patch_layer_assigns_onto_lerobot_objects():
+def test_nothing_outside_the_patch_layer_changes_lerobot_torch_distributions_or_gym_hil():
     found = []
     for path in sorted(PACKAGE.rglob("*.py")):
         if "patches" not in path.relative_to(PACKAGE).parts:
-            found += lerobot_assignments(path.relative_to(ROOT), path.read_text())
+            found += protected_changes(path.relative_to(ROOT), path.read_text())
     assert not found, "\n".join(found)
 
 
-def test_the_scan_finds_the_assignments_it_looks_for():
+def test_the_scan_finds_a_planted_change_of_each_kind():
     source = (
+        "import torch\n"
         "from lerobot.rl import learner\n"
         "import lerobot.rl.actor as a\n"
-        "def install(cfg):\n"
+        "from lerobot.rl.algorithms.configs import RLAlgorithmConfig\n"
+        "from torch.distributions import Distribution\n"
+        "from gym_hil.envs import panda_pick_gym_env as pick\n"
+        "def install(cfg, policy):\n"
         "    from lerobot.rl.gym_manipulator import LeRobotDataset\n"
         "    learner.RLTrainer = object\n"
         "    a.send_transitions, x = None, 1\n"
         "    setattr(LeRobotDataset, 'create', None)\n"
+        "    RLAlgorithmConfig._choice_registry['sac'] = object\n"
+        "    registry = RLAlgorithmConfig._choice_registry\n"
+        "    registry.update(sac=object)\n"
+        "    Distribution.set_default_validate_args(False)\n"
+        "    torch.distributions.Distribution._validate_args = False\n"
+        "    torch.set_default_dtype(torch.float64)\n"
+        "    pick.PandaPickCubeGymEnv.apply_action = None\n"
+        "    vars(learner)['RLTrainer'] = object\n"
+        "    del a.receive_policy\n"
         "    cfg.dataset = None\n"
+        "    policy.actor = None\n"
+        "    local = {}\n"
+        "    local.update(x=1)\n"
+        "    torch.manual_seed(0)\n"
+        "    @RLAlgorithmConfig.register_subclass('mine')\n"
+        "    class Mine(RLAlgorithmConfig):\n"
+        "        pass\n"
     )
-    found = lerobot_assignments(Path("x.py"), source)
+    found = protected_changes(Path("x.py"), source)
     assert [line.split(": ", 1)[1] for line in found] == [
         "learner.RLTrainer = ...",
         "a.send_transitions = ...",
         "setattr(LeRobotDataset, 'create', None)",
+        "RLAlgorithmConfig._choice_registry['sac'] = ...",
+        "registry.update(sac=object)",
+        "Distribution.set_default_validate_args(False)",
+        "torch.distributions.Distribution._validate_args = ...",
+        "torch.set_default_dtype(torch.float64)",
+        "pick.PandaPickCubeGymEnv.apply_action = ...",
+        "vars(learner)['RLTrainer'] = ...",
+        "del a.receive_policy",
     ]
 
 

@@ -2,7 +2,8 @@
 
 Importing this package registers, with LeRobot's registries:
 
-* the ``"e2hil"`` RL algorithm config and its algorithm class (see :mod:`.registry`);
+* the ``"e2hil"`` RL algorithm config and its algorithm class (see :mod:`.registry`), and
+  ``"sac_fast"``, LeRobot's SAC with the same-result fast update (:mod:`.sac_fast`);
 * the headless gym_hil simulation env config and scripted teacher (:mod:`.sim`);
 * the SO101 leader teleoperator with HIL-SERL events (:mod:`.so101`);
 * small fixes for LeRobot 0.6.1 bugs that stop or slow these workflows (:mod:`.lerobot_fixes`);
@@ -19,6 +20,7 @@ from .configuration_e2hil import E2HiLAlgorithmConfig
 from .e2hil_algorithm import E2HiLAlgorithm
 from .lerobot_fixes import install_all as _install_lerobot_fixes
 from .registry import install_algorithm_lookup, register_algorithm, register_device_choices
+from .sac_fast import SACFastAlgorithm, SACFastAlgorithmConfig
 
 install_algorithm_lookup()
 register_device_choices()
@@ -30,6 +32,8 @@ from . import so101 as so101  # noqa: E402
 __all__ = [
     "E2HiLAlgorithm",
     "E2HiLAlgorithmConfig",
+    "SACFastAlgorithm",
+    "SACFastAlgorithmConfig",
     "install_algorithm_lookup",
     "register_algorithm",
     "register_device_choices",

@@ -46,6 +46,8 @@ class E2HiLAlgorithmConfig(SACAlgorithmConfig):
     selection: bool = True
     # True: the control rule; each actor batch drops a uniformly random subset of the size the band drops
     random_mask: bool = False
+    # True: the fast update (.fast_update: same SAC numbers, the Monte Carlo Q from each head's first layer)
+    fast_update: bool = True
 
     def __post_init__(self) -> None:
         parent_post_init = getattr(super(), "__post_init__", None)
@@ -68,7 +70,7 @@ class E2HiLAlgorithmConfig(SACAlgorithmConfig):
             self._invalid("density_clamp", "> 0")
         if not self.eps > 0:
             self._invalid("eps", "> 0")
-        for name in ("selection", "random_mask"):
+        for name in ("selection", "random_mask", "fast_update"):
             if not isinstance(getattr(self, name), bool):
                 self._invalid(name, "true, false")
 

@@ -17,7 +17,7 @@ from torch.distributions.utils import _sum_rightmost
 from torch.func import functional_call
 
 from .configuration_e2hil import E2HiLAlgorithmConfig
-from .fast_update import HeadWorkspace, first_layer_outputs, heads_min_q, split_head_min_q
+from .fast_update import FastUpdateMixin, HeadWorkspace, first_layer_outputs, heads_min_q, split_head_min_q
 from .influence import diagonal_preconditioner, directional_derivative, e2hil_actor_loss, selected_actor_loss
 from .registry import register_algorithm
 
@@ -28,13 +28,15 @@ CONTROL_SEED_OFFSET = 7919
 
 
 @register_algorithm("e2hil")
-class E2HiLAlgorithm(SACAlgorithm):
+class E2HiLAlgorithm(FastUpdateMixin, SACAlgorithm):
     """SAC/RLPD whose actor update keeps only samples of moderate entropy influence.
 
     Overrides :meth:`_compute_loss_actor` (the loss) and, to carry ``is_intervention`` into
     the actor's batch for diagnostics, :meth:`configure_data_iterator` and
     :meth:`_prepare_forward_batch`. ``update()`` is SAC's; the diagnostics of the last actor
-    step are added to ``TrainingStats.extra``.
+    step are added to ``TrainingStats.extra``. With ``config.fast_update`` the optimizers and
+    the target average are :class:`~.fast_update.FastUpdateMixin`'s and the Monte Carlo
+    estimate starts from each head's first layer (:meth:`_monte_carlo_min_q`).
     """
 
     config_class = E2HiLAlgorithmConfig
@@ -80,7 +82,7 @@ class E2HiLAlgorithm(SACAlgorithm):
                 {k: v.to(device) for k, v in observations.items()}, cache=observation_features
             )
         # The fast estimate starts from the heads' first layer at SAC's own action (hooks only read it).
-        anchored = getattr(self, "fast_update", False) and self.config.influence_form != FIRST_ORDER
+        anchored = self.config.fast_update and self.config.influence_form != FIRST_ORDER
         with first_layer_outputs(self.critic_ensemble.critics, enabled=anchored) as first_layers:
             min_q = self._frozen_min_q(critic_encoding, actions_pi)
         per_sample_loss = self.temperature * log_probs - min_q
@@ -366,7 +368,7 @@ class E2HiLAlgorithm(SACAlgorithm):
         outputs there), or else computed once per state; the other layers write into reused
         buffers. Without it the encoding is repeated for every action.
         """
-        if getattr(self, "fast_update", False):
+        if self.config.fast_update:
             heads = list(self.critic_ensemble.critics)
             if anchor is not None and len(anchor[1]) == len(heads):
                 offsets = mc_actions - anchor[0].detach()
@@ -389,10 +391,17 @@ class E2HiLAlgorithm(SACAlgorithm):
         intervention) buffer and as policy data in the online buffer. With an
         :class:`OnlineOfflineMixer` the two halves are flagged before they are concatenated,
         because ``concatenate_batch_transitions`` keeps a key only one half has at that half's
-        length.
+        length: LeRobot's mixer runs on the two buffers seen through :class:`FlaggedBuffer`.
         """
         if isinstance(data_mixer, OnlineOfflineMixer) and data_mixer.offline_buffer is not None:
-            return _flagged_online_offline_batches(data_mixer, batch_size, async_prefetch, queue_size)
+            data_mixer = OnlineOfflineMixer(
+                online_buffer=FlaggedBuffer(data_mixer.online_buffer, default=False),
+                offline_buffer=FlaggedBuffer(data_mixer.offline_buffer, default=True),
+                online_ratio=data_mixer.online_ratio,
+            )
+            return super().configure_data_iterator(
+                data_mixer, batch_size, async_prefetch=async_prefetch, queue_size=queue_size
+            )
         batches = super().configure_data_iterator(
             data_mixer, batch_size, async_prefetch=async_prefetch, queue_size=queue_size
         )
@@ -532,20 +541,29 @@ def with_intervention_flags(batch: BatchType, default: bool) -> BatchType:
     return batch
 
 
-def _flagged_online_offline_batches(
-    mixer: OnlineOfflineMixer, batch_size: int, async_prefetch: bool, queue_size: int
-) -> Iterator[BatchType]:
-    from lerobot.rl.buffer import concatenate_batch_transitions
+class FlaggedBuffer:
+    """A replay buffer whose batches carry :func:`with_intervention_flags` (``default`` where none).
 
-    n_online = max(1, int(batch_size * mixer.online_ratio))
-    online = mixer.online_buffer.get_iterator(
-        batch_size=n_online, async_prefetch=async_prefetch, queue_size=queue_size
-    )
-    offline = mixer.offline_buffer.get_iterator(
-        batch_size=batch_size - n_online, async_prefetch=async_prefetch, queue_size=queue_size
-    )
-    while True:
-        yield concatenate_batch_transitions(
-            with_intervention_flags(next(online), default=False),
-            with_intervention_flags(next(offline), default=True),
+    Stands in for a ``ReplayBuffer`` in LeRobot's ``OnlineOfflineMixer``: its ``get_iterator``
+    and ``sample`` are the buffer's, with each batch flagged before the mixer concatenates it.
+    """
+
+    def __init__(self, buffer: Any, default: bool):
+        self.buffer = buffer
+        self.default = default
+
+    def get_iterator(
+        self, batch_size: int, async_prefetch: bool = True, queue_size: int = 2
+    ) -> Iterator[BatchType]:
+        """The buffer's batches, flagged."""
+        batches = self.buffer.get_iterator(
+            batch_size=batch_size, async_prefetch=async_prefetch, queue_size=queue_size
         )
+        return (with_intervention_flags(batch, default=self.default) for batch in batches)
+
+    def sample(self, batch_size: int) -> BatchType:
+        """One batch of the buffer, flagged."""
+        return with_intervention_flags(self.buffer.sample(batch_size), default=self.default)
+
+    def __len__(self) -> int:
+        return len(self.buffer)

@@ -1,131 +1,77 @@
 """Faster ``update()`` for LeRobot's SAC and for E2HiL, computing the same numbers.
 
-:class:`FastUpdateMixin` overrides four narrow hooks of ``SACAlgorithm``; nothing of LeRobot's
+:class:`FastUpdateMixin` overrides three narrow hooks of ``SACAlgorithm``; nothing of LeRobot's
 update loop, losses or networks is copied:
 
-* ``update``: torch.distributions' argument validation is off while it runs. Validation only
-  checks the actor's distribution parameters and samples (a Cholesky factorisation and a dozen
-  small reductions per distribution) and raises on bad ones; the values drawn and computed are
-  the same.
 * ``make_optimizers_and_scheduler``: LeRobot's Adam optimizers with ``foreach=True`` (one
   multi-tensor kernel per Adam operation instead of a Python loop over parameters; on CPU torch
   otherwise picks the loop). Each element gets the same operations in the same order.
 * ``_update_target_networks``: the Polyak average with ``torch._foreach_mul_`` /
   ``_foreach_add_``: ``target * (1 - tau) + online * tau`` in the same rounding as LeRobot's
   per-parameter ``copy_``.
-* ``_compute_loss_actor``: the critic heads' parameters do not require grad while the actor loss
+* ``_compute_loss_actor``: the critic heads' parameters do not require grad while SAC's actor loss
   is built, so its backward pass skips their weight gradients. Those gradients are never used:
   the critic step of this update is done, the actor's clip norm and step only read actor
   parameters, and the next critic step's ``zero_grad`` drops them. Gradients still flow through
   the heads into the action (and into a shared encoder, which the actor's clip norm reads).
+  E2HiL's actor loss reads the heads through detached parameters, so it has nothing to skip.
 
-:func:`fast_class` builds the mixed-in class for ``"sac"``, ``"e2hil"`` or any other
-``SACAlgorithm`` subclass; :mod:`.registry`'s lookup returns it, so LeRobot's learner, the sim
-learner and the benchmark trainer use it with no change to their entry points.
-``E2HiLAlgorithm`` reads :attr:`FastUpdateMixin.fast_update` to score its Monte Carlo actions
-from each critic head's first layer at the actor loss's own action (:func:`first_layer_outputs`,
-:func:`heads_min_q`), in buffers reused from one update to the next (:class:`HeadWorkspace`).
-
-The switch is the environment variable ``LEROBOT_E2HIL_FAST_UPDATE`` (``1``, the default, or
-``0`` for LeRobot's own update). An environment variable rather than a config field: ``"sac"``
-is LeRobot's own config class, which a field cannot be added to without replacing its
-registration, and the variable reaches the distributed learner, the benchmark trainer and the
-benchmark scripts alike.
+Each hook runs only when the algorithm's config says ``fast_update: true``; otherwise it is
+LeRobot's. The field is part of the saved config (``config.json``, ``train_config.json``), so
+a checkpoint says which update it trained with. Two classes carry the mixin: ``"sac_fast"``
+(:mod:`.sac_fast`, LeRobot's SAC config plus the field) and ``"e2hil"``, which also reads the field
+to score its Monte Carlo actions from each critic head's first layer at the actor loss's own
+action (:func:`first_layer_outputs`, :func:`heads_min_q`), in buffers reused from one update to
+the next (:class:`HeadWorkspace`). LeRobot's ``"sac"`` is built as LeRobot builds it.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import torch
-from lerobot.lerobot_types import BatchType
-from lerobot.rl.algorithms.configs import TrainingStats
-from lerobot.rl.algorithms.sac import SACAlgorithm
 from torch import Tensor, nn
-from torch.distributions import Distribution
 from torch.optim import Optimizer
-
-from .errors import ConfigError
-
-FAST_UPDATE_ENV = "LEROBOT_E2HIL_FAST_UPDATE"
-_SWITCH_VALUES = ("0", "1")
-_FAST_CLASSES: dict[type, type] = {}
-
-
-def fast_update_enabled() -> bool:
-    """Whether ``LEROBOT_E2HIL_FAST_UPDATE`` selects the fast update (unset means yes).
-
-    Raises:
-        ConfigError: If the variable holds anything but ``0`` or ``1``.
-    """
-    value = os.environ.get(FAST_UPDATE_ENV, "1").strip()
-    if value not in _SWITCH_VALUES:
-        raise ConfigError(f"{FAST_UPDATE_ENV}={value!r} is invalid; allowed values: {list(_SWITCH_VALUES)}")
-    return value == "1"
 
 
 class FastUpdateMixin:
-    """Put before a ``SACAlgorithm`` subclass in the bases: same results, less time per update."""
+    """Put before ``SACAlgorithm`` in the bases: same results, less time per update.
 
-    fast_update = True
+    Active when ``self.config.fast_update`` is true (the config class must declare the field).
+    """
 
-    def update(self, batch_iterator: Iterator[BatchType]) -> TrainingStats:
-        with distribution_validation(False):
-            return super().update(batch_iterator)
+    config: Any
 
     def make_optimizers_and_scheduler(self) -> dict[str, Optimizer]:
         optimizers = super().make_optimizers_and_scheduler()
-        for optimizer in optimizers.values():
-            use_foreach(optimizer)
+        if self.config.fast_update:
+            for optimizer in optimizers.values():
+                use_foreach(optimizer)
         return optimizers
 
     def _update_target_networks(self) -> None:
+        if not self.config.fast_update:
+            return super()._update_target_networks()
         tau = self.config.critic_target_update_weight
         polyak_update(self.critic_target.parameters(), self.critic_ensemble.parameters(), tau)
         if self.policy_config.num_discrete_actions is not None:
             polyak_update(
                 self.discrete_critic_target.parameters(), self.policy.discrete_critic.parameters(), tau
             )
+        return None
 
     def _compute_loss_actor(self, batch: dict[str, Any]) -> Tensor:
+        if not self.config.fast_update:
+            return super()._compute_loss_actor(batch)
         with frozen(self.critic_ensemble.critics.parameters()):
             return super()._compute_loss_actor(batch)
 
 
-def fast_class(cls: type) -> type:
-    """``cls`` with :class:`FastUpdateMixin` in front (cached), or ``cls`` if it is not SAC-based."""
-    if not issubclass(cls, SACAlgorithm) or issubclass(cls, FastUpdateMixin):
-        return cls
-    if cls not in _FAST_CLASSES:
-        name = f"Fast{cls.__name__}"
-        namespace = {
-            "__module__": __name__,
-            "__qualname__": name,
-            "__doc__": cls.__doc__,
-            "_plain_class": cls,
-        }
-        _FAST_CLASSES[cls] = type(name, (FastUpdateMixin, cls), namespace)
-        globals().setdefault(name, _FAST_CLASSES[cls])  # pickle finds classes by module and name
-    return _FAST_CLASSES[cls]
-
-
-def plain_class(cls: type) -> type:
-    """The class :func:`fast_class` started from (``cls`` itself if it is not a fast class)."""
-    return cls.__dict__.get("_plain_class", cls)
-
-
-@contextmanager
-def distribution_validation(enabled: bool) -> Iterator[None]:
-    """Set torch.distributions' default argument validation for the block, then restore it."""
-    previous = Distribution._validate_args
-    Distribution.set_default_validate_args(enabled)
-    try:
-        yield
-    finally:
-        Distribution.set_default_validate_args(previous)
+def uses_fast_update(algorithm: Any) -> bool:
+    """Whether ``algorithm`` runs the fast update (its class has the mixin and its config says so)."""
+    return isinstance(algorithm, FastUpdateMixin) and bool(algorithm.config.fast_update)
 
 
 @contextmanager

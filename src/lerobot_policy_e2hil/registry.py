@@ -4,9 +4,10 @@ LeRobot 0.6.1 parses any registered :class:`RLAlgorithmConfig` subclass, but its
 ``lerobot.rl.algorithms.factory.get_algorithm_class`` only knows ``"sac"``, and both the
 learner and the actor build their algorithm through ``factory.make_algorithm``, which calls
 that lookup by module attribute. :func:`install_algorithm_lookup` hooks that lookup (the
-``"registry"`` layer of its row in :mod:`.patches`): it answers from our registry first and
-defers every other name, ``"sac"`` included, to LeRobot's function. Importing
-``lerobot_policy_e2hil`` installs it; installing twice is a no-op.
+``"registry"`` layer of its row in :mod:`.patches`): it answers from our registry first
+(``"e2hil"``, ``"sac_fast"``) and defers every other name, ``"sac"`` included, to LeRobot's
+function, whose class it returns as it is. Importing ``lerobot_policy_e2hil`` installs it;
+installing twice is a no-op.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from lerobot.rl.algorithms.base import RLAlgorithm
 from lerobot.rl.algorithms.configs import RLAlgorithmConfig
 
 from . import patches
-from .fast_update import fast_class, fast_update_enabled
 
 _REGISTRY: dict[str, type[RLAlgorithm]] = {}
 _LOOKUP = "lerobot.rl.algorithms.factory.get_algorithm_class"
@@ -53,8 +53,8 @@ def get_algorithm_class(name: str) -> type[RLAlgorithm]:
         name: Registered algorithm type, e.g. ``"e2hil"`` or ``"sac"``.
 
     Returns:
-        The :class:`RLAlgorithm` subclass to instantiate; a ``SACAlgorithm`` subclass comes with
-        :class:`.fast_update.FastUpdateMixin` in front unless ``LEROBOT_E2HIL_FAST_UPDATE=0``.
+        The :class:`RLAlgorithm` subclass to instantiate: ours for a name we registered,
+        otherwise LeRobot's, unchanged (``"sac"`` is LeRobot's ``SACAlgorithm``).
 
     Raises:
         ValueError: If neither registry knows ``name``; the message lists the known types.
@@ -67,17 +67,14 @@ def _lookup(call: patches.Call) -> type[RLAlgorithm]:
     """The hook of LeRobot's lookup (see :func:`get_algorithm_class`)."""
     name = call.arguments["name"]
     if name in _REGISTRY:
-        cls = _REGISTRY[name]
-    else:
-        try:
-            cls = call.proceed()
-        except ValueError as err:
-            known = sorted(set(RLAlgorithmConfig.get_known_choices()) | set(_REGISTRY))
-            raise ValueError(
-                f"algorithm.type='{name}' is not a known RL algorithm; allowed values: {known}"
-            ) from err
-    # SAC-based algorithms get the same-result speedups of .fast_update unless switched off.
-    return fast_class(cls) if fast_update_enabled() else cls
+        return _REGISTRY[name]
+    try:
+        return call.proceed()
+    except ValueError as err:
+        known = sorted(set(RLAlgorithmConfig.get_known_choices()) | set(_REGISTRY))
+        raise ValueError(
+            f"algorithm.type='{name}' is not a known RL algorithm; allowed values: {known}"
+        ) from err
 
 
 def install_algorithm_lookup() -> None:

@@ -85,7 +85,7 @@ class RunConfig(Budget):
     its own fields (K, quantile bounds, form) from the same JSON, optionally overridden here.
     """
 
-    # "sac" (LeRobot's SACAlgorithm, the HIL-SERL baseline) or "e2hil" (E2HiLAlgorithm)
+    # "sac" (LeRobot's SAC, the HIL-SERL baseline, built as "sac_fast") or "e2hil" (E2HiLAlgorithm)
     method: str = "e2hil"
     # Seeds python/numpy/torch, the MuJoCo env, the cube positions and the scripted teacher
     seed: int = 0
@@ -302,13 +302,14 @@ def method_algorithm_config(base: Any, run: RunConfig) -> Any:
     from lerobot.rl.algorithms.sac import SACAlgorithmConfig
 
     from ..configuration_e2hil import E2HiLAlgorithmConfig
+    from ..sac_fast import SACFastAlgorithmConfig
 
     sac_names = [
         f.name for f in dataclasses.fields(SACAlgorithmConfig) if f.init and f.name != "policy_config"
     ]
     common = {name: getattr(base, name) for name in sac_names} if base is not None else {}
     if run.method == "sac":
-        return SACAlgorithmConfig(**common)
+        return SACFastAlgorithmConfig(**common, fast_update=getattr(base, "fast_update", True))
     e2hil_names = [
         f.name
         for f in dataclasses.fields(E2HiLAlgorithmConfig)

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from .. import rollout
-from ..fast_update import FastUpdateMixin
+from ..fast_update import uses_fast_update
 from .config import RunConfig, load_pipeline_config
 from .probe import ActorStepProbe, ProbeSettings
 
@@ -385,8 +385,8 @@ class SyncTrainer:
                 "eval_s": timing["eval"],
                 "env_steps_per_s": run.env_steps / max(timing["env"], 1e-9),
                 "updates_per_s": updates / timing["update"] if timing["update"] > 0 else float("nan"),
-                # same results either way (fast_update.py); LEROBOT_E2HIL_FAST_UPDATE=0 turns it off
-                "fast_update": isinstance(self.algorithm, FastUpdateMixin),
+                # same results either way (fast_update.py); --algorithm.fast_update=false turns it off
+                "fast_update": uses_fast_update(self.algorithm),
             },
             "episodes": episodes,
             "episode_positions": episode_positions,

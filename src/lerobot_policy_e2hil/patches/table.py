@@ -31,8 +31,9 @@ ROWS: tuple[Row, ...] = (
         ("name",),
         ("registry",),
         ("import",),
-        "LeRobot's lookup knows only 'sac'; the hook answers registered types ('e2hil') first, defers "
-        "every other name to LeRobot's lookup, and puts the same-result fast update in front of SAC classes",
+        "LeRobot's lookup knows only 'sac'; the hook answers the types this plugin registers ('e2hil', "
+        "'sac_fast') and defers every other name, 'sac' included, to LeRobot's lookup, whose class it "
+        "returns unchanged",
     ),
     Row(
         "lerobot.policies.gaussian_actor.modeling_gaussian_actor.GaussianActorPolicy.select_action",
