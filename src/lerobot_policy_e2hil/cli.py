@@ -60,6 +60,8 @@ def _actor(cfg: TrainRLServerPipelineConfig) -> None:
 
     faults.check_features(cfg)
     check_output_dir(cfg, "actor")
+    if hasattr(cfg.env, "require_robot"):  # an so101_hil env: its robot is used here
+        cfg.env.require_robot()
     register_gym_id(cfg.env)  # an e2hil_sim env is built by its gym id
     faults.install_actor_faults(cfg, _SETTINGS[0])
     actor.actor_cli(cfg)
