@@ -98,7 +98,9 @@ def test_actor_whose_policy_loop_raises_exits_within_a_bound(tmp_path):
         assert failed_at is not None, stderr[-3000:]
         assert actor.returncode == 1, stderr[-3000:]
         last = [line for line in stderr.splitlines() if line.strip()][-1]
-        assert last.startswith("error: the actor's policy loop failed: ValueError: EE jump 0.215m > 0.05m")
+        assert last.startswith(
+            "error: the actor stopped: LeRobot's safety stop: the commanded end effector jumped 0.215 m"
+        )
         joined = [line for line in stderr.splitlines() if "Receive policy process joined" in line]
         assert joined, stderr[-3000:]
         clock = [time.strptime(line.split()[2], "%H:%M:%S") for line in (failed_at, joined[0])]
@@ -163,3 +165,33 @@ def test_existing_output_folder_is_one_error_line(tmp_path, program):
         f"error: output_dir='{left}' already exists (an earlier run left it) and resume=false."
     )
     assert "Give a new --output_dir" in last
+
+
+def test_ee_jump_stop_is_one_line_with_the_fix(monkeypatch, capsys):
+    """LeRobot's EE-jump ValueError ends the actor and the evaluation with one line naming the bounds to narrow."""
+    import threading
+
+    from lerobot_policy_e2hil.errors import exit_on_setup_error
+    from lerobot_policy_e2hil.faults import entry
+    from lerobot_policy_e2hil.faults.actor import _fatal_on_error
+
+    monkeypatch.setattr(entry, "_FATAL", [])
+
+    def policy_loop(cfg, shutdown_event, **queues):
+        raise ValueError("EE jump 0.215m > 0.05m")
+
+    _fatal_on_error(policy_loop)(None, threading.Event())
+    message = entry.fatal_message()
+    assert message.startswith(
+        "the actor stopped: LeRobot's safety stop: the commanded end effector jumped 0.215 m in one step (limit 0.05 m)"
+    )
+    assert (
+        "Narrow those bounds" in message and "env.processor.inverse_kinematics.end_effector_bounds" in message
+    )
+    with pytest.raises(SystemExit) as exit_info:  # the evaluation's entry point
+        exit_on_setup_error(ValueError("EE jump 0.210m > 0.05m"))
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        "error: LeRobot's safety stop: the commanded end effector jumped 0.210 m"
+    )

@@ -44,6 +44,7 @@ from queue import Empty
 from typing import Any
 
 from .. import patches
+from ..errors import describe_ee_jump
 from .actors import default_actor_id
 from .checks import check_budgets, check_observation
 from .entry import SetupError, fatal_message, one_line, record_fatal
@@ -464,9 +465,12 @@ def _fatal_on_error(original: Callable[..., None]) -> Callable[..., None]:
             record_fatal(str(err))
         except Exception as err:
             logging.exception("[ACTOR] The policy loop failed")
+            ee_jump = describe_ee_jump(err)
             record_fatal(
-                f"the actor's policy loop failed: {type(err).__name__}: {one_line(err).rstrip('.')}. Fix the cause (the "
-                "traceback is in the actor's log) and start the actor again."
+                f"the actor stopped: {ee_jump}"
+                if ee_jump is not None
+                else f"the actor's policy loop failed: {type(err).__name__}: {one_line(err).rstrip('.')}. Fix the "
+                "cause (the traceback is in the actor's log) and start the actor again."
             )
         finally:
             end_streams(shutdown_event, [*args, *kwargs.values()])
