@@ -4,9 +4,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export MUJOCO_GL ?= egl
 
-.PHONY: install mesa test test-fast lint format sim bench clean
+.PHONY: install mesa ffmpeg test test-fast lint format sim bench clean
 
-install: $(STAMP) mesa
+# The README's set-up: .venv, Mesa (headless MuJoCo) and FFmpeg's shared libraries (torchcodec).
+install: $(STAMP) mesa ffmpeg
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || "$$(bash scripts/find_python312.sh)" -m venv $(VENV)

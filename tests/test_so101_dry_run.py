@@ -188,6 +188,59 @@ def test_failed_stage_is_named_in_one_line(tmp_path):
     assert error_lines[0].startswith("error: dry run stage 'record' failed: exit ")
     assert "teleport" in error_lines[0] and str(out / "logs" / "record.log") in error_lines[0]
     assert "Traceback" not in result.stderr
+    summary = json.loads((out / "summary.json").read_text())  # written on failure too
+    assert summary["stages"] == [] and summary["failed"]["stage"] == "record"
+    assert "teleport" in summary["failed"]["cause"]
+
+
+#: Makes every Python process that has it on PYTHONPATH fail to load torchcodec's libraries the way a
+#: machine without FFmpeg does (dlopen of libtorchcodec_core<N>.so fails on libavutil), so LeRobot prints
+#: torchcodec's loading traceback and falls back to pyav.
+NO_FFMPEG_SITECUSTOMIZE = """
+import ctypes
+
+_load = ctypes.CDLL.__init__
+
+
+def _without_ffmpeg(self, name, *args, **kwargs):
+    if name and "libtorchcodec" in str(name):
+        raise OSError(f"libavutil.so.57: cannot open shared object file: No such file or directory ({name})")
+    _load(self, name, *args, **kwargs)
+
+
+ctypes.CDLL.__init__ = _without_ffmpeg
+"""
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_dry_run_completes_where_torchcodec_cannot_load(tmp_path):
+    """torchcodec's fallback traceback in the stages' logs fails nothing: stages are judged by their products."""
+    site = tmp_path / "no_ffmpeg"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(NO_FFMPEG_SITECUSTOMIZE)
+    env = {**_env(), "PYTHONPATH": str(site)}
+    probe = "from lerobot.utils.import_utils import get_safe_default_video_backend as g; print(g())"
+    check = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert check.stdout.strip() == "pyav" and "Traceback (most recent call last)" in check.stderr
+    out = tmp_path / "out"
+    small = ["--follower_physics=instant", "--updates=5", "--eval_episodes=1", "--classifier_steps=2"]
+    result = subprocess.run(
+        [PROGRAM, f"--output_dir={out}", *small],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback (most recent call last)" in (out / "logs" / "actor.log").read_text()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["failed"] is None and [s["name"] for s in summary["stages"]] == STAGES
+    assert summary["stages"][3]["produced"]["step"] >= 5
 
 
 def _start_and_wait_for_record(out: Path) -> subprocess.Popen:

@@ -5,8 +5,9 @@ LeRobot's ``lerobot.rl.learner`` and ``lerobot.rl.actor`` do not call
 fail to parse there. These entry points import the plugin, parse the command line as LeRobot
 does (``--config_path=...`` and dotted overrides), install the fault handling of
 :mod:`.faults` (its ``--faults.*`` flags are taken out first) and call LeRobot's ``train_cli`` /
-``actor_cli``. The learner writes a final checkpoint once LeRobot's loop stops (Ctrl-C). A bad
-setup ends with a one-paragraph ``error:`` line and a non-zero exit code. Started by
+``actor_cli``. The learner writes a final checkpoint once LeRobot's loop stops (Ctrl-C); when it
+stopped before its first update there is none, and it exits non-zero with one line. A bad
+setup (an existing ``--output_dir`` without ``--resume=true`` included) ends with a one-paragraph ``error:`` line and a non-zero exit code. Started by
 ``e2hil-so101-dry-run``, the process stops once when the dry run is gone (:mod:`.sim.parent`).
 """
 
@@ -19,9 +20,16 @@ from lerobot.rl.train_rl import TrainRLServerPipelineConfig
 
 from . import faults, install_algorithm_lookup
 from .faults import FaultSettings
+from .faults.checks import check_output_dir
 from .sim.parent import stop_once_with_launcher
 
 _SETTINGS: list[FaultSettings] = [FaultSettings()]
+#: The learner's last line when it stopped before its first update (so there is no checkpoint).
+NO_CHECKPOINT = (
+    "the learner stopped before its first update, so it wrote no checkpoint (it starts updating once "
+    "the actor has sent policy.online_step_before_learning={before} transitions). Keep the actor "
+    "running until the learner logs updates, or lower --policy.online_step_before_learning"
+)
 
 
 @parser.wrap()
@@ -29,10 +37,19 @@ def _learner(cfg: TrainRLServerPipelineConfig) -> None:
     from lerobot.rl import learner
 
     faults.check_features(cfg)
+    check_output_dir(cfg, "learner")
     faults.install_learner_faults(cfg, _SETTINGS[0])
     learner.train_cli(cfg)
     if faults.fatal_message() is None:
-        logging.info(f"[LEARNER] final checkpoint: {faults.save_final_checkpoint(cfg)}")
+        finish_learner(cfg)
+
+
+def finish_learner(cfg: TrainRLServerPipelineConfig) -> None:
+    """Write the learner's final checkpoint; none (no update made) is a fatal error of the run."""
+    checkpoint = faults.save_final_checkpoint(cfg)
+    logging.info(f"[LEARNER] final checkpoint: {checkpoint}")
+    if checkpoint is None and cfg.save_checkpoint:
+        faults.record_fatal(NO_CHECKPOINT.format(before=cfg.policy.online_step_before_learning))
 
 
 @parser.wrap()
@@ -42,6 +59,9 @@ def _actor(cfg: TrainRLServerPipelineConfig) -> None:
     from .sim.env import register_gym_id
 
     faults.check_features(cfg)
+    check_output_dir(cfg, "actor")
+    if hasattr(cfg.env, "require_robot"):  # an so101_hil env: its robot is used here
+        cfg.env.require_robot()
     register_gym_id(cfg.env)  # an e2hil_sim env is built by its gym id
     faults.install_actor_faults(cfg, _SETTINGS[0])
     actor.actor_cli(cfg)

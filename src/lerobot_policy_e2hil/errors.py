@@ -17,6 +17,30 @@ from draccus.utils import DraccusException, ParsingError
 
 #: Exit status of an entry point that stopped on a bad command line or setup.
 EXIT_SETUP = 2
+#: Exit status of a run that a safety stop (LeRobot's EE-jump check) ended.
+EXIT_SAFETY = 1
+
+_EE_JUMP = re.compile(r"EE jump ([\d.]+)m > ([\d.]+)m")
+
+
+def describe_ee_jump(err: BaseException) -> str | None:
+    """The one-line cause and fix of LeRobot's EE-jump safety stop, or None for any other error.
+
+    LeRobot's ``EEBoundsAndSafety`` raises it when the commanded end effector moves more than
+    ``max_ee_step_m`` in one step. Its IK reference is the previous IK solution, which runs ahead
+    of an arm held back by ``max_relative_target``; when the target leaves the part of
+    ``end_effector_bounds`` the arm can reach, the IK solution flips to another branch and the
+    reference jumps by tens of centimetres.
+    """
+    match = _EE_JUMP.search(str(err)) if isinstance(err, ValueError) else None
+    if match is None:
+        return None
+    return (
+        f"LeRobot's safety stop: the commanded end effector jumped {match.group(1)} m in one step "
+        f"(limit {match.group(2)} m); on the SO101 usually LeRobot's IK flipping branch when a target leaves the reachable part of "
+        "env.processor.inverse_kinematics.end_effector_bounds. Narrow those bounds to where the arm "
+        'reaches, e.g. \'{"min":[0.15,-0.15,0.02],"max":[0.3,0.15,0.2]}\' (SO101), and start again'
+    )
 
 
 class ConfigError(ParsingError):
@@ -50,6 +74,8 @@ def describe_error(err: BaseException, config_path: str | None = None) -> str | 
     """
     if isinstance(err, (SetupError, ConfigError)):
         return one_line(err)
+    if (ee_jump := describe_ee_jump(err)) is not None:
+        return ee_jump
     if isinstance(err, FileNotFoundError) and config_path is not None and err.filename == config_path:
         return f"the config file {config_path} does not exist. Check --config_path."
     decode_error = err if isinstance(err, json.JSONDecodeError) else err.__cause__
@@ -142,4 +168,4 @@ def exit_on_setup_error(err: Exception, config_path: str | None = None) -> NoRet
     if message is None:
         raise err
     print(f"error: {message}", file=sys.stderr, flush=True)
-    sys.exit(EXIT_SETUP)
+    sys.exit(EXIT_SAFETY if describe_ee_jump(err) is not None else EXIT_SETUP)

@@ -26,7 +26,11 @@ actor keeps stepping the env but nothing reaches the new learner. The hooks here
 * ``push_transitions_to_transport_queue`` -> counts the transitions handed to the learner;
 * ``reset_and_build_transition`` -> checks the first observation against the policy's features;
 * ``act_with_policy`` -> any exception in it (a :class:`~.entry.SetupError`: its message) becomes a
-  one-line fatal error and a non-zero exit.
+  one-line fatal error and a non-zero exit; however the loop ends, the parameter stream is cancelled
+  and the transport queues no longer hold the process at exit (:func:`end_streams`): LeRobot then
+  joins its stream threads, and the one receiving weights waited for the learner's next weights (for
+  ever when the learner makes no update) while a queue's feeder thread, blocked writing weights to a
+  pipe nobody read, kept the process alive even after a second Ctrl-C.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from queue import Empty
 from typing import Any
 
 from .. import patches
+from ..errors import describe_ee_jump
 from .actors import default_actor_id
 from .checks import check_budgets, check_observation
 from .entry import SetupError, fatal_message, one_line, record_fatal
@@ -63,6 +68,8 @@ class ActorFaults:
         self.queued_transitions = 0
         self.backlogs: list[Backlog] = []
         self.reconnect_lock = threading.Lock()
+        self.parameter_calls: list[Any] = []
+        self.streams_ended = threading.Event()
         self.parameters = RejectCounter(
             "Skipped parameters from the learner that do not decode", self.settings.warn_interval_s, "ACTOR"
         )
@@ -106,6 +113,8 @@ def install_actor_faults(cfg: Any, settings: FaultSettings) -> None:
             "network path can read and alter what it sends (docs/faults.md, 'Several robots over a network')"
         )
     ACTOR.settings, ACTOR.address = settings, (address.learner_host, address.learner_port)
+    ACTOR.streams_ended.clear()
+    ACTOR.parameter_calls.clear()
     ACTOR.actor_id = settings.actor_id or default_actor_id()
     ACTOR.parameters.warn_interval_s = settings.warn_interval_s
     logging.info(f"[ACTOR] Actor id {ACTOR.actor_id} (--faults.actor_id)")
@@ -191,7 +200,18 @@ def _new_client(host: str, port: int) -> tuple[Any, Any]:
     ]
     channel = actor_channel(host, port, ACTOR.settings, options, ACTOR.actor_id or None)
     logging.info(f"[ACTOR] Learner service client created for {host}:{port}")
-    return services_pb2_grpc.LearnerServiceStub(channel), channel
+    stub = services_pb2_grpc.LearnerServiceStub(channel)
+    stream_parameters = stub.StreamParameters
+
+    def tracked_stream_parameters(*args: Any, **kwargs: Any) -> Any:
+        call = stream_parameters(*args, **kwargs)
+        ACTOR.parameter_calls.append(call)
+        if ACTOR.streams_ended.is_set():  # opened after the policy loop ended: nothing will read it
+            call.cancel()
+        return call
+
+    stub.StreamParameters = tracked_stream_parameters
+    return stub, channel
 
 
 def wait_for_learner(stub: Any, shutdown_event: Any) -> bool:
@@ -443,13 +463,37 @@ def _fatal_on_error(original: Callable[..., None]) -> Callable[..., None]:
             original(cfg, shutdown_event, *args, **kwargs)
         except SetupError as err:
             record_fatal(str(err))
-            shutdown_event.set()
         except Exception as err:
             logging.exception("[ACTOR] The policy loop failed")
+            ee_jump = describe_ee_jump(err)
             record_fatal(
-                f"the actor's policy loop failed: {type(err).__name__}: {one_line(err).rstrip('.')}. Fix the cause (the "
-                "traceback is in the actor's log) and start the actor again."
+                f"the actor stopped: {ee_jump}"
+                if ee_jump is not None
+                else f"the actor's policy loop failed: {type(err).__name__}: {one_line(err).rstrip('.')}. Fix the "
+                "cause (the traceback is in the actor's log) and start the actor again."
             )
-            shutdown_event.set()
+        finally:
+            end_streams(shutdown_event, [*args, *kwargs.values()])
 
     return act_with_policy
+
+
+def end_streams(shutdown_event: Any, queues: list[Any]) -> None:
+    """Once the policy loop has ended: stop every stream and let the process exit without draining a queue.
+
+    Sets the shutdown event (the transitions and interactions streams end at their next check),
+    cancels the parameter streams (their thread otherwise waits for the learner's next weights)
+    and cancels the exit-time join of each transport queue's feeder thread (the parameters'
+    one may be blocked writing to a pipe nobody reads any more).
+
+    Args:
+        shutdown_event: The actor's shutdown event.
+        queues: The policy loop's arguments; the transport queues among them are released.
+    """
+    shutdown_event.set()
+    ACTOR.streams_ended.set()
+    for queue in queues:
+        if callable(getattr(queue, "cancel_join_thread", None)):
+            queue.cancel_join_thread()
+    for call in ACTOR.parameter_calls:
+        call.cancel()

@@ -120,6 +120,31 @@ def check_algorithm_type(args: list[str]) -> None:
         )
 
 
+def check_output_dir(cfg: Any, role: str) -> None:
+    """Refuse, in one line, an output folder that LeRobot's ``validate`` would refuse with a traceback.
+
+    Args:
+        cfg: The learner's or actor's ``TrainRLServerPipelineConfig``.
+        role: ``"learner"`` or ``"actor"``, for the fix.
+
+    Raises:
+        SetupError: ``output_dir`` exists and ``resume`` is false.
+    """
+    from pathlib import Path
+
+    if cfg.resume or not cfg.output_dir or not Path(cfg.output_dir).is_dir():
+        return
+    resume = (
+        " or, to continue the learner's run from its checkpoints, add --resume=true"
+        if role == "learner"
+        else ""
+    )
+    raise SetupError(
+        f"output_dir={str(cfg.output_dir)!r} already exists (an earlier run left it) and resume=false. "
+        f"Give a new --output_dir, remove that folder{resume}"
+    )
+
+
 def check_features(cfg: Any) -> None:
     """Fail when the policy's declared features do not match what the env produces.
 

@@ -6,6 +6,8 @@ is parsed, before any port is opened or any motor moves: ports present and disti
 that emits HIL-SERL events, crop regions that name configured cameras and fit in their frames,
 end-effector bounds and reset pose inside the SO101's reach, and a teleop action space that
 matches the env's (joint positions, or end-effector deltas through ``inverse_kinematics``).
+A config without a robot still builds (the learner uses none); the actor, the recorder and the
+evaluation then stop with one line (:meth:`SO101HILEnvConfig.require_robot`).
 """
 
 from __future__ import annotations
@@ -62,6 +64,10 @@ def validate_so101_env(cfg: HILSerlRobotEnvConfig, prefix: str = "env") -> None:
     teleop_port = getattr(teleop, "port", None)
     if teleop_port is not None and teleop_port == robot_port:
         _fail(f"{prefix}.teleop.port", teleop_port, f"a port different from {prefix}.robot.port")
+    if teleop.type == "so101_leader_hil" and teleop_port is None:
+        _fail(
+            f"{prefix}.teleop.port", None, "the leader's serial port, e.g. /dev/ttyACM1 (lerobot-find-port)"
+        )
 
     processor = cfg.processor
     cameras = dict(getattr(robot, "cameras", {}) or {})
@@ -192,4 +198,15 @@ class SO101HILEnvConfig(HILSerlRobotEnvConfig):
         if self.processor.inverse_kinematics is not None:
             ik = self.processor.inverse_kinematics
             ik.urdf_path = resolve_urdf_path(ik.urdf_path)
+        # Without a robot the config still builds (LeRobot builds every registered type from its
+        # defaults; the learner uses no robot): require_robot reports it where the robot is used.
+        if self.robot is not None:
+            validate_so101_env(self)
+
+    def require_robot(self) -> None:
+        """Check the config where the robot is used (actor, record, evaluation); one line when it is missing.
+
+        Raises:
+            ConfigError: ``env.robot`` is not set, or a check of :func:`validate_so101_env` fails.
+        """
         validate_so101_env(self)

@@ -53,6 +53,8 @@ class SO101LeaderHILConfig(SOLeaderTeleopConfig):
         gripper_low_threshold: ``ee`` mode: leader gripper below this -> command 2 ("open").
     """
 
+    # The leader's serial port, e.g. /dev/ttyACM1; required where the leader connects
+    port: str | None = None
     control_space: str = "joint"
     action_format: str = "hil"
     use_keyboard: bool = True
@@ -71,16 +73,21 @@ class SO101LeaderHILConfig(SOLeaderTeleopConfig):
     gripper_high_threshold: float = 60.0
     gripper_low_threshold: float = 40.0
 
+    def require_port(self) -> None:
+        """Raise :class:`ConfigError` unless ``port`` names a serial port (checked where the leader connects)."""
+        if not isinstance(self.port, str) or not self.port.strip():
+            raise ConfigError(
+                f"teleop.port={self.port!r} is invalid; allowed values: the leader's serial port, "
+                "e.g. /dev/ttyACM1 (find it with lerobot-find-port)"
+            )
+
     def __post_init__(self) -> None:
         parent_post_init = getattr(super(), "__post_init__", None)
         if parent_post_init is not None:
             parent_post_init()
         name = "teleop"
-        if not isinstance(self.port, str) or not self.port.strip():
-            raise ConfigError(
-                f"{name}.port={self.port!r} is invalid; allowed values: the leader's serial port, "
-                "e.g. /dev/ttyACM1 (find it with lerobot-find-port)"
-            )
+        if self.port is not None:
+            self.require_port()
         if self.control_space not in CONTROL_SPACES:
             raise ConfigError(
                 f"{name}.control_space={self.control_space!r} is invalid; allowed values: {CONTROL_SPACES}"

