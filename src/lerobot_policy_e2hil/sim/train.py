@@ -456,11 +456,13 @@ def run(args: list[str]) -> dict[str, Any]:
         passthrough.append(f"{PORT_FLAG}={port}")
     else:
         check_port_free("127.0.0.1", port)
+    from .evaluate import check_can_render
+
+    check_can_render(cfg.env)  # the learner, the actors and the evaluation render as this process does
     logs = output_dir.parent / f".{output_dir.name}.launch"
     _writable_dir(logs)
     created = not output_dir.exists()
     env = {**os.environ, RUN_START_ENV: str(time.time()), LAUNCHER_PID_ENV: str(os.getpid())}
-    env.setdefault("MUJOCO_GL", "egl")
     start = time.time()
     budget = cfg.policy.online_steps
     names = actor_names(num_actors)
