@@ -43,7 +43,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, exit_on_setup_error
+from ..errors import ConfigError, describe_error, exit_on_setup_error
 from ..faults.checkpoints import choose_checkpoint, newest_complete, read_marker
 from ..faults.checks import check_config, check_port_free, listens_on
 from ..faults.entry import EXIT_FATAL, EXIT_SETUP, SetupError, one_line
@@ -91,7 +91,15 @@ def load_config(args: list[str]) -> Any:
 
     config_path = _flag_value(args, "--config_path")
     rest = [a for i, a in enumerate(args) if not _is_config_path_arg(args, i)]
-    return draccus.parse(TrainRLServerPipelineConfig, config_path=config_path, args=rest)
+    try:
+        return draccus.parse(
+            TrainRLServerPipelineConfig, config_path=config_path, args=rest, exit_on_error=False
+        )
+    except Exception as err:  # argparse's usage dump is not printed: one line names the mistake
+        message = describe_error(err, config_path, TrainRLServerPipelineConfig, rest)
+        if message is None or isinstance(err, (ConfigError, SetupError)):
+            raise
+        raise ConfigError(message) from None
 
 
 def _without(args: list[str], name: str) -> list[str]:
@@ -749,9 +757,9 @@ Exit code 0: a complete run; 1: a partial run (summary.json says why) or a faile
 2: a bad command line or setup (one line: error: <cause>. <fix>).
 Most used: --policy.online_steps (env-step budget), --output_dir, --algorithm.type=sac|e2hil,
 --env.launch.eval_episodes, --env.launch.num_actors (sim actors sharing the budget on the one
-learner), --faults.<field> (docs/faults.md). Docs: docs/sim.md.
-
-Every field of the config (LeRobot's TrainRLServerPipelineConfig) follows.
+learner), --wandb.enable=true, --faults.<field> (docs/faults.md). Docs: docs/sim.md.
+`e2hil-sim --config_path ... --help-all` lists every field of the config (LeRobot's
+TrainRLServerPipelineConfig, with the file's values).
 """
 
 
@@ -766,6 +774,10 @@ def main() -> None:
     args = sys.argv[1:]
     if "-h" in args or "--help" in args:
         print(HELP, flush=True)
+        sys.exit(0)
+    if "--help-all" in args:
+        print(HELP, flush=True)
+        args = [("--help" if arg == "--help-all" else arg) for arg in args]
     config_path = parser.parse_arg("config_path", args)
     try:
         summary = run(args)
