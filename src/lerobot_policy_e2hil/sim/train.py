@@ -771,6 +771,9 @@ def main() -> None:
     """
     from lerobot.configs import parser
 
+    # A background job of a script starts with SIGINT ignored; Python then never raises
+    # KeyboardInterrupt, and a SIGINT before training (parsing, the render check) was lost.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     args = sys.argv[1:]
     if "-h" in args or "--help" in args:
         print(HELP, flush=True)
@@ -781,6 +784,14 @@ def main() -> None:
     config_path = parser.parse_arg("config_path", args)
     try:
         summary = run(args)
+    except KeyboardInterrupt:
+        print(
+            "error: the launcher was stopped by SIGINT while no learner or actor was running. "
+            "Run the command again to train.",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.exit(EXIT_FATAL)
     except LaunchError as err:
         print(f"error: {one_line(err)}", file=sys.stderr, flush=True)
         sys.exit(err.code)
