@@ -444,6 +444,12 @@ def run(args: list[str]) -> dict[str, Any]:
     resume = bool(cfg.resume)
     if resume and not cfg.output_dir:
         raise SetupError("--resume=true needs the run to resume. Add --output_dir=<the run's directory>.")
+    if output_dir.exists() and not os.access(output_dir, os.W_OK | os.X_OK):
+        raise SetupError(
+            f"the output directory {output_dir} exists but is not writable (read-only, or owned by another "
+            "user). Choose a new --output_dir, or make it writable (chmod u+w) before resuming it with "
+            "--resume=true"
+        )
     if not resume and output_dir.exists():
         raise SetupError(
             f"the output directory {output_dir} already exists. Choose another --output_dir, or add "

@@ -1,4 +1,4 @@
-"""A launcher started with SIGINT ignored (a background job of a script) still stops on SIGINT."""
+"""What a user meets at the launcher: a SIGINT with SIGINT ignored (a script's background job), a read-only output folder."""
 
 from __future__ import annotations
 
@@ -84,3 +84,22 @@ def test_a_sigint_before_training_stops_a_launcher_that_inherited_sigint_ignored
         signal.signal(signal.SIGINT, previous)
     assert exit_info.value.code == 1
     assert capsys.readouterr().err.startswith("error: the launcher was stopped by SIGINT")
+
+
+def test_a_read_only_output_folder_is_named_as_such_not_as_one_to_resume(tmp_path, monkeypatch):
+    from lerobot_policy_e2hil.errors import SetupError
+    from lerobot_policy_e2hil.sim import train
+    from test_faults_helpers import SIM_JSON
+
+    out = tmp_path / "run"
+    out.mkdir()
+    real_access = os.access
+    # root writes through a chmod 0o555 folder; a read-only mount or another owner is what is simulated
+    monkeypatch.setattr(
+        train.os, "access", lambda p, mode: False if str(p) == str(out) else real_access(p, mode)
+    )
+    for extra in ([], ["--resume=true"]):
+        with pytest.raises(SetupError) as info:
+            train.run(["--config_path", str(SIM_JSON), f"--output_dir={out}", *extra])
+        assert str(info.value).startswith(f"the output directory {out} exists but is not writable")
+        assert "already exists" not in str(info.value)
