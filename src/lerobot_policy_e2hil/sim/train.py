@@ -343,9 +343,13 @@ def actor_flags(
 
     Its ``--faults.*`` flags, with ``--faults.actor_id=actor_<k>`` and ``--env.env_seed=<env_seed + k>``
     when there are several actors, then ``budget_flags`` (its ``--policy.online_steps``, if any).
+    A single actor is ``--faults.actor_id=actor`` unless the user named it, so a resumed run's
+    actor keeps its id (the default ``<host>-<pid>`` changes with each process) and the summary
+    lists one actor.
     """
     if num_actors == 1:
-        return _settings_flags(settings) + budget_flags
+        own = settings if settings.actor_id else dataclasses.replace(settings, actor_id=actor_names(1)[0])
+        return _settings_flags(own) + budget_flags
     own = dataclasses.replace(settings, actor_id=actor_names(num_actors)[k])
     return [*_settings_flags(own), f"--env.env_seed={env_seed + k}", *budget_flags]
 
