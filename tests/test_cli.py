@@ -17,7 +17,7 @@ def help_text(*command):
 
 @pytest.mark.parametrize("script", ["e2hil-learner", "e2hil-actor"])
 def test_entry_points_offer_e2hil(script):
-    assert "--algorithm.type {sac,e2hil}" in help_text(str(BIN / script), "--help")
+    assert "--algorithm.type {sac,e2hil}" in help_text(str(BIN / script), "--help-all")
 
 
 def test_lerobot_learner_alone_does_not_know_e2hil():

@@ -75,7 +75,10 @@ def test_unknown_algorithm_flag_lists_the_allowed_types(monkeypatch, capsys):
         monkeypatch, capsys, cli.learner_main, "--config_path", str(SIM_JSON), "--algorithm.type=ppo"
     )
     assert code == 2
-    assert "invalid choice: 'ppo' (choose from 'sac', 'e2hil')" in last
+    assert last == (
+        "error: algorithm.type='ppo' is not a known choice; allowed values: 'sac', 'e2hil'. "
+        "Set --algorithm.type=<value>."
+    )
 
 
 def test_unknown_algorithm_in_the_json_file_lists_the_allowed_types(tmp_path, monkeypatch, capsys):

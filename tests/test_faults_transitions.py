@@ -139,3 +139,17 @@ def test_learner_skips_counts_and_warns_then_trains_on_the_good_ones(tmp_path):
     checkpoint = records(output_dir, "checkpoint")[-1]
     assert checkpoint["online_buffer"] == 31  # only the good transitions reached the replay buffer
     assert checkpoint["offline_buffer"] == 4  # the good interventions
+
+
+def test_a_stream_waiting_on_a_queue_closed_at_shutdown_gets_empty_not_a_traceback():
+    import multiprocessing
+    import threading
+    from queue import Empty
+
+    from lerobot_policy_e2hil.faults.actor import AttemptQueue, Backlog
+
+    queue = multiprocessing.Queue()
+    view = AttemptQueue(queue, Backlog(), threading.Event())
+    queue.close()  # what LeRobot's actor_cli does once its policy loop returns
+    with pytest.raises(Empty):
+        view.get(block=True, timeout=0.01)

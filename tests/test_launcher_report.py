@@ -132,6 +132,18 @@ def test_several_actors_share_the_budget_and_get_their_own_name_seed_and_threads
     assert "--faults.actor_id=mine" in alone and not any(f.startswith("--env.env_seed") for f in alone)
 
 
+def test_a_single_actor_keeps_its_id_across_a_resume_so_the_summary_lists_one_actor():
+    from lerobot_policy_e2hil.faults.settings import FaultSettings
+    from lerobot_policy_e2hil.sim.train import actor_flags
+
+    first, resumed = (
+        actor_flags(0, 1, FaultSettings(), 10, []),
+        actor_flags(0, 1, FaultSettings(), 10, ["--x=1"]),
+    )
+    ids = {f for f in first + resumed if f.startswith("--faults.actor_id=")}
+    assert ids == {"--faults.actor_id=actor"}
+
+
 def test_each_actor_must_spend_its_budget(tmp_path):
     from lerobot_policy_e2hil.sim.train import BUDGET_SPENT, _run_reasons
 

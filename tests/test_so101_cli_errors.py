@@ -45,7 +45,7 @@ CASES = {
     ),
     "record unknown flag": (
         ["e2hil-so101-record", "--config_path", ENV_CONFIG, "--num_episodes=3"],
-        "error: unrecognized arguments: --num_episodes=3. `--help` lists the flags.",
+        "error: unknown flag --num_episodes (no field is close). `--help` lists the flags.",
     ),
     "learner influence form": (
         ["e2hil-learner", "--config_path", TRAIN_CONFIG, "--algorithm.influence_form=bogus"],

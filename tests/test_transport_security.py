@@ -387,3 +387,13 @@ def test_sim_learner_on_all_interfaces_without_tls_and_token_exits_2_with_one_li
         )
     )
     assert not (tmp_path / "run").exists()
+
+
+def test_a_wrong_token_from_a_file_is_said_to_be_wrong_not_asked_for_in_that_file(tmp_path):
+    from lerobot_policy_e2hil.faults.security import refusal_hint
+
+    path = tmp_path / "actor.token"
+    hint = refusal_hint(grpc.StatusCode.UNAUTHENTICATED, "bad token", FaultSettings(token_file=str(path)))
+    assert f"the token the actor read from the file {path} is not the learner's" in hint
+    assert "Give the actor the learner's token in" not in hint
+    assert "the token the learner reads (its --faults.token_file or $E2HIL_LEARNER_TOKEN)" in hint

@@ -14,6 +14,7 @@ setup (an existing ``--output_dir`` without ``--resume=true`` included) ends wit
 # No ``from __future__ import annotations``: LeRobot's ``parser.wrap`` reads the annotation as a type.
 
 import logging
+import sys
 
 from lerobot.configs import parser
 from lerobot.rl.train_rl import TrainRLServerPipelineConfig
@@ -67,21 +68,54 @@ def _actor(cfg: TrainRLServerPipelineConfig) -> None:
     actor.actor_cli(cfg)
 
 
-def _run(body) -> None:
+_COMMON = """\
+  {name} --config_path <train config JSON> [--<field>=<value> ...]
+
+Most used: --config_path, --algorithm.type=sac|e2hil, --policy.online_steps (env-step budget),
+--output_dir, --resume=true, --policy.actor_learner_config.learner_host / .learner_port,
+--wandb.enable=true, --faults.<field> (timeouts, TLS, actor id: docs/faults.md).
+Exit code 0: stopped cleanly (Ctrl-C or the budget spent); 1: a fatal fault (one line:
+error: <cause>. <fix>); 2: a bad command line or setup (one line: error: <cause>. <fix>).
+`{name} --help-all` lists every field of the config (LeRobot's TrainRLServerPipelineConfig, some
+400 lines). Docs: README.md, docs/faults.md.
+"""
+
+LEARNER_HELP = (
+    "e2hil-learner: LeRobot's HIL-SERL learner (python -m lerobot.rl.learner) with the E2HiL\n"
+    "algorithm registered and fault handling; it serves the actors over gRPC, trains, and writes a\n"
+    "final checkpoint when it stops.\n\n" + _COMMON.format(name="e2hil-learner")
+)
+ACTOR_HELP = (
+    "e2hil-actor: LeRobot's HIL-SERL actor (python -m lerobot.rl.actor) with the E2HiL plugin\n"
+    "registered and fault handling; it runs the policy on the robot or env, takes interventions,\n"
+    "and streams transitions to the learner over gRPC.\n\n" + _COMMON.format(name="e2hil-actor")
+)
+
+
+def show_help(text: str) -> None:
+    """``--help``: print ``text`` and exit 0; ``--help-all``: leave ``--help`` for LeRobot's full field list."""
+    if "-h" in sys.argv[1:] or "--help" in sys.argv[1:]:
+        print(text, flush=True)
+        sys.exit(0)
+    sys.argv = [("--help" if arg == "--help-all" else arg) for arg in sys.argv]
+
+
+def _run(body, help_text: str) -> None:
     def main(settings: FaultSettings) -> None:
         _SETTINGS[0] = settings
         install_algorithm_lookup()
         body()
 
+    show_help(help_text)
     stop_once_with_launcher()
     faults.run_entry(main)
 
 
 def learner_main() -> None:
     """``e2hil-learner``: ``python -m lerobot.rl.learner`` with E2HiL registered and fault handling."""
-    _run(_learner)
+    _run(_learner, LEARNER_HELP)
 
 
 def actor_main() -> None:
     """``e2hil-actor``: ``python -m lerobot.rl.actor`` with E2HiL registered and fault handling."""
-    _run(_actor)
+    _run(_actor, ACTOR_HELP)

@@ -15,6 +15,8 @@ from typing import NoReturn
 
 from draccus.utils import DraccusException, ParsingError
 
+from .suggest import HELP_HINT, describe_parse_error
+
 #: Exit status of an entry point that stopped on a bad command line or setup.
 EXIT_SETUP = 2
 #: Exit status of a run that a safety stop (LeRobot's EE-jump check) ended.
@@ -61,12 +63,22 @@ def one_line(err: BaseException | str) -> str:
     return " ".join(str(err).split())
 
 
-def describe_error(err: BaseException, config_path: str | None = None) -> str | None:
+def describe_error(
+    err: BaseException,
+    config_path: str | None = None,
+    config_class: type | None = None,
+    args: list[str] | None = None,
+) -> str | None:
     """The one-line ``<cause>. <fix>`` for an error of a bad command line, or None for other errors.
+
+    A mistyped flag, JSON key or choice gets the nearest valid names and the allowed choices
+    (:func:`~.suggest.describe_parse_error`).
 
     Args:
         err: What parsing or setting up raised.
         config_path: The ``--config_path`` given, to name it.
+        config_class: The config dataclass that was parsed, to find the nearest valid field names.
+        args: The command line that was parsed (without ``--config_path``).
 
     Returns:
         The message without the ``error:`` prefix; None when ``err`` is not a command-line error
@@ -86,12 +98,16 @@ def describe_error(err: BaseException, config_path: str | None = None) -> str | 
             f"the config file {config_path} is not valid JSON ({decode_error}). Fix the file; "
             f"`python -m json.tool {config_path}` shows where it breaks."
         )
+    if isinstance(err, (DraccusException, argparse.ArgumentError)) and (
+        suggestion := describe_parse_error(err, config_class, args, config_path)
+    ):
+        return suggestion
     if isinstance(err, ParsingError):
         return f"{_innermost_cause(one_line(err)).rstrip('.')}. Fix that value in the config file or with its --<field> flag."
     if isinstance(err, argparse.ArgumentError):  # e.g. a `--<field>.type` that is not registered
         return f"{one_line(err).rstrip('.')}."
     if isinstance(err, DraccusException):  # what draccus raises for a flag no field has
-        return f"{one_line(err).rstrip('.')}. `--help` lists the flags."
+        return f"{one_line(err).rstrip('.')}. {HELP_HINT}."
     return None
 
 
@@ -136,6 +152,7 @@ def check_command_line(config_class: type, args: list[str]) -> None:
     if (
         "--help" in args
         or "-h" in args
+        or "--help-all" in args
         or parser.parse_plugin_args(parser.PLUGIN_DISCOVERY_SUFFIX, args)
         or (config_path is not None and not Path(config_path).is_file())
     ):
@@ -149,10 +166,15 @@ def check_command_line(config_class: type, args: list[str]) -> None:
                 parsed_path = parser.extract_path_fields_from_config(config_path, path_fields)
         draccus.parse(config_class, config_path=parsed_path, args=rest, exit_on_error=False)
     except Exception as err:
-        exit_on_setup_error(err, config_path)
+        exit_on_setup_error(err, config_path, config_class, rest)
 
 
-def exit_on_setup_error(err: Exception, config_path: str | None = None) -> NoReturn:
+def exit_on_setup_error(
+    err: Exception,
+    config_path: str | None = None,
+    config_class: type | None = None,
+    args: list[str] | None = None,
+) -> NoReturn:
     """End an entry point on ``err``: ``error: <message>`` and :data:`EXIT_SETUP`, or re-raise a bug.
 
     Call it from the entry's ``except Exception as err:`` block.
@@ -160,11 +182,13 @@ def exit_on_setup_error(err: Exception, config_path: str | None = None) -> NoRet
     Args:
         err: What the entry raised.
         config_path: The ``--config_path`` given, to name it in the message.
+        config_class: The config dataclass that was parsed (nearest names of a mistyped field).
+        args: The command line that was parsed (without ``--config_path``).
 
     Raises:
         Exception: ``err`` itself when :func:`describe_error` does not know it (its traceback shows).
     """
-    message = describe_error(err, config_path)
+    message = describe_error(err, config_path, config_class, args)
     if message is None:
         raise err
     print(f"error: {message}", file=sys.stderr, flush=True)

@@ -337,7 +337,14 @@ class AttemptQueue:
             self.in_flight = None
             item = self.backlog.items.popleft() if self.backlog.items else None
         if item is None:
-            item = self.queue.get(block=block, timeout=timeout)
+            try:
+                item = self.queue.get(block=block, timeout=timeout)
+            except (OSError, ValueError):  # LeRobot's actor_cli closes the queues once its loop returns,
+                # while this stream's thread may still wait here ("handle is closed"; "is closed" for a
+                # later get): a traceback at every normal shutdown. Empty makes the stream see the
+                # shutdown event and end.
+                time.sleep(min(timeout or 0.1, 0.1))
+                raise Empty from None
         with self.backlog.lock:
             if self.ended.is_set():
                 self.backlog.items.appendleft(item)

@@ -369,8 +369,9 @@ def refusal_hint(code: Any, details: str, settings: FaultSettings) -> str | None
             f"the file {settings.token_file}" if settings.token_file else f"the variable {settings.token_env}"
         )
         return (
-            f"the learner refused the actor's token ({details}). Give the actor the learner's token in "
-            f"{source} (or --faults.token_file); the learner's log names this refusal too"
+            f"the learner refused the actor's token ({details}): the token the actor read from {source} "
+            "is not the learner's. Replace it with the token the learner reads (its --faults.token_file "
+            f"or ${settings.token_env}); the learner's log names this refusal too"
         )
     lowered = details.lower()
     if code == grpc.StatusCode.UNAVAILABLE and (

@@ -7,11 +7,14 @@ LeRobot's config format), so every entry point removes them from the command lin
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 
 import draccus
+from draccus.utils import DraccusException
 
 from ..errors import ConfigError
+from ..suggest import describe_parse_error
 
 FLAG_PREFIX = "--faults."
 
@@ -94,4 +97,10 @@ def split_fault_args(args: list[str]) -> tuple[FaultSettings, list[str]]:
         else:
             rest.append(arg)
         i += 1
-    return draccus.parse(FaultSettings, args=ours), rest
+    try:
+        return draccus.parse(FaultSettings, args=ours, exit_on_error=False), rest
+    except (DraccusException, argparse.ArgumentError) as err:  # one line, not argparse's usage text
+        message = describe_parse_error(err, FaultSettings, ours, prefix=FLAG_PREFIX[2:])
+        if message is None or isinstance(err, ConfigError):
+            raise
+        raise ConfigError(message) from None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -9,9 +11,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import SetupError, one_line
 from ..rollout import evaluate, make_act, mean_action, success_rate
 
-__all__ = ["evaluate_checkpoint", "load_checkpoint", "mean_action", "teacher_free_env"]
+__all__ = ["check_can_render", "evaluate_checkpoint", "load_checkpoint", "mean_action", "teacher_free_env"]
 
 
 def teacher_free_env(env_cfg: Any, device: str, seed: int | None = None) -> tuple[Any, Any, Any]:
@@ -38,6 +41,37 @@ def teacher_free_env(env_cfg: Any, device: str, seed: int | None = None) -> tupl
         options["seed"] = seed
     env = make_sim_env(options)
     return (env, *make_processors(env, None, env_cfg, device))
+
+
+def check_can_render(env_cfg: Any) -> None:
+    """Build and reset the evaluation's env once, so a run that could not evaluate fails before it trains.
+
+    gym_hil makes a MuJoCo renderer when it builds the env, so an OpenGL backend that cannot
+    load here (no display for GLFW, no Mesa for EGL) fails at once, not after training.
+
+    Args:
+        env_cfg: The run's :class:`~.config.E2HiLSimEnvConfig`.
+
+    Raises:
+        SetupError: The env could not be built or rendered; the message names ``MUJOCO_GL``.
+    """
+    with warnings.catch_warnings(record=True) as caught:  # GLFW warns its cause ("DISPLAY ... is missing")
+        warnings.simplefilter("always")
+        try:
+            env, _, _ = teacher_free_env(env_cfg, "cpu")
+            try:
+                env.reset()
+            finally:
+                env.close()
+        except Exception as err:
+            causes = [one_line(w.message) for w in caught if "GLFW" in type(w.message).__name__]
+            backend = os.environ.get("MUJOCO_GL") or "unset"
+            raise SetupError(
+                f"the sim cannot render in this process (MUJOCO_GL={backend}: {type(err).__name__}: "
+                f"{'; '.join([*causes[:1], one_line(err)])}), so its teacher-free evaluation would fail "
+                "after training. Install Mesa's EGL (`make mesa`) and unset MUJOCO_GL or set "
+                "MUJOCO_GL=egl; glfw and glx need a display"
+            ) from None
 
 
 def load_checkpoint(pretrained_model: Path, env_cfg: Any) -> tuple[Any, Any, Any, Any]:

@@ -43,7 +43,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, exit_on_setup_error
+from ..errors import ConfigError, describe_error, exit_on_setup_error
 from ..faults.checkpoints import choose_checkpoint, newest_complete, read_marker
 from ..faults.checks import check_config, check_port_free, listens_on
 from ..faults.entry import EXIT_FATAL, EXIT_SETUP, SetupError, one_line
@@ -91,7 +91,15 @@ def load_config(args: list[str]) -> Any:
 
     config_path = _flag_value(args, "--config_path")
     rest = [a for i, a in enumerate(args) if not _is_config_path_arg(args, i)]
-    return draccus.parse(TrainRLServerPipelineConfig, config_path=config_path, args=rest)
+    try:
+        return draccus.parse(
+            TrainRLServerPipelineConfig, config_path=config_path, args=rest, exit_on_error=False
+        )
+    except Exception as err:  # argparse's usage dump is not printed: one line names the mistake
+        message = describe_error(err, config_path, TrainRLServerPipelineConfig, rest)
+        if message is None or isinstance(err, (ConfigError, SetupError)):
+            raise
+        raise ConfigError(message) from None
 
 
 def _without(args: list[str], name: str) -> list[str]:
@@ -335,9 +343,13 @@ def actor_flags(
 
     Its ``--faults.*`` flags, with ``--faults.actor_id=actor_<k>`` and ``--env.env_seed=<env_seed + k>``
     when there are several actors, then ``budget_flags`` (its ``--policy.online_steps``, if any).
+    A single actor is ``--faults.actor_id=actor`` unless the user named it, so a resumed run's
+    actor keeps its id (the default ``<host>-<pid>`` changes with each process) and the summary
+    lists one actor.
     """
     if num_actors == 1:
-        return _settings_flags(settings) + budget_flags
+        own = settings if settings.actor_id else dataclasses.replace(settings, actor_id=actor_names(1)[0])
+        return _settings_flags(own) + budget_flags
     own = dataclasses.replace(settings, actor_id=actor_names(num_actors)[k])
     return [*_settings_flags(own), f"--env.env_seed={env_seed + k}", *budget_flags]
 
@@ -436,6 +448,12 @@ def run(args: list[str]) -> dict[str, Any]:
     resume = bool(cfg.resume)
     if resume and not cfg.output_dir:
         raise SetupError("--resume=true needs the run to resume. Add --output_dir=<the run's directory>.")
+    if output_dir.exists() and not os.access(output_dir, os.W_OK | os.X_OK):
+        raise SetupError(
+            f"the output directory {output_dir} exists but is not writable (read-only, or owned by another "
+            "user). Choose a new --output_dir, or make it writable (chmod u+w) before resuming it with "
+            "--resume=true"
+        )
     if not resume and output_dir.exists():
         raise SetupError(
             f"the output directory {output_dir} already exists. Choose another --output_dir, or add "
@@ -456,11 +474,13 @@ def run(args: list[str]) -> dict[str, Any]:
         passthrough.append(f"{PORT_FLAG}={port}")
     else:
         check_port_free("127.0.0.1", port)
+    from .evaluate import check_can_render
+
+    check_can_render(cfg.env)  # the learner, the actors and the evaluation render as this process does
     logs = output_dir.parent / f".{output_dir.name}.launch"
     _writable_dir(logs)
     created = not output_dir.exists()
     env = {**os.environ, RUN_START_ENV: str(time.time()), LAUNCHER_PID_ENV: str(os.getpid())}
-    env.setdefault("MUJOCO_GL", "egl")
     start = time.time()
     budget = cfg.policy.online_steps
     names = actor_names(num_actors)
@@ -747,9 +767,9 @@ Exit code 0: a complete run; 1: a partial run (summary.json says why) or a faile
 2: a bad command line or setup (one line: error: <cause>. <fix>).
 Most used: --policy.online_steps (env-step budget), --output_dir, --algorithm.type=sac|e2hil,
 --env.launch.eval_episodes, --env.launch.num_actors (sim actors sharing the budget on the one
-learner), --faults.<field> (docs/faults.md). Docs: docs/sim.md.
-
-Every field of the config (LeRobot's TrainRLServerPipelineConfig) follows.
+learner), --wandb.enable=true, --faults.<field> (docs/faults.md). Docs: docs/sim.md.
+`e2hil-sim --config_path ... --help-all` lists every field of the config (LeRobot's
+TrainRLServerPipelineConfig, with the file's values).
 """
 
 
@@ -761,12 +781,27 @@ def main() -> None:
     """
     from lerobot.configs import parser
 
+    # A background job of a script starts with SIGINT ignored; Python then never raises
+    # KeyboardInterrupt, and a SIGINT before training (parsing, the render check) was lost.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     args = sys.argv[1:]
     if "-h" in args or "--help" in args:
         print(HELP, flush=True)
+        sys.exit(0)
+    if "--help-all" in args:
+        print(HELP, flush=True)
+        args = [("--help" if arg == "--help-all" else arg) for arg in args]
     config_path = parser.parse_arg("config_path", args)
     try:
         summary = run(args)
+    except KeyboardInterrupt:
+        print(
+            "error: the launcher was stopped by SIGINT while no learner or actor was running. "
+            "Run the command again to train.",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.exit(EXIT_FATAL)
     except LaunchError as err:
         print(f"error: {one_line(err)}", file=sys.stderr, flush=True)
         sys.exit(err.code)

@@ -674,10 +674,11 @@ def main(argv: list[str] | None = None) -> None:
 
     from ..errors import exit_on_setup_error
 
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
-        cfg = draccus.parse(DryRunConfig, args=sys.argv[1:] if argv is None else list(argv))
+        cfg = draccus.parse(DryRunConfig, args=args, exit_on_error=False)
     except Exception as err:
-        exit_on_setup_error(err)
+        exit_on_setup_error(err, None, DryRunConfig, args)
     signal.signal(signal.SIGTERM, _raise_interrupted)
     # A job started in the background by a script inherits SIGINT ignored, and Python then never
     # raises KeyboardInterrupt: Ctrl-C or `kill -INT` must still stop the dry run and its stages.

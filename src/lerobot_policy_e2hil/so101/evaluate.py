@@ -283,9 +283,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO)
     own, overrides = split_args(sys.argv[1:] if argv is None else list(argv))
     try:
-        evaluate(draccus.parse(SO101EvalConfig, args=own), overrides)
+        evaluate(draccus.parse(SO101EvalConfig, args=own, exit_on_error=False), overrides)
     except Exception as err:
-        exit_on_setup_error(err)
+        exit_on_setup_error(err, None, SO101EvalConfig, own)
 
 
 if __name__ == "__main__":

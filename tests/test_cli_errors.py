@@ -1,0 +1,126 @@
+"""A mistyped flag, JSON key or choice ends in one ``error:`` line with the nearest valid names and
+the allowed values (exit 2, no usage text); ``--help`` is one screen, ``--help-all`` every field."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import draccus
+import pytest
+from lerobot.rl.train_rl import TrainRLServerPipelineConfig
+
+from lerobot_policy_e2hil.faults.settings import split_fault_args
+from lerobot_policy_e2hil.suggest import describe_parse_error, field_names, nearest
+from test_faults_helpers import ROOT, SIM_JSON
+
+BIN = Path(sys.executable).parent
+
+
+def _json_with(tmp_path: Path, block: str, **values) -> Path:
+    raw = json.loads(SIM_JSON.read_text())
+    raw[block].update(values)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(raw))
+    return path
+
+
+def _message(args: list[str], config_path: Path | str = SIM_JSON) -> str | None:
+    with pytest.raises(Exception) as info:
+        draccus.parse(
+            TrainRLServerPipelineConfig, config_path=str(config_path), args=args, exit_on_error=False
+        )
+    return describe_parse_error(info.value, TrainRLServerPipelineConfig, args, str(config_path))
+
+
+def test_a_mistyped_flag_names_the_nearest_fields_of_the_chosen_policy():
+    assert _message(["--policy.online_stepz=10"]) == (
+        "unknown flag --policy.online_stepz (nearest: --policy.online_steps). `--help` lists the flags."
+    )
+    # A flag given as two tokens, and one with nothing close
+    assert _message(["--batch_sise", "3", "--foo.bar=1"]) == (
+        "unknown flags --batch_sise (nearest: --batch_size); --foo.bar (no field is close). "
+        "`--help` lists the flags."
+    )
+
+
+def test_an_unknown_choice_lists_the_allowed_values_and_the_nearest():
+    assert _message(["--algorithm.type=ppo"]) == (
+        "algorithm.type='ppo' is not a known choice; allowed values: 'sac', 'e2hil'. Set --algorithm.type=<value>."
+    )
+    message = _message(["--env.type=gym_manipulatr"])
+    assert message.startswith("env.type='gym_manipulatr' is not a known choice; nearest: 'gym_manipulator'; ")
+    assert "'e2hil_sim'" in message
+
+
+def test_an_unknown_type_or_key_in_the_json_file_is_named_with_the_allowed_values(tmp_path):
+    path = _json_with(tmp_path, "algorithm", type="ppo")
+    assert _message([], path) == (
+        f"algorithm.type='ppo' in {path} is not a known choice; allowed values: 'sac', 'e2hil'. "
+        "Fix the file or set --algorithm.type=<value>."
+    )
+    path = _json_with(tmp_path, "policy", online_stepz=10)
+    assert _message([], path) == (
+        f"unknown field in {path}: policy.online_stepz (nearest: policy.online_steps); not a field of "
+        "policy (GaussianActorConfig). Fix the key in the config file; `--help` lists the flags."
+    )
+
+
+def test_field_names_follow_the_choice_a_config_holds():
+    cfg = draccus.parse(TrainRLServerPipelineConfig, config_path=str(SIM_JSON), args=[])
+    names = field_names(cfg)
+    assert {"policy.type", "policy.online_steps", "algorithm.type", "env.launch.eval_episodes"} <= set(names)
+    assert "batch_size" in names and "policy.path" not in names
+    assert nearest("policy.online_stepz", names) == ["policy.online_steps"]
+
+
+def test_a_mistyped_fault_flag_keeps_its_prefix():
+    with pytest.raises(
+        Exception, match=r"unknown flag --faults.grpc_workerz \(nearest: --faults.grpc_workers\)"
+    ):
+        split_fault_args(["--faults.grpc_workerz=3"])
+
+
+def _lines(result: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+
+
+CASES = {
+    "typo": (["--policy.online_stepz=10"], "error: unknown flag --policy.online_stepz (nearest: --policy.online_steps)"),
+    "choice": (["--algorithm.type=ppo"], "error: algorithm.type='ppo' is not a known choice; allowed values: 'sac', 'e2hil'"),
+    "json choice": ([], "error: algorithm.type='ppo' in "),
+}  # fmt: skip
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("program", ["e2hil-sim", "e2hil-learner", "e2hil-actor"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_each_mistake_is_one_short_error_line_and_exit_2(tmp_path, program, case):
+    args, start = CASES[case]
+    config = _json_with(tmp_path, "algorithm", type="ppo") if case == "json choice" else SIM_JSON
+    command = [str(BIN / program), "--config_path", str(config), *args, f"--output_dir={tmp_path / 'run'}"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    lines = _lines(result)
+    assert result.returncode == 2, lines[-20:]
+    assert len(lines) < 5 and lines[-1].startswith(start), lines[-20:]
+    assert "usage:" not in result.stdout + result.stderr
+    assert (
+        "allowed values: 'e2hil', 'sac'" in lines[-1]
+        or "nearest:" in lines[-1]
+        or "'sac', 'e2hil'" in lines[-1]
+    )
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("program", ["e2hil-sim", "e2hil-learner", "e2hil-actor"])
+def test_help_is_one_screen_that_says_how_to_list_every_field(program):
+    result = subprocess.run([str(BIN / program), "--help"], capture_output=True, text=True, timeout=300)
+    lines = result.stdout.splitlines()
+    assert result.returncode == 0 and len(lines) <= 25, len(lines)
+    assert lines[0].startswith(f"{program}: ")
+    assert any(line.startswith("Exit code 0") for line in lines)
+    assert (
+        f"{program} --help-all" in result.stdout or f"{program} --config_path ... --help-all" in result.stdout
+    )
