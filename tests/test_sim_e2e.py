@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from test_fast_update_benchmarks import ESTIMATE_TINY
-
 pytest.importorskip("gym_hil")
 pytest.importorskip("grpc")
 
@@ -16,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "HIL-SERL" / "train_gym_hil_env_SIM.json"
 
 
+@pytest.mark.e2e
 def test_launcher_runs_learner_and_actor_over_grpc(tmp_path):
     out = tmp_path / "run"
     command = [
@@ -65,18 +64,3 @@ def test_launcher_runs_learner_and_actor_over_grpc(tmp_path):
     actor_logs = "\n".join(p.read_text() for p in (out / "actor" / "logs").glob("*.log"))
     assert "Load new parameters from Learner" in actor_logs
     assert "Cleanup complete" in actor_logs
-
-    # docs/benchmarks.md's estimate-precision command on this learner checkpoint, tiny sizes
-    last = out / "checkpoints" / "last"
-    bench = [
-        sys.executable,
-        "benchmarks/bench_estimate_precision.py",
-        "--checkpoint",
-        str(last),
-        *ESTIMATE_TINY,
-    ]
-    done = subprocess.run(bench, capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert f"checkpoint {last}: 2 x 8 states from its replay buffer" in done.stdout
-    flips = next(line for line in done.stdout.splitlines() if line.startswith("bf16 "))
-    assert 0.0 <= float(flips.split()[1]) <= 1.0
