@@ -4,7 +4,8 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,85 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+#: argv words of the programs that start a learner (directly, or as a launcher that spawns one).
+LEARNER_PROGRAMS = (
+    "e2hil-learner",
+    "lerobot.rl.learner",
+    "lerobot_policy_e2hil.cli",
+    "e2hil-sim",
+    "lerobot_policy_e2hil.sim.train",
+    "e2hil-so101-dry-run",
+    "lerobot_policy_e2hil.so101.dry_run",
+    "bench_several_actors",
+    "train_and_evaluate_sim",
+)
+#: LeRobot learner functions that serve or train in-process (a learner in threads).
+LEARNER_FUNCTIONS = ("start_learner", "add_actor_information_and_train", "train")
+
+
+def _starts_a_learner(args) -> str | None:
+    words = [args] if isinstance(args, str | bytes | os.PathLike) else list(args)
+    text = " ".join(os.fsdecode(word) for word in words)
+    return next((program for program in LEARNER_PROGRAMS if program in text), None)
+
+
+@contextmanager
+def _no_learner(item: pytest.Item) -> Iterator[None]:
+    """Fail ``item`` (not marked ``slow`` or ``e2e``) as soon as it starts a learner.
+
+    ``make test-fast`` (``-m "not slow and not e2e"``) must start none: a subprocess whose argv
+    names a learner or a launcher, or LeRobot's learner functions called in this process.
+    """
+    if item.get_closest_marker("slow") or item.get_closest_marker("e2e"):
+        yield
+        return
+    original_init = subprocess.Popen.__init__
+    started: list[str] = []  # also what a thread of the test started (its own failure stays there)
+
+    def fail(what: str) -> None:
+        started.append(what)
+        pytest.fail(f"{item.nodeid} {what}: mark it @pytest.mark.slow or @pytest.mark.e2e")
+
+    def checked_init(self, args, *rest, **kwargs):
+        program = _starts_a_learner(args)
+        if program is not None:
+            fail(f"starts {program!r}")
+        original_init(self, args, *rest, **kwargs)
+
+    learner = sys.modules.get("lerobot.rl.learner")
+    originals = {name: getattr(learner, name) for name in LEARNER_FUNCTIONS if hasattr(learner, name)}
+
+    def refuse(name: str) -> Callable[..., None]:
+        def call(*args, **kwargs) -> None:
+            fail(f"calls lerobot.rl.learner.{name}")
+
+        return call
+
+    subprocess.Popen.__init__ = checked_init
+    for name in originals:
+        setattr(learner, name, refuse(name))
+    try:
+        yield
+    finally:
+        subprocess.Popen.__init__ = original_init
+        for name, function in originals.items():
+            setattr(learner, name, function)
+    if started:
+        pytest.fail(f"{item.nodeid} {started[0]}: mark it @pytest.mark.slow or @pytest.mark.e2e")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item):
+    with _no_learner(item):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    with _no_learner(item):
+        return (yield)
 
 
 def save_small_sim_checkpoint(directory: Path) -> Path:

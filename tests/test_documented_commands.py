@@ -317,6 +317,7 @@ def _classifier_checkpoint(argv: list[str]) -> Path:
     return output / "checkpoints" / "last" / "pretrained_model"
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "program",
     [

@@ -167,6 +167,7 @@ def assert_resumes_step_10(output_dir: Path) -> None:
     assert not list((output_dir / "checkpoints").glob(".staging-*")), "staging leftovers not cleaned"
 
 
+@pytest.mark.slow
 def test_crash_inside_atomic_save_leaves_the_previous_checkpoint_resumable(tmp_path):
     output_dir = crash_run(tmp_path)
     checkpoints = output_dir / "checkpoints"

@@ -173,6 +173,7 @@ def test_port_held_by_another_learner_is_refused():
         server.stop(None)
 
 
+@pytest.mark.slow
 def test_learner_on_a_busy_port_exits_with_one_paragraph(tmp_path):
     port = free_port()
     server = grpc_server_on(port)  # e.g. the previous learner, still running
@@ -194,6 +195,7 @@ def test_learner_on_a_busy_port_exits_with_one_paragraph(tmp_path):
 # Unreachable learner
 
 
+@pytest.mark.slow
 def test_actor_retries_a_bounded_time_then_exits_with_one_paragraph(tmp_path):
     port = free_port()  # nothing listens there
     code, last, output = run_cli(

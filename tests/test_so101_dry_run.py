@@ -134,6 +134,7 @@ def test_dry_run_records_trains_and_evaluates(tmp_path, physics):
     assert not _wait_gone(str(out), timeout_s=10)
 
 
+@pytest.mark.slow
 def test_bad_value_names_the_field(tmp_path):
     """An invalid size stops at once with one line naming the field and the allowed values."""
     result = subprocess.run(
@@ -150,6 +151,7 @@ def test_bad_value_names_the_field(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_non_empty_output_dir_is_refused(tmp_path):
     """Earlier results are never overwritten."""
     (tmp_path / "old.txt").write_text("x")
