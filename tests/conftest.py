@@ -134,6 +134,18 @@ def small_sim_checkpoint(tmp_path) -> Path:
     return save_small_sim_checkpoint(tmp_path)
 
 
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory) -> dict:
+    """The SO101 learner-side checkpoint of ``test_so101_checkpoint``, made once per session.
+
+    Read by ``test_so101_checkpoint`` and by ``test_documented_commands`` (its evaluation commands'
+    ``--policy_path``).
+    """
+    from test_so101_checkpoint import train_so101_checkpoint
+
+    return train_so101_checkpoint(tmp_path_factory)
+
+
 @pytest.fixture
 def lerobot_eval_on_sim(tmp_path) -> Callable[..., tuple[subprocess.CompletedProcess, Path]]:
     """Run LeRobot's ``lerobot-eval`` on the headless sim env in a fresh process.

@@ -103,9 +103,11 @@ def make_deterministic(policy) -> None:
         head.bias[POLICY_GRIPPER] = 5.0
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """Run the learner-side path once: env, policy, algorithm, real transitions, one update, checkpoint."""
+def train_so101_checkpoint(tmp_path_factory):
+    """Run the learner-side path once: env, policy, algorithm, real transitions, one update, checkpoint.
+
+    The session fixture ``trained`` (conftest.py) calls it once for every test that reads it.
+    """
     from lerobot.policies.factory import make_policy, make_pre_post_processors
     from lerobot.rl.algorithms.factory import make_algorithm
     from lerobot.rl.buffer import ReplayBuffer
