@@ -135,6 +135,52 @@ def small_sim_checkpoint(tmp_path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def short_sim_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    """One short sim launcher run (``python -m lerobot_policy_e2hil.sim.train``, 500 env steps,
+    2 updates per env step in lockstep), made once per session for every test that reads one.
+
+    Returns:
+        The launcher's completed process and its ``output_dir``.
+    """
+    out = tmp_path_factory.mktemp("short_sim_run") / "run"
+    command = [
+        sys.executable, "-m", "lerobot_policy_e2hil.sim.train",
+        "--config_path", str(ROOT / "HIL-SERL" / "train_gym_hil_env_SIM.json"),
+        f"--output_dir={out}",
+        "--policy.online_steps=500",
+        "--policy.online_step_before_learning=100",
+        "--log_freq=10",
+        "--save_freq=100000",
+        "--batch_size=64",
+        "--env.launch.eval_episodes=2",
+        "--env.launch.progress_interval_s=5",
+        "--env.teacher.demo_episodes=3",
+        "--env.updates_per_env_step=2.0",
+    ]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, timeout=420, cwd=ROOT), out
+
+
+@pytest.fixture(scope="session")
+def so101_dry_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    """The documented ``e2hil-so101-dry-run`` with its default sizes, run once per session.
+
+    Returns:
+        Its completed process and its ``--output_dir``.
+    """
+    out = tmp_path_factory.mktemp("so101_dry_run") / "so101_dry_run"
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "e2hil-so101-dry-run"), f"--output_dir={out}"],
+        cwd=ROOT,
+        env={**os.environ, "MUJOCO_GL": "egl", "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        stdin=subprocess.DEVNULL,
+    )
+    return result, out
+
+
+@pytest.fixture(scope="session")
 def trained(tmp_path_factory) -> dict:
     """The SO101 learner-side checkpoint of ``test_so101_checkpoint``, made once per session.
 

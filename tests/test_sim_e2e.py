@@ -1,37 +1,16 @@
 """End to end over real gRPC on loopback: the launcher, LeRobot's learner and actor, E2HiL updates."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("gym_hil")
 pytest.importorskip("grpc")
 
-ROOT = Path(__file__).resolve().parents[1]
-CONFIG = ROOT / "HIL-SERL" / "train_gym_hil_env_SIM.json"
-
 
 @pytest.mark.e2e
-def test_launcher_runs_learner_and_actor_over_grpc(tmp_path):
-    out = tmp_path / "run"
-    command = [
-        sys.executable, "-m", "lerobot_policy_e2hil.sim.train",
-        "--config_path", str(CONFIG),
-        f"--output_dir={out}",
-        "--policy.online_steps=500",
-        "--policy.online_step_before_learning=100",
-        "--log_freq=10",
-        "--save_freq=100000",
-        "--batch_size=64",
-        "--env.launch.eval_episodes=2",
-        "--env.launch.progress_interval_s=5",
-        "--env.teacher.demo_episodes=3",
-        "--env.updates_per_env_step=2.0",
-    ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, timeout=420, cwd=ROOT)
+def test_launcher_runs_learner_and_actor_over_grpc(short_sim_run):
+    result, out = short_sim_run  # conftest.py: 500 env steps, 2 updates per env step
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "summary" in result.stdout
 
