@@ -185,6 +185,7 @@ def raise_crash():
     raise Crash
 
 
+@pytest.mark.slow
 def test_lerobot_save_alone_breaks_last_and_resume_falls_back_to_the_complete_one(tmp_path, monkeypatch):
     from lerobot.rl import learner
 
@@ -201,6 +202,7 @@ def test_lerobot_save_alone_breaks_last_and_resume_falls_back_to_the_complete_on
     assert_resumes_step_10(output_dir)
 
 
+@pytest.mark.slow
 def test_older_checkpoints_keep_their_model_but_not_their_buffers(tmp_path):
     from lerobot_policy_e2hil.faults.checkpoints import MARKER, is_complete, newest_complete
 
@@ -231,6 +233,7 @@ def test_older_checkpoints_keep_their_model_but_not_their_buffers(tmp_path):
     assert newest_complete(tmp_path / "run") == checkpoints / "000020"
 
 
+@pytest.mark.slow
 def test_a_save_of_the_state_a_complete_checkpoint_holds_is_not_written_again(tmp_path):
     """The end of a run right after a periodic checkpoint: the final save writes nothing twice."""
     from lerobot_policy_e2hil.faults.checkpoints import MARKER, AtomicCheckpointer

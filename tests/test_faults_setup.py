@@ -94,6 +94,7 @@ def test_unknown_algorithm_in_the_json_file_lists_the_allowed_types(tmp_path, mo
 # Features that do not match the env
 
 
+@pytest.mark.slow
 def test_declared_features_must_match_the_env(tmp_path):
     def wrong_shape(raw):
         raw["policy"]["input_features"] = {
@@ -117,6 +118,7 @@ def test_declared_features_must_match_the_env(tmp_path):
         check_features(parse(ROOT / "HIL-SERL" / name))  # the shipped robot configs are consistent
 
 
+@pytest.mark.slow
 def test_feature_mismatch_stops_the_actor_with_one_paragraph(tmp_path, monkeypatch, capsys):
     from lerobot_policy_e2hil import cli
 
