@@ -4,7 +4,8 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,71 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+#: argv words of the programs that start a learner (directly, or as a launcher that spawns one).
+LEARNER_PROGRAMS = (
+    "e2hil-learner",
+    "lerobot.rl.learner",
+    "lerobot_policy_e2hil.cli",
+    "e2hil-sim",
+    "lerobot_policy_e2hil.sim.train",
+    "e2hil-so101-dry-run",
+    "lerobot_policy_e2hil.so101.dry_run",
+    "bench_several_actors",
+    "train_and_evaluate_sim",
+)
+
+
+def _starts_a_learner(args) -> str | None:
+    words = [args] if isinstance(args, str | bytes | os.PathLike) else list(args)
+    text = " ".join(os.fsdecode(word) for word in words)
+    return next((program for program in LEARNER_PROGRAMS if program in text), None)
+
+
+@contextmanager
+def _no_learner(item: pytest.Item) -> Iterator[None]:
+    """Fail ``item`` (not marked ``slow`` or ``e2e``) as soon as it starts a learner process.
+
+    ``make test-fast`` (``-m "not slow and not e2e"``) must start none: no subprocess whose argv
+    names a learner or a launcher that starts one. (LeRobot's learner functions called in this
+    process are left alone: the patch table's tests replace and check them.)
+    """
+    if item.get_closest_marker("slow") or item.get_closest_marker("e2e"):
+        yield
+        return
+    original_init = subprocess.Popen.__init__
+    started: list[str] = []  # also what a thread of the test started (its own failure stays there)
+
+    def fail(what: str) -> None:
+        started.append(what)
+        pytest.fail(f"{item.nodeid} {what}: mark it @pytest.mark.slow or @pytest.mark.e2e")
+
+    def checked_init(self, args, *rest, **kwargs):
+        program = _starts_a_learner(args)
+        if program is not None:
+            fail(f"starts {program!r}")
+        original_init(self, args, *rest, **kwargs)
+
+    subprocess.Popen.__init__ = checked_init
+    try:
+        yield
+    finally:
+        subprocess.Popen.__init__ = original_init
+    if started:
+        pytest.fail(f"{item.nodeid} {started[0]}: mark it @pytest.mark.slow or @pytest.mark.e2e")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item):
+    with _no_learner(item):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    with _no_learner(item):
+        return (yield)
 
 
 def save_small_sim_checkpoint(directory: Path) -> Path:
@@ -52,6 +118,64 @@ def save_small_sim_checkpoint(directory: Path) -> Path:
 def small_sim_checkpoint(tmp_path) -> Path:
     """:func:`save_small_sim_checkpoint` in the test's ``tmp_path``."""
     return save_small_sim_checkpoint(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def short_sim_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    """One short sim launcher run (``python -m lerobot_policy_e2hil.sim.train``, 500 env steps,
+    2 updates per env step in lockstep), made once per session for every test that reads one.
+
+    Returns:
+        The launcher's completed process and its ``output_dir``.
+    """
+    out = tmp_path_factory.mktemp("short_sim_run") / "run"
+    command = [
+        sys.executable, "-m", "lerobot_policy_e2hil.sim.train",
+        "--config_path", str(ROOT / "HIL-SERL" / "train_gym_hil_env_SIM.json"),
+        f"--output_dir={out}",
+        "--policy.online_steps=500",
+        "--policy.online_step_before_learning=100",
+        "--log_freq=10",
+        "--save_freq=100000",
+        "--batch_size=64",
+        "--env.launch.eval_episodes=2",
+        "--env.launch.progress_interval_s=5",
+        "--env.teacher.demo_episodes=3",
+        "--env.updates_per_env_step=2.0",
+    ]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, timeout=420, cwd=ROOT), out
+
+
+@pytest.fixture(scope="session")
+def so101_dry_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    """The documented ``e2hil-so101-dry-run`` with its default sizes, run once per session.
+
+    Returns:
+        Its completed process and its ``--output_dir``.
+    """
+    out = tmp_path_factory.mktemp("so101_dry_run") / "so101_dry_run"
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "e2hil-so101-dry-run"), f"--output_dir={out}"],
+        cwd=ROOT,
+        env={**os.environ, "MUJOCO_GL": "egl", "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        stdin=subprocess.DEVNULL,
+    )
+    return result, out
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory) -> dict:
+    """The SO101 learner-side checkpoint of ``test_so101_checkpoint``, made once per session.
+
+    Read by ``test_so101_checkpoint`` and by ``test_documented_commands`` (its evaluation commands'
+    ``--policy_path``).
+    """
+    from test_so101_checkpoint import train_so101_checkpoint
+
+    return train_so101_checkpoint(tmp_path_factory)
 
 
 @pytest.fixture

@@ -167,6 +167,7 @@ def test_help_of_each_command_lists_every_budget_flag_with_its_default(command, 
     assert "--config_path str training JSON every run starts from" in text
 
 
+@pytest.mark.slow
 def test_help_in_a_fresh_process_exits_0_without_a_traceback():
     done = subprocess.run(
         [sys.executable, "-m", "lerobot_policy_e2hil.bench.cli", "suite", "--quick=true", "--help"],

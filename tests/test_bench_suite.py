@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ("suite_curves.png", "influence_scatter.png", "influence_series.png", "influence_hist.png")
 
 
+@pytest.mark.slow
 def test_quick_suite_and_sweep_write_their_reports(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
     runs, report = tmp_path / "runs", tmp_path / "report"
@@ -88,6 +89,7 @@ def test_variants_are_parsed_with_the_baseline_first_and_refused_naming_the_flag
             parse_variants(bad)
 
 
+@pytest.mark.slow
 def test_influence_form_variant_has_its_own_run_name_and_keeps_old_fingerprints():
     from lerobot_policy_e2hil.bench.config import QUICK_BUDGET, RunConfig, load_pipeline_config
     from lerobot_policy_e2hil.bench.runs import suite_runs

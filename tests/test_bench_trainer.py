@@ -31,6 +31,7 @@ def _comparable(result: dict) -> dict:
     return {k: v for k, v in result.items() if k != "timing"}
 
 
+@pytest.mark.slow
 def test_quick_run_is_deterministic(tmp_path):
     run = quick("e2hil")
     first = train_run(run, out_dir=tmp_path / "a", root=ROOT, log=_silent)
@@ -62,6 +63,7 @@ def _trained(run: RunConfig) -> SyncTrainer:
     return trainer
 
 
+@pytest.mark.slow
 def test_sac_run_is_sac_and_the_probe_does_not_change_it():
     probed = _trained(quick("sac", probe_every=1))
     plain = _trained(quick("sac", probe_every=0))

@@ -15,11 +15,13 @@ def help_text(*command):
     return result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", ["e2hil-learner", "e2hil-actor"])
 def test_entry_points_offer_e2hil(script):
     assert "--algorithm.type {sac,e2hil}" in help_text(str(BIN / script), "--help-all")
 
 
+@pytest.mark.slow
 def test_lerobot_learner_alone_does_not_know_e2hil():
     # Why the entry points exist: LeRobot's RL scripts load no plugins.
     text = help_text(sys.executable, "-m", "lerobot.rl.learner", "--help")

@@ -29,8 +29,6 @@ from pathlib import Path
 
 import pytest
 
-from test_so101_checkpoint import trained  # noqa: F401  (module fixture: an SO101 checkpoint)
-
 REPO = Path(__file__).resolve().parents[1]
 DOCS = ("README.md", "README_HIL_SERL.md")
 #: Seconds after which a command that is still running counts as started.
@@ -251,7 +249,7 @@ def test_documented_commands_are_found():
 
 
 @pytest.mark.e2e
-def test_every_documented_command_parses_and_starts(tmp_path, trained):  # noqa: F811
+def test_every_documented_command_parses_and_starts(tmp_path, trained):
     """Each documented command, in a fresh process with the dry-run swaps, starts without a traceback."""
     env = dict(os.environ)
     env.update(
@@ -317,6 +315,7 @@ def _classifier_checkpoint(argv: list[str]) -> Path:
     return output / "checkpoints" / "last" / "pretrained_model"
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "program",
     [

@@ -22,6 +22,7 @@ def run_example(name: str, *args: str, cwd: Path = ROOT) -> subprocess.Completed
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.py")))
 def test_help(name):
     result = run_example(name, "--help")
@@ -29,6 +30,7 @@ def test_help(name):
     assert result.stdout.startswith("usage:") and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_e2hil_updates_runs_updates_with_diagnostics():
     result = run_example("e2hil_updates.py", "--updates", "2", "--transitions", "100", "--batch-size", "32")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -42,6 +44,7 @@ def test_e2hil_updates_runs_updates_with_diagnostics():
     assert "E2HiLAlgorithm with K=8" in result.stdout
 
 
+@pytest.mark.slow
 def test_convert_turns_the_sac_config_into_the_shipped_e2hil_one(tmp_path):
     output = tmp_path / "e2hil.json"
     result = run_example(
@@ -61,6 +64,7 @@ def test_convert_turns_the_sac_config_into_the_shipped_e2hil_one(tmp_path):
     }
 
 
+@pytest.mark.slow
 def test_convert_rejects_a_bad_value_in_one_line():
     result = run_example(
         "convert_hilserl_config.py",
@@ -73,6 +77,7 @@ def test_convert_rejects_a_bad_value_in_one_line():
     assert len(result.stderr.strip().splitlines()) == 1 and result.stdout == ""
 
 
+@pytest.mark.slow
 def test_plot_metrics_plots_the_diagnostics_of_a_metrics_file(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
@@ -106,6 +111,7 @@ def test_plot_metrics_plots_the_diagnostics_of_a_metrics_file(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_plot_metrics_without_diagnostics_fails_in_one_line(tmp_path):
     path = tmp_path / "metrics.jsonl"
     path.write_text(json.dumps({"kind": "train", "opt_step": 100, "loss_critic": 1.0}) + "\n")
@@ -114,6 +120,7 @@ def test_plot_metrics_without_diagnostics_fails_in_one_line(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.e2e
 def test_train_and_evaluate_sim_saves_a_checkpoint_and_evaluates_it(tmp_path):
     output = tmp_path / "run"
     result = run_example(
@@ -132,6 +139,7 @@ def test_train_and_evaluate_sim_saves_a_checkpoint_and_evaluates_it(tmp_path):
     assert rate == sum(e[1] == "success" for e in episodes) / 2
 
 
+@pytest.mark.slow
 def test_train_and_evaluate_sim_rejects_a_missing_config_in_one_line(tmp_path):
     result = run_example("train_and_evaluate_sim.py", "--config", str(tmp_path / "missing.json"))
     assert result.returncode == 2

@@ -82,6 +82,7 @@ def _trained_tensors(algorithm):
     return tensors
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("algorithm_type", "updates", "policy_kwargs", "overrides"),
     [

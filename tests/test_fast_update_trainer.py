@@ -35,6 +35,7 @@ def _run(monkeypatch, method: str, fast: bool) -> SyncTrainer:
     return trainer
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["sac", "e2hil"])
 def test_a_training_run_is_the_same_with_the_fast_update(monkeypatch, method):
     slow = _run(monkeypatch, method, fast=False)

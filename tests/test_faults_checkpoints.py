@@ -167,6 +167,7 @@ def assert_resumes_step_10(output_dir: Path) -> None:
     assert not list((output_dir / "checkpoints").glob(".staging-*")), "staging leftovers not cleaned"
 
 
+@pytest.mark.slow
 def test_crash_inside_atomic_save_leaves_the_previous_checkpoint_resumable(tmp_path):
     output_dir = crash_run(tmp_path)
     checkpoints = output_dir / "checkpoints"
@@ -184,6 +185,7 @@ def raise_crash():
     raise Crash
 
 
+@pytest.mark.slow
 def test_lerobot_save_alone_breaks_last_and_resume_falls_back_to_the_complete_one(tmp_path, monkeypatch):
     from lerobot.rl import learner
 
@@ -200,6 +202,7 @@ def test_lerobot_save_alone_breaks_last_and_resume_falls_back_to_the_complete_on
     assert_resumes_step_10(output_dir)
 
 
+@pytest.mark.slow
 def test_older_checkpoints_keep_their_model_but_not_their_buffers(tmp_path):
     from lerobot_policy_e2hil.faults.checkpoints import MARKER, is_complete, newest_complete
 
@@ -230,6 +233,7 @@ def test_older_checkpoints_keep_their_model_but_not_their_buffers(tmp_path):
     assert newest_complete(tmp_path / "run") == checkpoints / "000020"
 
 
+@pytest.mark.slow
 def test_a_save_of_the_state_a_complete_checkpoint_holds_is_not_written_again(tmp_path):
     """The end of a run right after a periodic checkpoint: the final save writes nothing twice."""
     from lerobot_policy_e2hil.faults.checkpoints import MARKER, AtomicCheckpointer

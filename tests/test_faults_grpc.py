@@ -122,6 +122,7 @@ def new_actor_stub(port: int):
     return channel, services_pb2_grpc.LearnerServiceStub(channel)
 
 
+@pytest.mark.slow
 def test_lerobot_alone_queues_the_new_actors_ready_behind_the_hung_one(serve):
     port, handlers = serve(with_faults=False)
     hung = HungActor(port, handlers)
@@ -135,6 +136,7 @@ def test_lerobot_alone_queues_the_new_actors_ready_behind_the_hung_one(serve):
         hung.die()
 
 
+@pytest.mark.slow
 def test_new_actor_connects_at_once_and_a_dead_actors_thread_is_freed(serve, monkeypatch, caplog):
     # A generous deadline: the claim is "served on the first attempt" (LeRobot alone: never served),
     # not "within 2 s", which a loaded machine misses.

@@ -31,6 +31,8 @@ from test_faults_helpers import (
     wait_for,
 )
 
+pytestmark = pytest.mark.e2e
+
 pytest.importorskip("gym_hil")
 
 LONG_BUDGET = "--policy.online_steps=100000"  # actors that are killed before their budget ends

@@ -97,6 +97,7 @@ def test_unknown_algorithm_in_the_json_file_lists_the_allowed_types(tmp_path, mo
 # Features that do not match the env
 
 
+@pytest.mark.slow
 def test_declared_features_must_match_the_env(tmp_path):
     def wrong_shape(raw):
         raw["policy"]["input_features"] = {
@@ -120,6 +121,7 @@ def test_declared_features_must_match_the_env(tmp_path):
         check_features(parse(ROOT / "HIL-SERL" / name))  # the shipped robot configs are consistent
 
 
+@pytest.mark.slow
 def test_feature_mismatch_stops_the_actor_with_one_paragraph(tmp_path, monkeypatch, capsys):
     from lerobot_policy_e2hil import cli
 
@@ -176,6 +178,7 @@ def test_port_held_by_another_learner_is_refused():
         server.stop(None)
 
 
+@pytest.mark.slow
 def test_learner_on_a_busy_port_exits_with_one_paragraph(tmp_path):
     port = free_port()
     server = grpc_server_on(port)  # e.g. the previous learner, still running
@@ -197,6 +200,7 @@ def test_learner_on_a_busy_port_exits_with_one_paragraph(tmp_path):
 # Unreachable learner
 
 
+@pytest.mark.slow
 def test_actor_retries_a_bounded_time_then_exits_with_one_paragraph(tmp_path):
     port = free_port()  # nothing listens there
     code, last, output = run_cli(

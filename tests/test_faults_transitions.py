@@ -93,6 +93,7 @@ class _CreatesFile:
         return (open, (self.path, "w"))
 
 
+@pytest.mark.slow
 def test_learner_skips_counts_and_warns_then_trains_on_the_good_ones(tmp_path):
     import io
 

@@ -11,6 +11,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     torch.cuda.is_available(), reason="a CUDA device is visible: the check would run for minutes"
 )

@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 PACKAGE = "lerobot_policy_e2hil"
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -145,6 +147,7 @@ def test_static_import_graph_has_no_cycle():
     )
 
 
+@pytest.mark.slow
 def test_every_module_imports_in_a_fresh_process():
     script = (
         "import importlib, pkgutil, sys\n"

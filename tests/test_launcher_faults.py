@@ -285,6 +285,7 @@ def test_port_clash_fails_at_once_and_leaves_nothing_behind(tmp_path):
     assert not (tmp_path / "run").exists()  # the same command can run again
 
 
+@pytest.mark.slow
 def test_readiness_check_tells_our_learner_from_another_program():
     from lerobot_policy_e2hil.faults.checks import listens_on
     from test_faults_setup import grpc_server_on

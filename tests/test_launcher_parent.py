@@ -15,6 +15,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from test_faults_helpers import ROOT, wait_for
 from test_launcher_faults import alive
 
@@ -57,6 +59,7 @@ LAUNCHER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_child_gets_one_sigterm_when_the_launcher_is_sigkilled(tmp_path):
     log = tmp_path / "child.log"
     log.write_text("")
@@ -98,6 +101,7 @@ def test_without_the_launcher_nothing_changes(monkeypatch):
     assert death_signal.value == 0
 
 
+@pytest.mark.slow
 def test_launcher_children_start_with_the_parent_death_signal():
     from lerobot_policy_e2hil.sim.train import _die_with_parent
 

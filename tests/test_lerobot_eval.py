@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 from lerobot.policies.gaussian_actor.modeling_gaussian_actor import GaussianActorPolicy
 
@@ -15,6 +16,7 @@ def test_select_action_accepts_non_tensor_entries(small_sim_checkpoint):
     assert action.shape == (2, 4)  # 3 continuous + the gripper's discrete choice
 
 
+@pytest.mark.e2e
 def test_lerobot_eval_runs_on_the_sim(small_sim_checkpoint, lerobot_eval_on_sim):
     result, out = lerobot_eval_on_sim(small_sim_checkpoint, max_episode_steps=20, n_episodes=2)
     assert result.returncode == 0, result.stderr[-3000:]

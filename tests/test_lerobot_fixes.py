@@ -7,6 +7,7 @@ import json
 import datasets
 import PIL.Image
 import pyarrow.parquet as pq
+import pytest
 import torch
 from lerobot.datasets import dataset_writer, io_utils
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
@@ -117,6 +118,7 @@ def _features(table) -> dict | None:
     return info
 
 
+@pytest.mark.slow
 def test_state_only_buffer_saves_without_the_per_row_pass_and_the_same_tables(tmp_path, monkeypatch):
     """The checkpoint's buffer dump skips the no-op embedding and writes what LeRobot's own pass writes."""
     calls = _count_embedding(monkeypatch)

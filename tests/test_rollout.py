@@ -93,6 +93,7 @@ def test_sim_evaluation_uses_the_rollout_success(monkeypatch, small_sim_checkpoi
     assert evaluate_checkpoint(small_sim_checkpoint, cfg, episodes=2) == 1.0
 
 
+@pytest.mark.slow
 def test_bench_evaluation_uses_the_rollout_success(monkeypatch):
     from lerobot_policy_e2hil.bench.config import RunConfig
     from lerobot_policy_e2hil.bench.trainer import SyncTrainer

@@ -92,6 +92,7 @@ class ParameterReader:
         self.channel.close()
 
 
+@pytest.mark.slow
 def test_every_connected_actor_receives_every_parameter_version_and_a_joining_one_the_newest(serve):
     port, parameters = serve(with_faults=True)
     first, second = ParameterReader(port), ParameterReader(port)
@@ -109,6 +110,7 @@ def test_every_connected_actor_receives_every_parameter_version_and_a_joining_on
         second.close()
 
 
+@pytest.mark.slow
 def test_lerobot_alone_gives_each_version_to_one_actor_only(serve):
     port, parameters = serve(with_faults=False)
     first, second = ParameterReader(port), ParameterReader(port)
@@ -158,6 +160,7 @@ def certificate(tmp_path_factory):
     return make_certificate(tmp_path_factory.mktemp("tls"))
 
 
+@pytest.mark.e2e
 def test_two_sim_actors_on_one_learner_one_killed_a_third_joins(tmp_path, certificate, monkeypatch):
     pytest.importorskip("gym_hil")
     cert, key = certificate
@@ -291,6 +294,7 @@ def test_benchmark_rates_count_env_steps_updates_and_each_actor_in_the_window():
     assert result["per_actor"] == {"a": 5.0, "b": 5.0}
 
 
+@pytest.mark.e2e
 def test_benchmark_command_prints_a_line_per_actor_count(tmp_path):
     pytest.importorskip("gym_hil")
     import subprocess

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -26,6 +28,7 @@ def _summary(path: Path, success: float, collapse: bool) -> None:
     (path / "summary.json").write_text(json.dumps(summary))
 
 
+@pytest.mark.slow
 def test_report_lists_every_seed_and_counts_against_the_targets(tmp_path):
     _summary(tmp_path / "seed1", 0.98, collapse=False)
     _summary(tmp_path / "seed2", 0.0, collapse=True)
@@ -52,6 +55,7 @@ def test_report_lists_every_seed_and_counts_against_the_targets(tmp_path):
     assert [r.get("collapse") for r in rows[:2]] == [False, True]
 
 
+@pytest.mark.slow
 def test_evaluate_missing_fills_in_the_teacher_free_figure_of_a_run_without_one(tmp_path):
     from conftest import save_small_sim_checkpoint
 

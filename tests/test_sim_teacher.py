@@ -31,6 +31,7 @@ def _run(env, episodes, policy_action):
     return successes, flags
 
 
+@pytest.mark.slow
 def test_teacher_alone_solves_randomised_episodes():
     cfg = E2HiLSimEnvConfig(random_block_position=True, teacher=TeacherConfig(mode="always"))
     env = make_sim_env(cfg.sim_options(teacher=True))
@@ -120,6 +121,7 @@ def _episode(env, policy_action=IDLE):
     return steps, bool(info["is_success"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("reward", ["lift", "touch"])
 def test_human_like_teacher_alone_solves_both_positions(reward):
     for index, position in enumerate(TWO):
@@ -191,6 +193,7 @@ def _takeover_lengths(jitter, episodes=4):
     return lengths
 
 
+@pytest.mark.slow
 def test_human_like_hands_back_early_or_late():
     assert set(_takeover_lengths(jitter=0)) == {6}
     jittered = _takeover_lengths(jitter=4)

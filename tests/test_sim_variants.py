@@ -122,6 +122,7 @@ def test_allowed_cube_area_is_gym_hils_sampling_area():
     ) == (CUBE_X_RANGE, CUBE_Y_RANGE)
 
 
+@pytest.mark.slow
 def test_launcher_refuses_an_off_table_position_at_parse_time():
     command = [
         sys.executable,

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from lerobot_policy_e2hil.sim.env import make_sim_env
 
@@ -20,6 +21,7 @@ def test_render_returns_one_rgb_frame():
     assert frame.std() > 0  # a scene, not a blank buffer
 
 
+@pytest.mark.e2e
 def test_lerobot_eval_writes_the_videos_it_lists(small_sim_checkpoint, lerobot_eval_on_sim):
     import av
 

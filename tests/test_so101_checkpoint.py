@@ -103,9 +103,11 @@ def make_deterministic(policy) -> None:
         head.bias[POLICY_GRIPPER] = 5.0
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """Run the learner-side path once: env, policy, algorithm, real transitions, one update, checkpoint."""
+def train_so101_checkpoint(tmp_path_factory):
+    """Run the learner-side path once: env, policy, algorithm, real transitions, one update, checkpoint.
+
+    The session fixture ``trained`` (conftest.py) calls it once for every test that reads it.
+    """
     from lerobot.policies.factory import make_policy, make_pre_post_processors
     from lerobot.rl.algorithms.factory import make_algorithm
     from lerobot.rl.buffer import ReplayBuffer
@@ -263,6 +265,7 @@ def test_train_config_declares_env_features_that_match_the_policy():
     assert cfg.env.processor.gripper.use_gripper and cfg.env.teleop.use_gripper
 
 
+@pytest.mark.slow
 def test_policy_observations_and_actions_fit_the_simulated_so101(trained):
     cfg = trained["cfg"]
     observation = trained["transitions"][0]["state"]
@@ -293,6 +296,7 @@ def test_policy_observations_and_actions_fit_the_simulated_so101(trained):
     assert lift[2] > 0.5, "the leader's lift is the stored action"
 
 
+@pytest.mark.slow
 def test_one_e2hil_update_on_real_so101_transitions(trained):
     from lerobot_policy_e2hil.e2hil_algorithm import E2HiLAlgorithm
 
@@ -307,6 +311,7 @@ def test_one_e2hil_update_on_real_so101_transitions(trained):
     assert any(k.startswith("discrete_critic.") for k in changed), "the discrete critic was updated"
 
 
+@pytest.mark.slow
 def test_learner_checkpoint_has_policy_and_processors(trained):
     folder = trained["pretrained_model"]
     names = {p.name for p in folder.iterdir()}
@@ -314,6 +319,7 @@ def test_learner_checkpoint_has_policy_and_processors(trained):
     assert {"policy_preprocessor.json", "policy_postprocessor.json"} <= names
 
 
+@pytest.mark.e2e
 def test_evaluate_command_loads_the_checkpoint_and_reports_success_rate(trained, monkeypatch, capsys):
     from lerobot.model import RobotKinematics
 

@@ -59,6 +59,7 @@ CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_bad_value_exits_with_one_line(name, tmp_path):
     (program, *args), expected = CASES[name]

@@ -41,6 +41,7 @@ def positions(robot) -> dict[str, float]:
     return {k: v for k, v in robot.get_observation().items() if k.endswith(".pos")}
 
 
+@pytest.mark.slow
 def test_follower_moves_its_joints_toward_the_commanded_positions(follower):
     start = positions(follower)
     follower.send_action(GOAL)
@@ -56,6 +57,7 @@ def test_follower_moves_its_joints_toward_the_commanded_positions(follower):
     assert abs(follower.arm.joint_ticks("shoulder_pan") - follower.arm.ticks("shoulder_pan", -0.5)) < 20
 
 
+@pytest.mark.slow
 def test_cameras_render_the_scene_and_see_the_arm_move(follower):
     before = follower.get_observation()
     assert before["front"].shape == (48, 64, 3) and before["front"].dtype == np.uint8

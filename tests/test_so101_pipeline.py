@@ -232,6 +232,7 @@ def test_ee_space_intervention_follows_leader_motion_through_lerobot_kinematics(
         env.close()
 
 
+@pytest.mark.slow
 def test_recorded_demonstrations_land_in_a_dataset_and_replay(tmp_path):
     from lerobot.datasets import LeRobotDataset
 

@@ -131,6 +131,7 @@ def test_teacher_reaches_the_cube_and_closes_through_the_ee_pipeline(teacher_env
     assert {0.0, 2.0} <= set(actions[:, 3].tolist())
 
 
+@pytest.mark.slow
 def test_success_once_when_the_cube_is_lifted_and_a_reset_starts_over(teacher_env):
     env, teleop, env_processor, action_processor = teacher_env
     transition = gym_manipulator.reset_and_build_transition(env, env_processor, action_processor)
@@ -150,6 +151,7 @@ def test_success_once_when_the_cube_is_lifted_and_a_reset_starts_over(teacher_en
     assert abs(cube_height(env) - start_height) < 0.005
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("teacher_env", [{"takeover_step": 3}], indirect=True)
 def test_policy_drives_until_the_takeover_step(teacher_env):
     env, teleop, env_processor, action_processor = teacher_env

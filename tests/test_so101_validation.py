@@ -212,6 +212,7 @@ def test_ee_delta_follows_leader_motion_with_carry_over(tmp_path, monkeypatch):
         leader.disconnect()
 
 
+@pytest.mark.slow
 def test_evaluation_counts_key_successes_and_writes_the_summary(tmp_path):
     from lerobot.rl import gym_manipulator
 

@@ -131,6 +131,7 @@ def drain(queue, timeout: float = 10.0) -> list[bytes]:
     return items
 
 
+@pytest.mark.slow
 def test_pickled_interaction_message_sent_to_the_learner_is_not_executed(serve, monkeypatch, tmp_path):
     _install_counter()  # the serve fixture isolates the hooks
     monkeypatch.setattr(LEARNER.counter, "episodes", 0)
@@ -180,6 +181,7 @@ def test_interaction_messages_are_json_with_a_size_limit_and_a_schema():
             pytest.fail(what)
 
 
+@pytest.mark.slow
 def test_a_message_over_the_size_limit_is_refused_and_counted(serve, caplog):
     port, transitions, _ = serve(FaultSettings(max_message_mb=1))
     before = LEARNER.refusals.rejected
@@ -209,6 +211,7 @@ def actor_channel_with(settings: FaultSettings, port: int, token: str | None, mo
     return actor_channel("127.0.0.1", port, settings, [], actor_id="robot_1")
 
 
+@pytest.mark.slow
 def test_tls_with_the_token_works_and_its_messages_arrive(serve, certificate, monkeypatch):
     from lerobot_policy_e2hil.faults.wire import encode_message
 
@@ -225,6 +228,7 @@ def test_tls_with_the_token_works_and_its_messages_arrive(serve, certificate, mo
     assert [untag(item) for item in drain(interactions)] == [("robot_1", b'{"Interaction step": 3}')]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("token", ["wrong-token", None], ids=["wrong token", "no token"])
 def test_wrong_or_missing_token_is_refused_counted_and_nothing_sent_is_used(
     serve, certificate, monkeypatch, caplog, token
@@ -276,6 +280,7 @@ def actor_waits(
     return connected, entry.fatal_message()
 
 
+@pytest.mark.slow
 def test_actor_with_a_wrong_token_stops_with_one_line(serve, certificate, monkeypatch):
     settings = tls_settings(*certificate, connect_timeout_s=600, retry_interval_s=0.2)
     port, _, _ = serve(settings, TOKEN)
@@ -284,6 +289,7 @@ def test_actor_with_a_wrong_token_stops_with_one_line(serve, certificate, monkey
     assert fatal.startswith("the learner refused the actor's token") and "E2HIL_LEARNER_TOKEN" in fatal
 
 
+@pytest.mark.slow
 def test_plaintext_actor_against_a_tls_learner_is_told_to_use_tls(serve, certificate, monkeypatch, caplog):
     cert, key = certificate
     port, _, _ = serve(FaultSettings(tls_cert=str(cert), tls_key=str(key)), TOKEN)
@@ -301,6 +307,7 @@ def test_plaintext_actor_against_a_tls_learner_is_told_to_use_tls(serve, certifi
     assert len(lines) == 1 and "plaintext from ipv4:127.0.0.1:" in lines[0] and "(connection)" in lines[0]
 
 
+@pytest.mark.slow
 def test_each_plaintext_connection_to_a_tls_learner_is_refused_and_counted_once(serve, certificate, caplog):
     import socket
 
@@ -320,6 +327,7 @@ def test_each_plaintext_connection_to_a_tls_learner_is_refused_and_counted_once(
     assert drain(transitions, timeout=0.5) == []
 
 
+@pytest.mark.slow
 def test_tls_actor_against_a_plaintext_learner_is_told_so(serve, certificate, monkeypatch):
     port, _, _ = serve(FaultSettings(), TOKEN)
     settings = FaultSettings(tls_ca=str(certificate[0]), connect_timeout_s=600, retry_interval_s=0.2)
@@ -330,6 +338,7 @@ def test_tls_actor_against_a_plaintext_learner_is_told_so(serve, certificate, mo
     )
 
 
+@pytest.mark.slow
 def test_learner_refuses_a_non_loopback_address_without_tls_and_token(certificate, monkeypatch, caplog):
     from lerobot_policy_e2hil.faults.entry import SetupError
     from lerobot_policy_e2hil.faults.security import check_bind, is_loopback
@@ -367,6 +376,7 @@ def test_token_comes_from_a_file_or_the_environment_and_bad_settings_are_named(t
         FaultSettings(tls_cert="a.pem")
 
 
+@pytest.mark.slow
 def test_sim_learner_on_all_interfaces_without_tls_and_token_exits_2_with_one_line(tmp_path, monkeypatch):
     import sys
 

@@ -16,8 +16,8 @@ episodes of 30 steps (the run's mean). Figures: median over rounds, wall and CPU
 process (``time.process_time``), per buffer and per episode, and the ratio of the medians. The
 written tables are compared at the end (same columns, types and values).
 
-    python benchmarks/bench_buffer_save.py
-    python benchmarks/bench_buffer_save.py --transitions 5000 --rounds 3
+    python benchmarks/experiments/bench_buffer_save.py
+    python benchmarks/experiments/bench_buffer_save.py --transitions 5000 --rounds 3
 """
 
 from __future__ import annotations

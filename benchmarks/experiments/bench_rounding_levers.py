@@ -20,7 +20,7 @@ more lenient ``||x - x_lerobot|| / ||x_lerobot||``. **Time**: CPU
 ms per update, median over alternating rounds in one process (as ``bench_fast_update.py``). These
 levers live here only, to measure them; nothing in the package uses them.
 
-    python benchmarks/bench_rounding_levers.py                  # batch 128, 1 thread, drift after 200 updates
+    python benchmarks/experiments/bench_rounding_levers.py                  # batch 128, 1 thread, drift after 200 updates
 """
 
 from __future__ import annotations
@@ -30,15 +30,18 @@ import copy
 import math
 import os
 import statistics
+import sys
 import types
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
-from bench_fast_update import add_timing_arguments, build_sac, positive_int, time_round
-from lerobot_policy_e2hil.synthetic import make_policy, random_batch
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: bench_fast_update
+from bench_fast_update import add_timing_arguments, build_sac, positive_int, time_round  # noqa: E402
+from lerobot_policy_e2hil.synthetic import make_policy, random_batch  # noqa: E402
 
 TOLERANCE = 1e-6
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)

@@ -1,6 +1,6 @@
 """How a sim checkpoint fails without its teacher: sampled against mode success, and how it fails.
 
-    python benchmarks/teacher_free_failures.py --checkpoint <run>/checkpoints/last/pretrained_model
+    python benchmarks/experiments/teacher_free_failures.py --checkpoint <run>/checkpoints/last/pretrained_model
 
 Rolls the checkpoint out teacher-free on the launcher's evaluation env (``sim/evaluate.py``), once
 with sampled actions (LeRobot's actor and the launcher's teacher-free success) and once with the

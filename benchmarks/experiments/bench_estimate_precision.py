@@ -22,9 +22,9 @@ only (nothing in the package uses it):
   a sim learner checkpoint and states from its replay buffer; with ``--snapshot`` on those of an
   ``e2hil-bench influence-check`` snapshot and its replay batch.
 
-    python benchmarks/bench_estimate_precision.py                       # batch 256, K = 8, 1 thread
-    python benchmarks/bench_estimate_precision.py --checkpoint outputs/e2hil_sim/<run>/checkpoints/last
-    python benchmarks/bench_estimate_precision.py --snapshot outputs/bench/influence_check_runs/e2hil_seed0/snapshot.pt
+    python benchmarks/experiments/bench_estimate_precision.py                       # batch 256, K = 8, 1 thread
+    python benchmarks/experiments/bench_estimate_precision.py --checkpoint outputs/e2hil_sim/<run>/checkpoints/last
+    python benchmarks/experiments/bench_estimate_precision.py --snapshot outputs/bench/influence_check_runs/e2hil_seed0/snapshot.pt
 """
 
 from __future__ import annotations
@@ -34,18 +34,20 @@ import copy
 import json
 import os
 import statistics
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import torch
 from torch import Tensor, nn
 
-from bench_fast_update import add_timing_arguments, build_sac, int_at_least, positive_int, time_round
-from lerobot_policy_e2hil.configuration_e2hil import COVARIANCE_FORMS
-from lerobot_policy_e2hil.e2hil_algorithm import action_distribution, sample_with_log_prob
-from lerobot_policy_e2hil.fast_update import HeadWorkspace, heads_min_q, state_parts
-from lerobot_policy_e2hil.influence import entropy_bounded_mask, influence_values
-from lerobot_policy_e2hil.synthetic import make_policy, random_batch
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: bench_fast_update
+from bench_fast_update import add_timing_arguments, build_sac, int_at_least, positive_int, time_round  # noqa: E402
+from lerobot_policy_e2hil.configuration_e2hil import COVARIANCE_FORMS  # noqa: E402
+from lerobot_policy_e2hil.e2hil_algorithm import action_distribution, sample_with_log_prob  # noqa: E402
+from lerobot_policy_e2hil.fast_update import HeadWorkspace, heads_min_q, state_parts  # noqa: E402
+from lerobot_policy_e2hil.influence import entropy_bounded_mask, influence_values  # noqa: E402
+from lerobot_policy_e2hil.synthetic import make_policy, random_batch  # noqa: E402
 
 
 class BFloat16Linear(nn.Module):

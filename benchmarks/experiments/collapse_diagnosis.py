@@ -4,7 +4,7 @@ Reads launcher runs (``<output_dir>/metrics.jsonl``) and benchmark runs (``<run>
 prints one table per run (success, episode length, intervention share, critic loss, temperature,
 entropy per slice of env steps) and writes one PNG with a row of panels per metric.
 
-    python benchmarks/collapse_diagnosis.py RUN [RUN ...] --out docs/sim/collapse.png [--slices 10]
+    python benchmarks/experiments/collapse_diagnosis.py RUN [RUN ...] --out docs/sim/collapse.png [--slices 10]
 """
 
 from __future__ import annotations

@@ -18,9 +18,9 @@ Carlo actions per state) costs on top of SAC's (fast), batch 256: the two update
 in one process; the pieces of E2HiL's actor loss are timed in place (CPU time), and the
 layers of the Monte Carlo estimate one by one on the same shapes.
 
-    python benchmarks/profile_update.py            # LeRobot's update
-    python benchmarks/profile_update.py --fast 1   # ours
-    python benchmarks/profile_update.py --e2hil --batch-size 256 --k 8
+    python benchmarks/experiments/profile_update.py            # LeRobot's update
+    python benchmarks/experiments/profile_update.py --fast 1   # ours
+    python benchmarks/experiments/profile_update.py --e2hil --batch-size 256 --k 8
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: bench_fast_update
 from bench_fast_update import FloorUpdate, build_sac, int_at_least, positive_int  # noqa: E402
 from lerobot_policy_e2hil.synthetic import make_policy, random_batch  # noqa: E402
 
