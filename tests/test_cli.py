@@ -18,7 +18,7 @@ def help_text(*command):
 @pytest.mark.slow
 @pytest.mark.parametrize("script", ["e2hil-learner", "e2hil-actor"])
 def test_entry_points_offer_e2hil(script):
-    assert "--algorithm.type {sac,e2hil}" in help_text(str(BIN / script), "--help-all")
+    assert "--algorithm.type {sac,e2hil,sac_fast}" in help_text(str(BIN / script), "--help-all")
 
 
 @pytest.mark.slow

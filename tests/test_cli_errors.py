@@ -48,7 +48,7 @@ def test_a_mistyped_flag_names_the_nearest_fields_of_the_chosen_policy():
 
 def test_an_unknown_choice_lists_the_allowed_values_and_the_nearest():
     assert _message(["--algorithm.type=ppo"]) == (
-        "algorithm.type='ppo' is not a known choice; allowed values: 'sac', 'e2hil'. Set --algorithm.type=<value>."
+        "algorithm.type='ppo' is not a known choice; allowed values: 'sac', 'e2hil', 'sac_fast'. Set --algorithm.type=<value>."
     )
     message = _message(["--env.type=gym_manipulatr"])
     assert message.startswith("env.type='gym_manipulatr' is not a known choice; nearest: 'gym_manipulator'; ")
@@ -58,7 +58,7 @@ def test_an_unknown_choice_lists_the_allowed_values_and_the_nearest():
 def test_an_unknown_type_or_key_in_the_json_file_is_named_with_the_allowed_values(tmp_path):
     path = _json_with(tmp_path, "algorithm", type="ppo")
     assert _message([], path) == (
-        f"algorithm.type='ppo' in {path} is not a known choice; allowed values: 'sac', 'e2hil'. "
+        f"algorithm.type='ppo' in {path} is not a known choice; allowed values: 'sac', 'e2hil', 'sac_fast'. "
         "Fix the file or set --algorithm.type=<value>."
     )
     path = _json_with(tmp_path, "policy", online_stepz=10)
@@ -89,7 +89,7 @@ def _lines(result: subprocess.CompletedProcess) -> list[str]:
 
 CASES = {
     "typo": (["--policy.online_stepz=10"], "error: unknown flag --policy.online_stepz (nearest: --policy.online_steps)"),
-    "choice": (["--algorithm.type=ppo"], "error: algorithm.type='ppo' is not a known choice; allowed values: 'sac', 'e2hil'"),
+    "choice": (["--algorithm.type=ppo"], "error: algorithm.type='ppo' is not a known choice; allowed values: 'sac', 'e2hil', 'sac_fast'"),
     "json choice": ([], "error: algorithm.type='ppo' in "),
 }  # fmt: skip
 

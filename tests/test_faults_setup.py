@@ -76,7 +76,7 @@ def test_unknown_algorithm_flag_lists_the_allowed_types(monkeypatch, capsys):
     )
     assert code == 2
     assert last == (
-        "error: algorithm.type='ppo' is not a known choice; allowed values: 'sac', 'e2hil'. "
+        "error: algorithm.type='ppo' is not a known choice; allowed values: 'sac', 'e2hil', 'sac_fast'. "
         "Set --algorithm.type=<value>."
     )
 
