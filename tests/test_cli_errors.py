@@ -107,7 +107,7 @@ def test_each_mistake_is_one_short_error_line_and_exit_2(tmp_path, program, case
     assert len(lines) < 5 and lines[-1].startswith(start), lines[-20:]
     assert "usage:" not in result.stdout + result.stderr
     assert (
-        "allowed values: 'e2hil', 'sac'" in lines[-1]
+        "allowed values: 'e2hil', 'sac', 'sac_fast'" in lines[-1]
         or "nearest:" in lines[-1]
         or "'sac', 'e2hil'" in lines[-1]
     )

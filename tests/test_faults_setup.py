@@ -89,7 +89,7 @@ def test_unknown_algorithm_in_the_json_file_lists_the_allowed_types(tmp_path, mo
     assert code == 2
     assert (
         last
-        == f"error: algorithm.type='ppo' in {path} is not a known RL algorithm; allowed values: 'e2hil', 'sac'"
+        == f"error: algorithm.type='ppo' in {path} is not a known RL algorithm; allowed values: 'e2hil', 'sac', 'sac_fast'"
     )
     check_algorithm_type(["--config_path", str(path), "--algorithm.type=sac"])  # the flag wins
 
