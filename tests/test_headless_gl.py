@@ -72,6 +72,17 @@ def test_a_launcher_that_cannot_render_fails_before_training_in_one_line(tmp_pat
     assert not out.exists() and not (tmp_path / ".run.launch").exists()
 
 
+# A sim run of seconds: 150 env steps, learning from the 100th, small batches, no periodic checkpoint
+TINY_SIM_RUN = (
+    "--policy.online_steps=150",
+    "--policy.online_step_before_learning=100",
+    "--batch_size=32",
+    "--log_freq=5",
+    "--save_freq=100000",
+    "--env.teacher.demo_episodes=1",
+)
+
+
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_e2hil_sim_without_mujoco_gl_or_display_trains_and_evaluates(tmp_path):
@@ -80,12 +91,7 @@ def test_e2hil_sim_without_mujoco_gl_or_display_trains_and_evaluates(tmp_path):
         str(Path(sys.executable).parent / "e2hil-sim"),
         "--config_path", str(SIM_JSON),
         f"--output_dir={out}",
-        "--policy.online_steps=150",
-        "--policy.online_step_before_learning=100",
-        "--batch_size=32",
-        "--log_freq=5",
-        "--save_freq=100000",
-        "--env.teacher.demo_episodes=1",
+        *TINY_SIM_RUN,
         "--env.launch.eval_episodes=1",
         "--env.launch.progress_interval_s=5",
     ]  # fmt: skip

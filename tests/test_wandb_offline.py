@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from test_faults_helpers import ROOT, SIM_JSON
+from test_headless_gl import TINY_SIM_RUN
 
 wandb = pytest.importorskip("wandb")  # pip install -e ".[wandb]"
 
@@ -48,12 +49,7 @@ def test_a_sim_run_with_wandb_offline_writes_the_e2hil_and_sim_series(tmp_path):
         str(Path(sys.executable).parent / "e2hil-sim"),
         "--config_path", str(SIM_JSON),
         f"--output_dir={out}",
-        "--policy.online_steps=150",
-        "--policy.online_step_before_learning=100",
-        "--batch_size=32",
-        "--log_freq=5",
-        "--save_freq=100000",
-        "--env.teacher.demo_episodes=1",
+        *TINY_SIM_RUN,
         "--env.launch.eval_episodes=0",
         "--wandb.enable=true",
         "--wandb.mode=offline",  # LeRobot passes wandb.mode to wandb.init, over WANDB_MODE
