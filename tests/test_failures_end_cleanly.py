@@ -135,6 +135,7 @@ def test_learner_that_ends_with_no_checkpoint_exits_non_zero(monkeypatch, capsys
     ]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("program", ["e2hil-learner", "e2hil-actor"])
 def test_existing_output_folder_is_one_error_line(tmp_path, program):
     """LeRobot's ``FileExistsError`` traceback becomes one line with the fix, exit 2."""
