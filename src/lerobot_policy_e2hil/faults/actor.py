@@ -470,6 +470,7 @@ def _fatal_on_error(original: Callable[..., None]) -> Callable[..., None]:
             original(cfg, shutdown_event, *args, **kwargs)
         except SetupError as err:
             record_fatal(str(err))
+            end_streams(shutdown_event, [*args, *kwargs.values()])
         except Exception as err:
             logging.exception("[ACTOR] The policy loop failed")
             ee_jump = describe_ee_jump(err)
@@ -479,14 +480,16 @@ def _fatal_on_error(original: Callable[..., None]) -> Callable[..., None]:
                 else f"the actor's policy loop failed: {type(err).__name__}: {one_line(err).rstrip('.')}. Fix the "
                 "cause (the traceback is in the actor's log) and start the actor again."
             )
-        finally:
             end_streams(shutdown_event, [*args, *kwargs.values()])
 
     return act_with_policy
 
 
 def end_streams(shutdown_event: Any, queues: list[Any]) -> None:
-    """Once the policy loop has ended: stop every stream and let the process exit without draining a queue.
+    """Once the policy loop has failed: stop every stream and let the process exit without draining a queue.
+
+    Not after a loop that ended normally: its last transitions and episode messages are still in
+    the queues, and LeRobot's own shutdown sends them before the streams end.
 
     Sets the shutdown event (the transitions and interactions streams end at their next check),
     cancels the parameter streams (their thread otherwise waits for the learner's next weights)
