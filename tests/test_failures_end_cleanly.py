@@ -187,7 +187,8 @@ def test_ee_jump_stop_is_one_line_with_the_fix(monkeypatch, capsys):
         "the actor stopped: LeRobot's safety stop: the commanded end effector jumped 0.215 m in one step (limit 0.05 m)"
     )
     assert (
-        "Narrow those bounds" in message and "env.processor.inverse_kinematics.end_effector_bounds" in message
+        "end_effector_step_sizes" in message
+        and "env.processor.inverse_kinematics.end_effector_bounds" in message
     )
     with pytest.raises(SystemExit) as exit_info:  # the evaluation's entry point
         exit_on_setup_error(ValueError("EE jump 0.210m > 0.05m"))

@@ -29,19 +29,19 @@ def describe_ee_jump(err: BaseException) -> str | None:
     """The one-line cause and fix of LeRobot's EE-jump safety stop, or None for any other error.
 
     LeRobot's ``EEBoundsAndSafety`` raises it when the commanded end effector moves more than
-    ``max_ee_step_m`` in one step. Its IK reference is the previous IK solution, which runs ahead
-    of an arm held back by ``max_relative_target``; when the target leaves the part of
-    ``end_effector_bounds`` the arm can reach, the IK solution flips to another branch and the
-    reference jumps by tens of centimetres.
+    ``max_ee_step_m`` in one step. Its reference is the end effector of the previous IK solution;
+    with the IK damped (:mod:`.lerobot_fixes`) the solution no longer flips branch, so what is left
+    is the IK falling behind a target held at a face of ``end_effector_bounds`` that the arm cannot
+    reach, by more than the limit minus one step.
     """
     match = _EE_JUMP.search(str(err)) if isinstance(err, ValueError) else None
     if match is None:
         return None
     return (
         f"LeRobot's safety stop: the commanded end effector jumped {match.group(1)} m in one step "
-        f"(limit {match.group(2)} m); on the SO101 usually LeRobot's IK flipping branch when a target leaves the reachable part of "
-        "env.processor.inverse_kinematics.end_effector_bounds. Narrow those bounds to where the arm "
-        'reaches, e.g. \'{"min":[0.15,-0.15,0.02],"max":[0.3,0.15,0.2]}\' (SO101), and start again'
+        f"(limit {match.group(2)} m): the IK fell behind a target the arm cannot reach. Lower "
+        "env.processor.inverse_kinematics.end_effector_step_sizes (e.g. 0.01 each) or narrow "
+        "env.processor.inverse_kinematics.end_effector_bounds to where the arm reaches, and start again"
     )
 
 

@@ -22,6 +22,9 @@ from . import patches
 SELECT_ACTION = "lerobot.policies.gaussian_actor.modeling_gaussian_actor.GaussianActorPolicy.select_action"
 TO_TRANSITIONS = "lerobot.rl.buffer.ReplayBuffer._lerobotdataset_to_transitions"
 EMBED_IMAGES = "lerobot.datasets.dataset_writer.embed_images"
+KINEMATICS_INIT = "lerobot.model.kinematics.RobotKinematics.__init__"
+#: Weight of the damping (joint-step regularization) task added to LeRobot's placo IK solver.
+IK_DAMPING = 1e-3
 
 
 def tensor_entries(call: patches.Call) -> Any:
@@ -103,6 +106,31 @@ def install_embed_skip_fix() -> None:
     patches.hook(EMBED_IMAGES, "fixes", needs_embedding)
 
 
+def damped_solver(call: patches.Call) -> None:
+    """The hook of ``RobotKinematics.__init__``: the placo solver gets a damping task."""
+    call.proceed()
+    call.arguments["self"].solver.add_regularization_task(IK_DAMPING)
+
+
+def install_ik_damping_fix() -> None:
+    """Keep LeRobot's end-effector IK on one branch, so the EE-jump safety stop sees real moves only.
+
+    ``gym_manipulator``'s action pipeline takes the forward kinematics of the previous IK solution as
+    the reference for the next end-effector step and solves each step with one placo QP from that
+    solution (``InverseKinematicsRLStep``, ``initial_guess_current_joints=False``). Placo's
+    regularization is tiny, so the step is an undamped Gauss-Newton step: where the SO101's
+    ``wrist_flex`` sits at its limit (the far, high part of the workspace) a 1-2 cm target step flips
+    the elbow to its opposite limit and the solution's end effector lands about 0.2 m away, which
+    ``EEBoundsAndSafety`` stops as an EE jump. That is kinematics only (no servo or physics is
+    involved), so a real arm with the same config stops the same way. The hook adds a
+    regularization task of weight :data:`IK_DAMPING` to every ``RobotKinematics`` solver (damped
+    least squares: each step is shortened where the Jacobian is near singular); reachable targets
+    are still reached, at most one step later.
+    """
+    patches.install("import")
+    patches.hook(KINEMATICS_INIT, "fixes", damped_solver)
+
+
 @dataclass(frozen=True)
 class Fix:
     """One declared fix: what it changes, the LeRobot 0.6.1 cause, and how to install it."""
@@ -131,6 +159,12 @@ FIXES: tuple[Fix, ...] = (
         "datasets/dataset_writer.py embed_images (io_utils.py)",
         "save_episode maps embed_table_storage row by row even when no feature has storage to embed",
         install_embed_skip_fix,
+    ),
+    Fix(
+        "model/kinematics.py RobotKinematics.__init__",
+        "one undamped placo IK step per env step from the previous solution flips the SO101's elbow "
+        "near the wrist limit (EE jump ~0.2 m)",
+        install_ik_damping_fix,
     ),
 )
 

@@ -65,6 +65,18 @@ ROWS: tuple[Row, ...] = (
         replaces="fixes: for datasets with nothing to embed (the tables written hold the same columns, "
         "values and schema)",
     ),
+    Row(
+        "lerobot.model.kinematics.RobotKinematics.__init__",
+        "wrap",
+        ("self", "urdf_path", "target_frame_name", "joint_names"),
+        ("fixes",),
+        ("import",),
+        "the EE action pipeline solves IK with one undamped placo step from the previous solution; near "
+        "the SO101's wrist_flex limit a 1-2 cm target step flips the elbow to its other limit (an EE "
+        "jump of about 0.2 m that the 5 cm safety check stops, on a real arm too); the hook adds a "
+        "damping (regularization) task to the solver",
+        "lerobot#1966",
+    ),
     # --- the learner ---
     Row(
         f"{LEARNER}.grpc",

@@ -80,8 +80,7 @@ class DryRunConfig:
     batch_size: int = 8
     # Evaluation episodes on the trained checkpoint
     eval_episodes: int = 2
-    # End-effector metres per unit action (policy and leader); the shipped 0.02 lets an untrained
-    # policy on the simulated servos trip LeRobot's 5 cm EE-jump safety stop
+    # End-effector metres per unit action (policy and leader); at the shipped 0.02 a policy pushing into the bounds can trip LeRobot's EE-jump stop
     ee_step_m: float = 0.01
     # Policy image encoder: "none" (the policy's own small encoder, --policy.vision_encoder_name=null)
     # or "local" (the encoder stage's random ResNet-10, the shipped architecture; ~4x slower on a CPU)
