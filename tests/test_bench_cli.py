@@ -211,3 +211,11 @@ def test_every_documented_command_parses(monkeypatch):
             raise AssertionError(f"{where}: e2hil-bench {' '.join(argv)}: {err}") from err
         if inv.name != "influence-check":
             assert runs_of(inv), argv
+
+
+def test_a_report_of_runs_not_yet_trained_is_one_line_naming_report_only(tmp_path, capsys):
+    argv = ["suite", "--quick=true", f"--runs_dir={tmp_path / 'runs'}", f"--report_dir={tmp_path / 'report'}"]
+    assert main([*argv, "--report_only=true"]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: report_only=true is invalid: run sac_seed0 has no result in ")
+    assert "allowed values: report_only=false" in line

@@ -133,12 +133,16 @@ def require_result(
     """:func:`cached_result`, which must exist.
 
     Raises:
-        FileNotFoundError: The run has no result (``what`` names the command that trains it).
+        ConfigError: The run has no result (``what`` names the command that trains it).
     """
     result = cached_result(run, runs_dir, records_dir)
     if result is None:
         where = f"{runs_dir}" + (f" or {records_dir}" if records_dir is not None else "")
-        raise FileNotFoundError(f"no result for run {run.name} in {where}; run the {what} first")
+        raise ConfigError(
+            f"report_only=true is invalid: run {run.name} has no result in {where}; allowed values: "
+            f"report_only=false (the {what} trains the missing runs), or --seeds/--variants that the "
+            "finished runs cover"
+        )
     return result
 
 
