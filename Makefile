@@ -22,8 +22,10 @@ mesa:
 ffmpeg:
 	bash scripts/ensure_ffmpeg.sh
 
+# Two pytest-xdist workers: most of the suite's wall time is processes waiting on each other or on
+# real-time control loops; tests that read one shared run stay on one worker (tests/conftest.py).
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadgroup
 
 # The developer loop: everything but the slow and end-to-end tests.
 test-fast: install

@@ -82,6 +82,18 @@ def pytest_runtest_call(item: pytest.Item):
         return (yield)
 
 
+#: Session fixtures that start processes; the tests reading one share one pytest-xdist worker.
+SHARED_RUNS = ("so101_dry_run", "trained", "short_sim_run")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``pytest -n N --dist loadgroup``, each shared run is made once (on one worker)."""
+    for item in items:
+        shared = [name for name in SHARED_RUNS if name in getattr(item, "fixturenames", ())]
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(shared[0]))
+
+
 def save_small_sim_checkpoint(directory: Path) -> Path:
     """A randomly initialised sim policy saved as the learner saves ``pretrained_model``."""
     import torch
