@@ -29,7 +29,7 @@ test: install
 
 # The developer loop: everything but the slow and end-to-end tests.
 test-fast: install
-	$(PY) -m pytest -m "not slow and not e2e"
+	$(PY) -m pytest -n 2 --dist loadgroup -m "not slow and not e2e"
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks examples

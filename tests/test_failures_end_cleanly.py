@@ -50,7 +50,7 @@ def failing_step(*args, **kwargs):
 
 
 actor.step_env_and_process_transition = failing_step
-faults.run_entry(sim_actor._main)
+faults.run_entry(sim_actor.main)
 """
 
 #: Seconds the actor may take from its failure to its exit.

@@ -122,6 +122,65 @@ def test_so101_evaluation_uses_the_rollout_success(monkeypatch):
         env.close()
 
 
+def _launcher_episode_records(episodes):
+    """The ``success`` of the learner's episode records for episodes of (processed) step transitions.
+
+    Each step goes through the sim actor's env-step hook, each episode's message through its
+    interactions queue and the learner's ``process_interaction_message`` hook, as in a run.
+    """
+    from lerobot_policy_e2hil.faults.wire import decode_message, encode_message
+    from lerobot_policy_e2hil.sim import hooks
+
+    tracker, sent = hooks._EpisodeTracker(), []
+    queue = hooks._EpisodeTaggingQueue(SimpleNamespace(put=sent.append), tracker)
+    for steps in episodes:
+        for transition in steps:
+            tracker.step(SimpleNamespace(proceed=lambda transition=transition: transition))
+        reward = sum(float(t[TransitionKey.REWARD]) for t in steps)
+        queue.put(encode_message({"Episodic reward": reward, "Interaction step": len(steps)}))
+    records = []
+    sink = SimpleNamespace(write=lambda kind, **fields: records.append(fields))
+    learner_hook = hooks._recording_interactions(lambda: sink)
+    for data in sent:
+        learner_hook(SimpleNamespace(proceed=lambda data=data: decode_message(data, 1 << 20)))
+    return [record["success"] for record in records]
+
+
+#: A success flag without reward, a positive reward under 0.5, a gripper penalty alone
+EDGE_EPISODES = [
+    [_transition(), _transition(is_success=True)],
+    [_transition(reward=0.3)],
+    [_transition(reward=-0.02), _transition()],
+]
+
+
+def test_launcher_curves_count_success_as_the_rollout_does():
+    expected = [any(rollout.step_succeeded(t) for t in steps) for steps in EDGE_EPISODES]
+    assert expected == [True, True, False]
+    assert _launcher_episode_records(EDGE_EPISODES) == expected
+
+
+def test_launcher_curves_follow_the_rollout_success_function(monkeypatch):
+    _every_step_succeeds(monkeypatch)
+    assert _launcher_episode_records(EDGE_EPISODES) == [True, True, True]
+    monkeypatch.setattr(rollout, "step_succeeded", lambda transition: False)
+    assert _launcher_episode_records(EDGE_EPISODES) == [False, False, False]
+
+
+def test_episode_message_without_the_sim_actors_flag_uses_the_rollout_reward_rule(monkeypatch):
+    from lerobot_policy_e2hil.sim.hooks import episode_success
+
+    assert [episode_success({"Episodic reward": r}) for r in (0.0, 0.3, 1.0, -0.02)] == [
+        False,
+        True,
+        True,
+        False,
+    ]
+    assert episode_success({"Episodic reward": 0.0, "Episode success": True})
+    monkeypatch.setattr(rollout, "reward_succeeded", lambda reward: True)
+    assert episode_success({"Episodic reward": 0.0})
+
+
 def test_building_the_config_leaves_the_gym_registry_alone():
     gym.registry.pop(SIM_GYM_ID, None)
     before = dict(gym.registry)

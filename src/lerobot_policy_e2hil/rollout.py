@@ -156,8 +156,17 @@ def step_succeeded(transition: Mapping[Any, Any]) -> bool:
     from lerobot.processor import TransitionKey
 
     info = transition.get(TransitionKey.INFO) or {}
-    reward = transition.get(TransitionKey.REWARD)
-    return bool(info.get(SUCCESS_INFO_KEY, False)) or (reward is not None and float(reward) > 0)
+    return bool(info.get(SUCCESS_INFO_KEY, False)) or reward_succeeded(transition.get(TransitionKey.REWARD))
+
+
+def reward_succeeded(reward: Any) -> bool:
+    """The reward half of :func:`step_succeeded`: a positive reward (``None`` is no reward).
+
+    Applied to an episode's summed reward it gives the episode's success when the env gives no
+    ``is_success`` flag and no negative rewards (the sim's rewards are 0 or 1; the gripper penalty
+    is not part of the reward).
+    """
+    return reward is not None and float(reward) > 0
 
 
 def step_intervened(transition: Mapping[Any, Any]) -> bool:

@@ -51,7 +51,6 @@ from .security import (
     TokenCheck,
     check_bind,
     read_token,
-    real_peer,
     server_credentials,
     split_address,
 )
@@ -154,8 +153,6 @@ class LearnerFaults:
             "Skipped interaction messages that do not decode", self.settings.warn_interval_s
         )
         self.refusals = RejectCounter("Refused calls", self.settings.warn_interval_s)
-        # The TLS fronts of the learner's server (tls_front.TlsFront), to name the actors behind them
-        self.fronts: list[Any] = []
         self.cfg: Any = None
         self.checkpoint: Path | None = None
         self.trainer: Any = None
@@ -267,8 +264,6 @@ def _install_server(settings: FaultSettings, token: str | None = None) -> None:
             credentials,
             before_bind,
             settings.grpc_workers,
-            on_plaintext=lambda peer, reason: _refused(peer, "connection", reason),
-            fronts=LEARNER.fronts,
         ),
     )
     for method, function in _peer_aware_service(settings.max_message_mb * 2**20).items():
@@ -291,12 +286,7 @@ def _install_server(settings: FaultSettings, token: str | None = None) -> None:
 
 
 def _refused(peer: str, method: str, reason: str) -> None:
-    """Count and report a call (or, behind the TLS front, a connection) the learner refused.
-
-    Reasons: the token check, the size limit, ``"plaintext"`` (a connection to the TLS port that
-    did not start a TLS handshake, :mod:`.tls_front`).
-    """
-    peer = real_peer(peer, LEARNER.fronts)
+    """Count and report a call the learner refused (reasons: the token check, the size limit)."""
     LEARNER.refusals.reject(f"{reason} from {peer} ({method.rsplit('/', 1)[-1]})")
     LEARNER.emit("call_refused", peer=peer, method=method, reason=reason, total=LEARNER.refusals.rejected)
 
@@ -352,7 +342,7 @@ def _peer_aware_service(max_message_bytes: int = 2**30) -> dict[str, Callable[[p
         view = copy.copy(service)
         view.shutdown_event = EitherEvent(service.shutdown_event, ended)
         view.parameters_queue = fanout(service.parameters_queue).stream_view()
-        peer = real_peer(context.peer(), LEARNER.fronts)
+        peer = context.peer()
         logging.info(f"[LEARNER] Actor {actor} ({peer}) opened its parameter stream")
         LEARNER.emit("actor", actor=actor, event="joined", peer=peer)
         yield from call.proceed(self=view)

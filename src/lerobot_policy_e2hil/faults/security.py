@@ -15,10 +15,11 @@ flags (:class:`~.settings.FaultSettings`):
   unless ``insecure`` is set (then it warns).
 
 The learner side hooks ``grpc.server`` in ``lerobot.rl.learner`` with :class:`SecureServers` (a row
-of :mod:`..patches`), through which LeRobot's own ``start_learner`` builds its server: the same server, with the token check as an
-interceptor and its ``add_insecure_port`` turned into ``add_secure_port`` when TLS is on. With
-TLS, the public port is a :class:`~.tls_front.TlsFront` that refuses and counts plaintext
-connections and relays TLS ones to the gRPC server on a loopback port.
+of :mod:`..patches`), through which LeRobot's own ``start_learner`` builds its server: the same
+server, with the token check as an interceptor and its ``add_insecure_port`` turned into
+``add_secure_port`` with gRPC's server credentials when TLS is on, so TLS ends in gRPC itself.
+gRPC closes a plaintext connection to a TLS port inside its C core without telling Python code,
+so the learner does not count those; the plaintext actor says what to fix (:func:`tls_mismatch`).
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ from ..errors import ConfigError
 from .actors import ACTOR_METADATA_KEY
 from .entry import SetupError
 from .settings import FaultSettings
-from .tls_front import TlsFront
 
 TOKEN_METADATA_KEY = "x-e2hil-token"
 LOOPBACK_NAMES = ("localhost", "ip6-localhost", "ip6-loopback")
@@ -176,8 +176,6 @@ class SecureServers:
         credentials: Server TLS credentials, or None for plaintext.
         before_bind: Called with the address before the port is added (the bind check).
         workers: Server threads (LeRobot's pool has ``MAX_WORKERS``; None keeps it).
-        on_plaintext: With TLS, put a :class:`~.tls_front.TlsFront` calling it in front (``_SecureServer``).
-        fronts: Where the servers' fronts are registered.
     """
 
     def __init__(
@@ -186,15 +184,11 @@ class SecureServers:
         credentials: Any,
         before_bind: Callable[[str], None],
         workers: int | None = None,
-        on_plaintext: Callable[[str, str], None] | None = None,
-        fronts: list[TlsFront] | None = None,
     ):
         self._interceptors = interceptors
         self._credentials = credentials
         self._before_bind = before_bind
         self._workers = workers
-        self._on_plaintext = on_plaintext
-        self._fronts = fronts
 
     def __call__(self, call: Any) -> Any:
         interceptors = [*(call.arguments["interceptors"] or ()), *self._interceptors]
@@ -202,32 +196,16 @@ class SecureServers:
         if self._workers is not None:
             # LeRobot's pool has started no thread yet (they start with the first call)
             changes["thread_pool"] = ThreadPoolExecutor(max_workers=self._workers)
-        return _SecureServer(
-            call.proceed(**changes), self._credentials, self._before_bind, self._on_plaintext, self._fronts
-        )
+        return _SecureServer(call.proceed(**changes), self._credentials, self._before_bind)
 
 
 class _SecureServer:
-    """A gRPC server whose ``add_insecure_port`` adds a TLS port when there are credentials.
+    """A gRPC server whose ``add_insecure_port`` checks the address and adds a TLS port when there are credentials."""
 
-    With ``on_plaintext`` the TLS port is bound on loopback, behind a :class:`~.tls_front.TlsFront`
-    on the requested address, started and stopped with the server.
-    """
-
-    def __init__(
-        self,
-        server: Any,
-        credentials: Any,
-        before_bind: Callable[[str], None],
-        on_plaintext: Callable[[str, str], None] | None = None,
-        fronts: list[TlsFront] | None = None,
-    ):
+    def __init__(self, server: Any, credentials: Any, before_bind: Callable[[str], None]):
         self._server = server
         self._credentials = credentials
         self._before_bind = before_bind
-        self._on_plaintext = on_plaintext
-        self._fronts: list[tuple[TlsFront, int]] = []
-        self._registry = fronts if fronts is not None else []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._server, name)
@@ -236,30 +214,7 @@ class _SecureServer:
         self._before_bind(address)
         if self._credentials is None:
             return self._server.add_insecure_port(address)
-        if self._on_plaintext is None:
-            return self._server.add_secure_port(address, self._credentials)
-        front = TlsFront(*split_address(address), self._on_plaintext)
-        try:
-            backend_port = self._server.add_secure_port("127.0.0.1:0", self._credentials)
-        except BaseException:
-            front.stop()
-            raise
-        self._fronts.append((front, backend_port))
-        self._registry.append(front)
-        return front.port
-
-    def start(self) -> Any:
-        result = self._server.start()
-        for front, backend_port in self._fronts:
-            front.start(backend_port)
-        return result
-
-    def stop(self, grace: Any) -> Any:
-        for front, _ in self._fronts:
-            front.stop()
-            if front in self._registry:
-                self._registry.remove(front)
-        return self._server.stop(grace)
+        return self._server.add_secure_port(address, self._credentials)
 
 
 def server_credentials(settings: FaultSettings) -> Any:
@@ -279,15 +234,6 @@ def split_address(address: str) -> tuple[str, int]:
     """``host`` and ``port`` of ``host:port`` or ``[v6]:port``."""
     host, _, port = address.rpartition(":")
     return host.strip("[]"), int(port)
-
-
-def real_peer(peer: str, fronts: list[TlsFront]) -> str:
-    """The actor's own address for a peer name gRPC reports behind a front; ``peer`` otherwise."""
-    for front in fronts:
-        name = front.real_peer(peer)
-        if name is not None:
-            return name
-    return peer
 
 
 _Details = collections.namedtuple(
@@ -413,13 +359,50 @@ def speaks_tls(host: str, port: int, timeout_s: float = 2.0) -> bool | None:
         raw.close()
 
 
-def tls_mismatch(host: str, port: int, settings: FaultSettings) -> str | None:
-    """What to change when the actor uses TLS and the learner does not, or the other way round.
+def untrusted_certificate(
+    host: str, port: int, settings: FaultSettings, timeout_s: float = 2.0
+) -> str | None:
+    """What to change when the learner's certificate does not verify against the actor's ``tls_ca``.
 
-    gRPC reports either case as an unavailable learner (or, waiting for it, a deadline), so
-    :func:`speaks_tls` asks the port itself.
+    gRPC reports a failed verification as an unavailable learner, so the actor checks the
+    certificate itself, with its ``tls_ca`` and the name gRPC checks (``tls_server_name`` or ``host``).
+    None when it verifies or nothing answers.
+    """
+    try:
+        context = ssl.create_default_context(cafile=settings.tls_ca)
+    except (OSError, ssl.SSLError):
+        return None
+    context.set_alpn_protocols(["h2"])
+    try:
+        raw = socket.create_connection((host, port), timeout=timeout_s)
+    except OSError:
+        return None
+    try:
+        with context.wrap_socket(raw, server_hostname=settings.tls_server_name or host):
+            return None
+    except ssl.SSLCertVerificationError as err:
+        return (
+            f"the learner at {host}:{port} serves TLS with a certificate that --faults.tls_ca does not "
+            f"verify ({err.verify_message}). Give the actor the learner's certificate (or the CA that "
+            "signed it) with --faults.tls_ca, and --faults.tls_server_name if the certificate names "
+            "another host"
+        )
+    except (OSError, ssl.SSLError):
+        return None
+    finally:
+        raw.close()
+
+
+def tls_mismatch(host: str, port: int, settings: FaultSettings) -> str | None:
+    """What to change when the actor uses TLS and the learner does not, the other way round, or the
+    learner's certificate does not verify against the actor's ``tls_ca``.
+
+    gRPC reports each case as an unavailable learner (or, waiting for it, a deadline), so
+    :func:`speaks_tls` and :func:`untrusted_certificate` ask the port itself.
     """
     learner_tls = speaks_tls(host, port)
+    if learner_tls and settings.tls_ca:
+        return untrusted_certificate(host, port, settings)
     if learner_tls is None or learner_tls == bool(settings.tls_ca):
         return None
     if learner_tls:

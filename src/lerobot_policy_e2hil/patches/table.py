@@ -374,7 +374,8 @@ ROWS: tuple[Row, ...] = (
         ("sim.budget", "faults.fatal"),
         ("actor",),
         "an exception in the policy loop makes the actor exit non-zero (LeRobot exited 0); the sim "
-        "actor stops by itself once its step budget is spent and tags episodes with the cube position",
+        "actor stops by itself once its step budget is spent and tags episodes with the cube position "
+        "and success",
     ),
     Row(
         f"{ACTOR}.precise_sleep",
@@ -391,7 +392,8 @@ ROWS: tuple[Row, ...] = (
         ("env", "transition", "action", "env_processor", "action_processor"),
         ("sim.position",),
         ("actor",),
-        "remembers the cube position index of the latest step's info for the episode message",
+        "remembers the cube position index of the latest step's info and whether the episode succeeded "
+        "(rollout.step_succeeded) for the episode message",
     ),
     Row(
         f"{ACTOR}.update_policy_parameters",

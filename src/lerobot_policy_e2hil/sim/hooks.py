@@ -11,9 +11,10 @@ the scripts look up at call time (rows of :mod:`..patches`, the ``sim.*`` layers
 * ``lerobot.rl.actor.precise_sleep`` -> no pacing (or ``env.actor_max_hz``) unless ``env.realtime``;
 * ``lerobot.rl.actor.act_with_policy`` -> once the step budget is spent, lets the transition
   queues drain and then sets the shutdown event, so the actor exits by itself; it also adds the
-  episode's cube position index (``env.cube_positions``, from the env's ``info``, seen through
-  ``lerobot.rl.actor.step_env_and_process_transition``) to each interaction message, so the
-  episode record has a ``position``;
+  episode's cube position index (``env.cube_positions``, from the env's ``info``) and its success
+  (:func:`..rollout.step_succeeded` on any of its steps, the rollout's one success definition),
+  both seen through ``lerobot.rl.actor.step_env_and_process_transition``, to each interaction
+  message, so the episode record has a ``position`` and a ``success``;
 * with ``env.updates_per_env_step`` set, :mod:`.lockstep` hooks the learner's
   ``push_actor_policy_to_queue`` and ``process_transitions`` and the actor's
   ``update_policy_parameters`` to hold that many updates per env step.
@@ -43,6 +44,8 @@ _ACTOR = "lerobot.rl.actor"
 METRICS_FILE = "metrics.jsonl"
 # Key of the cube position index in the actor's interaction message (absent without env.cube_positions)
 POSITION_MESSAGE_KEY = "Cube position index"
+# Key of the episode's success in the actor's interaction message (rollout.step_succeeded on any step)
+SUCCESS_MESSAGE_KEY = "Episode success"
 RUN_START_ENV = "E2HIL_RUN_START"
 # What the sim learner logs once its final checkpoint is written (the launcher looks for it)
 FINAL_CHECKPOINT = "[LEARNER] final checkpoint: "
@@ -177,7 +180,7 @@ def _recording_interactions(sink: Any) -> Any:
             env_step=LEARNER.counter.steps,
             length=length,
             reward=reward,
-            success=bool(reward >= 0.5),
+            success=episode_success(message),
             intervened=bool(message.get("Episode intervention", 0)),
             intervention_steps=int(round(rate * length)),
             intervention_rate=rate,
@@ -210,8 +213,8 @@ def install_actor_hooks(cfg: Any) -> None:
     else:
         patches.unhook(f"{_ACTOR}.precise_sleep", "sim.pacing")
 
-    position = _PositionTracker()
-    patches.hook(f"{_ACTOR}.step_env_and_process_transition", "sim.position", position.step)
+    episode = _EpisodeTracker()
+    patches.hook(f"{_ACTOR}.step_env_and_process_transition", "sim.position", episode.step)
     shutdown_events: list[Any] = [None]
     install_actor_lockstep(cfg, lambda: shutdown_events[0])
 
@@ -221,7 +224,7 @@ def install_actor_hooks(cfg: Any) -> None:
         interactions_queue = call.arguments["interactions_queue"]
         shutdown_events[0] = shutdown_event
         try:
-            call.proceed(interactions_queue=_PositionTaggingQueue(interactions_queue, position))
+            call.proceed(interactions_queue=_EpisodeTaggingQueue(interactions_queue, episode))
         finally:
             if not shutdown_event.is_set():
                 logging.info("[ACTOR] Step budget spent; flushing queues before shutdown")
@@ -232,44 +235,68 @@ def install_actor_hooks(cfg: Any) -> None:
     patches.hook(f"{_ACTOR}.act_with_policy", "sim.budget", act_with_policy)
 
 
-class _PositionTracker:
-    """Hooks the actor's env step; remembers the cube position index of the latest step's ``info``."""
+def episode_success(message: dict[str, Any]) -> bool:
+    """Whether the episode of an interaction message succeeded, by the rollout's success definition.
+
+    The sim actor puts :func:`..rollout.step_succeeded` over the episode's steps in the message
+    (:data:`SUCCESS_MESSAGE_KEY`); from an actor without the sim hooks, the episodic reward's
+    :func:`..rollout.reward_succeeded` stands in (the same for envs whose rewards are not negative).
+    """
+    from .. import rollout
+
+    flag = message.get(SUCCESS_MESSAGE_KEY)
+    if isinstance(flag, bool):
+        return flag
+    return rollout.reward_succeeded(message.get("Episodic reward", 0.0))
+
+
+class _EpisodeTracker:
+    """Hooks the actor's env step: the cube position index of the latest step, and the episode's success.
+
+    ``success`` is :func:`..rollout.step_succeeded` on any step since the last :meth:`end_episode`.
+    """
 
     def __init__(self) -> None:
         self.index: int | None = None
+        self.success = False
 
     def step(self, call: patches.Call) -> Any:
         from lerobot.processor import TransitionKey
 
+        from .. import rollout
         from .env import POSITION_INFO_KEY
 
         transition = call.proceed()
         index = (transition.get(TransitionKey.INFO) or {}).get(POSITION_INFO_KEY)
         self.index = None if index is None else int(index)
+        self.success = rollout.step_succeeded(transition) or self.success
         return transition
 
+    def end_episode(self) -> None:
+        """Start counting the next episode's success."""
+        self.success = False
 
-class _PositionTaggingQueue:
-    """The actor's interactions queue; ``put`` adds the episode's cube position to the message.
+
+class _EpisodeTaggingQueue:
+    """The actor's interactions queue; ``put`` adds the episode's cube position and success to the message.
 
     The actor puts an episode's message after its last step and before the reset, so the
-    tracker still holds that episode's index. Everything else goes to the wrapped queue.
+    tracker still holds that episode's index and success. Everything else goes to the wrapped queue.
     """
 
-    def __init__(self, queue: Any, tracker: _PositionTracker):
+    def __init__(self, queue: Any, tracker: _EpisodeTracker):
         self._queue = queue
         self._tracker = tracker
 
     def put(self, data: Any, *args: Any, **kwargs: Any) -> None:
+        from ..faults.wire import encode_message
+
+        message = json.loads(data)  # the actor's own message, JSON (faults.wire)
         if self._tracker.index is not None:
-            import json
-
-            from ..faults.wire import encode_message
-
-            message = json.loads(data)  # the actor's own message, JSON (faults.wire)
             message[POSITION_MESSAGE_KEY] = self._tracker.index
-            data = encode_message(message)
-        self._queue.put(data, *args, **kwargs)
+        message[SUCCESS_MESSAGE_KEY] = self._tracker.success
+        self._tracker.end_episode()
+        self._queue.put(encode_message(message), *args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._queue, name)
