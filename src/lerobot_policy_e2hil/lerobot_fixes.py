@@ -24,7 +24,7 @@ TO_TRANSITIONS = "lerobot.rl.buffer.ReplayBuffer._lerobotdataset_to_transitions"
 EMBED_IMAGES = "lerobot.datasets.dataset_writer.embed_images"
 KINEMATICS_INIT = "lerobot.model.kinematics.RobotKinematics.__init__"
 #: Weight of the damping (joint-step regularization) task added to LeRobot's placo IK solver.
-IK_DAMPING = 1e-3
+IK_DAMPING = 1e-4
 
 
 def tensor_entries(call: patches.Call) -> Any:
