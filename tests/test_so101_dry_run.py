@@ -74,28 +74,15 @@ def _wait_gone(text: str, timeout_s: float = 30.0) -> list[str]:
 
 @pytest.mark.e2e
 @pytest.mark.slow
-@pytest.mark.parametrize("physics", ["default", "instant"])
-def test_dry_run_records_trains_and_evaluates(tmp_path, physics, request):
+def test_dry_run_records_trains_and_evaluates(so101_dry_run):
     """The documented command runs every stage, the learner checkpoints >= 30 updates, eval reads it.
 
-    By default (the documented command) the follower is in MuJoCo: the demos' frames are rendered
-    from the scene (two cameras, two views), not the synthetic cameras' square, which draws the same
-    frame for both with equal red and green, and the scripted teacher moves the leader during the
-    demos; ``--follower_physics=instant`` keeps the synthetic cameras and a leader that stays put.
+    The follower is in MuJoCo: the demos' frames are rendered from the scene (two cameras, two
+    views), not the synthetic cameras' square, which draws the same frame for both with equal red
+    and green, and the scripted teacher moves the leader during the demos
+    (``--follower_physics=instant``: :func:`test_dry_run_completes_where_torchcodec_cannot_load`).
     """
-    if physics == "default":  # the documented command, run once per session (conftest.py)
-        result, out = request.getfixturevalue("so101_dry_run")
-    else:
-        out = tmp_path / "so101_dry_run"
-        result = subprocess.run(
-            [PROGRAM, f"--output_dir={out}", f"--follower_physics={physics}"],
-            cwd=REPO,
-            env=_env(),
-            capture_output=True,
-            text=True,
-            timeout=1800,
-            stdin=subprocess.DEVNULL,
-        )
+    result, out = so101_dry_run  # the documented command, run once per session (conftest.py)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert "Traceback" not in output, output[-4000:]
@@ -107,16 +94,14 @@ def test_dry_run_records_trains_and_evaluates(tmp_path, physics, request):
     demos = stages["record"]["produced"]
     assert demos["episodes"] == 2 and demos["frames"] > 0
     assert demos["cameras"] == ["observation.images.front", "observation.images.wrist"]
-    expected = "mujoco" if physics == "default" else physics
-    assert summary["settings"]["follower_physics"] == expected
+    assert summary["settings"]["follower_physics"] == "mujoco"
     for command in (stages["record"]["command"], *stages["train"]["command"], stages["eval"]["command"]):
-        assert f"--env.robot.physics={expected}" in command
+        assert "--env.robot.physics=mujoco" in command
     front, wrist = (demos["image_mean_rgb"][camera] for camera in demos["cameras"])
-    rendered = front != wrist and all(abs(rgb[0] - rgb[1]) > 1e-3 for rgb in (front, wrist))
-    assert rendered == (expected == "mujoco"), demos["image_mean_rgb"]
-    # In MuJoCo the scripted teacher moves the leader (--env.teleop.script=pick_cube); else it stays put
-    assert ("--env.teleop.script=pick_cube" in stages["record"]["command"]) == (expected == "mujoco")
-    assert (demos["moving_frames"] > demos["frames"] // 2) == (expected == "mujoco"), demos
+    assert front != wrist and all(abs(rgb[0] - rgb[1]) > 1e-3 for rgb in (front, wrist)), demos  # rendered
+    # The scripted teacher moves the leader (--env.teleop.script=pick_cube)
+    assert "--env.teleop.script=pick_cube" in stages["record"]["command"]
+    assert demos["moving_frames"] > demos["frames"] // 2, demos
     assert (Path(stages["classifier"]["produced"]["model"]) / "model.safetensors").is_file()
     trained = stages["train"]["produced"]
     assert trained["step"] >= 30 and trained["algorithm"] == "e2hil"
@@ -245,6 +230,15 @@ def test_dry_run_completes_where_torchcodec_cannot_load(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["failed"] is None and [s["name"] for s in summary["stages"]] == STAGES
     assert summary["stages"][3]["produced"]["step"] >= 5
+    # --follower_physics=instant: synthetic cameras (one frame for both, red = green), the leader stays put
+    assert summary["settings"]["follower_physics"] == "instant"
+    record = summary["stages"][0]
+    assert "--env.robot.physics=instant" in record["command"]
+    assert "--env.teleop.script=pick_cube" not in record["command"]
+    demos = record["produced"]
+    front, wrist = (demos["image_mean_rgb"][camera] for camera in demos["cameras"])
+    assert front == wrist and abs(front[0] - front[1]) <= 1e-3, demos["image_mean_rgb"]
+    assert demos["moving_frames"] <= demos["frames"] // 2, demos
 
 
 def _start_and_wait_for_record(out: Path) -> subprocess.Popen:
