@@ -336,6 +336,23 @@ def refusal_hint(code: Any, details: str, settings: FaultSettings) -> str | None
     return None
 
 
+def _handshake(
+    host: str, port: int, context: ssl.SSLContext, server_hostname: str, timeout_s: float
+) -> tuple[bool, Exception | None]:
+    """Connect and do a TLS handshake: (whether anything accepted the connection, the handshake's error)."""
+    try:
+        raw = socket.create_connection((host, port), timeout=timeout_s)
+    except OSError:
+        return False, None
+    try:
+        with context.wrap_socket(raw, server_hostname=server_hostname):
+            return True, None
+    except (OSError, ssl.SSLError) as err:
+        return True, err
+    finally:
+        raw.close()
+
+
 def speaks_tls(host: str, port: int, timeout_s: float = 2.0) -> bool | None:
     """Whether ``host:port`` completes a TLS handshake; None when nothing accepts a connection there.
 
@@ -346,17 +363,8 @@ def speaks_tls(host: str, port: int, timeout_s: float = 2.0) -> bool | None:
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     context.set_alpn_protocols(["h2"])
-    try:
-        raw = socket.create_connection((host, port), timeout=timeout_s)
-    except OSError:
-        return None
-    try:
-        with context.wrap_socket(raw, server_hostname=host):
-            return True
-    except (OSError, ssl.SSLError):
-        return False
-    finally:
-        raw.close()
+    connected, error = _handshake(host, port, context, host, timeout_s)
+    return error is None if connected else None
 
 
 def untrusted_certificate(
@@ -373,24 +381,15 @@ def untrusted_certificate(
     except (OSError, ssl.SSLError):
         return None
     context.set_alpn_protocols(["h2"])
-    try:
-        raw = socket.create_connection((host, port), timeout=timeout_s)
-    except OSError:
+    _, error = _handshake(host, port, context, settings.tls_server_name or host, timeout_s)
+    if not isinstance(error, ssl.SSLCertVerificationError):
         return None
-    try:
-        with context.wrap_socket(raw, server_hostname=settings.tls_server_name or host):
-            return None
-    except ssl.SSLCertVerificationError as err:
-        return (
-            f"the learner at {host}:{port} serves TLS with a certificate that --faults.tls_ca does not "
-            f"verify ({err.verify_message}). Give the actor the learner's certificate (or the CA that "
-            "signed it) with --faults.tls_ca, and --faults.tls_server_name if the certificate names "
-            "another host"
-        )
-    except (OSError, ssl.SSLError):
-        return None
-    finally:
-        raw.close()
+    return (
+        f"the learner at {host}:{port} serves TLS with a certificate that --faults.tls_ca does not "
+        f"verify ({error.verify_message}). Give the actor the learner's certificate (or the CA that "
+        "signed it) with --faults.tls_ca, and --faults.tls_server_name if the certificate names "
+        "another host"
+    )
 
 
 def tls_mismatch(host: str, port: int, settings: FaultSettings) -> str | None:
