@@ -134,15 +134,26 @@ def small_sim_checkpoint(tmp_path) -> Path:
 
 @pytest.fixture(scope="session")
 def short_sim_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
-    """One short sim launcher run (``python -m lerobot_policy_e2hil.sim.train``, 500 env steps,
-    2 updates per env step in lockstep), made once per session for every test that reads one.
+    """One short sim run of the console script ``e2hil-sim`` (500 env steps, 2 updates per env step
+    in lockstep), made once per session for every test that reads one.
+
+    It runs as on a new headless machine (no ``MUJOCO_GL``, no display: ``test_headless_gl``) with
+    wandb on, offline (``test_wandb_offline``), so those claims need no run of their own.
 
     Returns:
-        The launcher's completed process and its ``output_dir``.
+        The launcher's completed process and its ``output_dir`` (wandb's files under ``wandb/``).
     """
-    out = tmp_path_factory.mktemp("short_sim_run") / "run"
+    base = tmp_path_factory.mktemp("short_sim_run")
+    out = base / "run"
+    env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "DISPLAY", "WAYLAND_DISPLAY")}
+    env.update(
+        HF_HUB_OFFLINE="1",
+        WANDB_MODE="offline",
+        WANDB_DIR=str(base / "wandb"),
+        WANDB_ERROR_REPORTING="false",
+    )
     command = [
-        sys.executable, "-m", "lerobot_policy_e2hil.sim.train",
+        str(Path(sys.executable).parent / "e2hil-sim"),
         "--config_path", str(ROOT / "HIL-SERL" / "train_gym_hil_env_SIM.json"),
         f"--output_dir={out}",
         "--policy.online_steps=500",
@@ -154,8 +165,11 @@ def short_sim_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
         "--env.launch.progress_interval_s=5",
         "--env.teacher.demo_episodes=3",
         "--env.updates_per_env_step=2.0",
+        "--wandb.enable=true",
+        "--wandb.mode=offline",  # LeRobot passes wandb.mode to wandb.init, over WANDB_MODE
+        "--wandb.project=e2hil-test",
     ]  # fmt: skip
-    return subprocess.run(command, capture_output=True, text=True, timeout=420, cwd=ROOT), out
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT, env=env), out
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import tomllib
-from pathlib import Path
 
 import pytest
 
@@ -72,31 +71,10 @@ def test_a_launcher_that_cannot_render_fails_before_training_in_one_line(tmp_pat
     assert not out.exists() and not (tmp_path / ".run.launch").exists()
 
 
-# A sim run of seconds: 150 env steps, learning from the 100th, small batches, no periodic checkpoint
-TINY_SIM_RUN = (
-    "--policy.online_steps=150",
-    "--policy.online_step_before_learning=100",
-    "--batch_size=32",
-    "--log_freq=5",
-    "--save_freq=100000",
-    "--env.teacher.demo_episodes=1",
-)
-
-
 @pytest.mark.e2e
-@pytest.mark.slow
-def test_e2hil_sim_without_mujoco_gl_or_display_trains_and_evaluates(tmp_path):
-    out = tmp_path / "run"
-    command = [
-        str(Path(sys.executable).parent / "e2hil-sim"),
-        "--config_path", str(SIM_JSON),
-        f"--output_dir={out}",
-        *TINY_SIM_RUN,
-        "--env.launch.eval_episodes=1",
-        "--env.launch.progress_interval_s=5",
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT, env=NO_DISPLAY)
+def test_e2hil_sim_without_mujoco_gl_or_display_trains_and_evaluates(short_sim_run):
+    done, out = short_sim_run  # conftest.py: the console script, no MUJOCO_GL, no display
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["teacher_free_success"] is not None and summary["eval_episodes"] == 1
+    assert summary["teacher_free_success"] is not None and summary["eval_episodes"] == 2
     assert "OpenGL" not in done.stderr

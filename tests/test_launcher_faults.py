@@ -177,34 +177,8 @@ def test_the_actor_alone_may_run_fewer_steps_than_the_learner_waits_for():
         check_budgets(cfg, "learner")
 
 
-# 2. A stop signal to the launcher ends the learner and the actor; SIGKILL too (the kernel's SIGTERM).
-
-
-@pytest.mark.e2e
-@pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
-def test_stopping_the_launcher_stops_learner_and_actor(tmp_path, sig):
-    launcher = Launcher(tmp_path, "--policy.online_steps=100000")
-    try:
-        launcher.wait_until_training()
-        os.kill(launcher.popen.pid, sig)
-        code = launcher.popen.wait(timeout=200)
-        wait_for(lambda: not any(alive(p) for p in launcher.children), 120, "the learner and actor to exit")
-    finally:
-        launcher.finish()
-    learner_log = (launcher.logs / "learner.out").read_text(errors="replace")
-    assert (
-        "Shutdown signal" in learner_log
-    )  # stopped through LeRobot's handler: a final checkpoint if trained
-    if sig == signal.SIGKILL:
-        return
-    assert code == 1, launcher.text()
-    summary_dir = launcher.out if launcher.out.exists() else launcher.logs
-    summary = json.loads((summary_dir / "summary.json").read_text())
-    assert summary["interrupted"] is True and "SIGTERM" in summary["reason"]
-    assert last_line(launcher.stderr.read_text()).startswith(
-        "error: partial run: the launcher was stopped by SIGTERM"
-    )
+# 2. A stop signal to the launcher ends the learner and every actor: SIGTERM in
+#    test_sim_several_actors_e2e.py (two actors), SIGKILL in test_launcher_orphans.py.
 
 
 # 3. A damaged newest checkpoint is skipped: resume falls back to the newest one that verifies.
@@ -372,12 +346,17 @@ def test_bad_command_lines_end_with_one_error_line(tmp_path, monkeypatch, capsys
         ),
         ([*LAUNCH_FLAGS, out, "--env.type=gym_manipulator"], "env.type='gym_manipulator' is invalid for e2hil-sim"),
     ]  # fmt: skip
-    for args, start in cases:
-        assert_one_error_line(sim(*args), 2, start)
-    assert not (tmp_path / "run").exists()
-
     from lerobot_policy_e2hil import cli
+    from lerobot_policy_e2hil.sim import train
     from test_faults_setup import run_entry_in_process
+
+    # The console script once, in a fresh process; the other cases take the same path in this one
+    (args, start), *rest = cases
+    assert_one_error_line(sim(*args), 2, start)
+    for args, start in rest:
+        code, last = run_entry_in_process(monkeypatch, capsys, train.main, *args)
+        assert (code, last.startswith(f"error: {start}")) == (2, True), last
+    assert not (tmp_path / "run").exists()
 
     code, last = run_entry_in_process(monkeypatch, capsys, cli.learner_main, "--config_path", str(bad_json))
     assert (code, last.split(" (")[0]) == (2, f"error: the config file {bad_json} is not valid JSON")

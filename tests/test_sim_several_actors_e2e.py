@@ -77,7 +77,7 @@ def test_sigterm_to_the_launcher_stops_every_actor_and_the_learner(tmp_path):
     import signal
 
     from test_faults_helpers import wait_for
-    from test_launcher_faults import Launcher, alive, process_tree
+    from test_launcher_faults import Launcher, alive, last_line, process_tree
 
     launcher = Launcher(tmp_path, "--env.launch.num_actors=2", "--policy.online_steps=100000")
     try:
@@ -106,3 +106,10 @@ def test_sigterm_to_the_launcher_stops_every_actor_and_the_learner(tmp_path):
     summary = json.loads((summary_dir / "summary.json").read_text())
     assert summary["interrupted"] and summary["reason"] == "the launcher was stopped by SIGTERM", summary
     assert set(summary["actor_exit_codes"]) == {"actor_0", "actor_1"}
+    learner_log = (launcher.logs / "learner.out").read_text(errors="replace")
+    assert (
+        "Shutdown signal" in learner_log
+    )  # stopped through LeRobot's handler: a final checkpoint if trained
+    assert last_line(launcher.stderr.read_text()).startswith(
+        "error: partial run: the launcher was stopped by SIGTERM"
+    )

@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-from test_faults_helpers import ROOT, SIM_JSON
-from test_headless_gl import TINY_SIM_RUN
 
 wandb = pytest.importorskip("wandb")  # pip install -e ".[wandb]"
 
@@ -35,27 +29,8 @@ def offline_history_keys(run_dir: Path) -> set[str]:
 
 
 @pytest.mark.e2e
-@pytest.mark.slow
-def test_a_sim_run_with_wandb_offline_writes_the_e2hil_and_sim_series(tmp_path):
-    out = tmp_path / "run"
-    env = {
-        **os.environ,
-        "WANDB_MODE": "offline",
-        "WANDB_DIR": str(tmp_path / "wandb"),
-        "WANDB_ERROR_REPORTING": "false",
-        "HF_HUB_OFFLINE": "1",
-    }
-    command = [
-        str(Path(sys.executable).parent / "e2hil-sim"),
-        "--config_path", str(SIM_JSON),
-        f"--output_dir={out}",
-        *TINY_SIM_RUN,
-        "--env.launch.eval_episodes=0",
-        "--wandb.enable=true",
-        "--wandb.mode=offline",  # LeRobot passes wandb.mode to wandb.init, over WANDB_MODE
-        "--wandb.project=e2hil-test",
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
+def test_a_sim_run_with_wandb_offline_writes_the_e2hil_and_sim_series(short_sim_run):
+    done, out = short_sim_run  # conftest.py: --wandb.enable=true --wandb.mode=offline
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     keys = offline_history_keys(out / "wandb")  # LeRobot's logger writes the run under output_dir/wandb
     for key in (

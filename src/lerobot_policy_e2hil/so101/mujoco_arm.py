@@ -41,6 +41,9 @@ JAW_PADS = ("fixed_jaw_pad", "moving_jaw_pad")
 #: The cube's free joint in the scene.
 CUBE_JOINT = "block"
 
+#: How the cameras render: no multisampling, and these scene flags off (see MujocoCamera.connect).
+PLAIN_RENDER = {"offsamples": 0, "off": ("mjRND_SHADOW", "mjRND_REFLECTION")}
+
 _live: list[weakref.ref] = []
 
 
@@ -254,13 +257,20 @@ class MujocoCamera(Camera):
         return []
 
     def connect(self, warmup: bool = True) -> None:
-        """Create the offscreen renderer (the model's offscreen buffer grown to the frame size)."""
+        """Create the offscreen renderer (the model's offscreen buffer grown to the frame size).
+
+        Without multisampling, shadows and reflections (:data:`PLAIN_RENDER`): on a CPU
+        (Mesa's llvmpipe) a 640x480 frame of the scene takes about a tenth of the time.
+        """
         import mujoco
 
-        visual = self.arm.model.vis.global_
-        visual.offwidth = max(int(visual.offwidth), self.width)
-        visual.offheight = max(int(visual.offheight), self.height)
-        self._renderer = mujoco.Renderer(self.arm.model, height=self.height, width=self.width)
+        model = self.arm.model
+        model.vis.global_.offwidth = max(int(model.vis.global_.offwidth), self.width)
+        model.vis.global_.offheight = max(int(model.vis.global_.offheight), self.height)
+        model.vis.quality.offsamples = PLAIN_RENDER["offsamples"]
+        self._renderer = mujoco.Renderer(model, height=self.height, width=self.width)
+        for flag in PLAIN_RENDER["off"]:
+            self._renderer.scene.flags[getattr(mujoco.mjtRndFlag, flag)] = False
 
     def read(self) -> np.ndarray:
         """Render one RGB uint8 frame of shape (height, width, 3)."""
