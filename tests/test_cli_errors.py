@@ -94,23 +94,63 @@ CASES = {
 }  # fmt: skip
 
 
-@pytest.mark.e2e
-@pytest.mark.parametrize("program", ["e2hil-sim", "e2hil-learner", "e2hil-actor"])
-@pytest.mark.parametrize("case", list(CASES))
-def test_each_mistake_is_one_short_error_line_and_exit_2(tmp_path, program, case):
-    args, start = CASES[case]
-    config = _json_with(tmp_path, "algorithm", type="ppo") if case == "json choice" else SIM_JSON
-    command = [str(BIN / program), "--config_path", str(config), *args, f"--output_dir={tmp_path / 'run'}"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
-    lines = _lines(result)
-    assert result.returncode == 2, lines[-20:]
+#: One case per console script runs in a fresh process, as typed; the others call its entry function here.
+IN_A_FRESH_PROCESS = {("e2hil-sim", "typo"), ("e2hil-learner", "choice"), ("e2hil-actor", "json choice")}
+
+
+def entry_function(program: str):
+    """The function a console script of pyproject.toml runs."""
+    import importlib
+    import tomllib
+
+    target = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"][program]
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def run_in_process(program: str, args: list[str], monkeypatch, capsys) -> tuple[int, list[str]]:
+    """Exit code and non-empty output lines of ``program``'s entry function called with ``args``."""
+    monkeypatch.setattr(sys, "argv", [program, *args])
+    with pytest.raises(SystemExit) as exit_info:
+        entry_function(program)()
+    captured = capsys.readouterr()
+    return exit_info.value.code, [line for line in (captured.out + captured.err).splitlines() if line.strip()]
+
+
+def _check_one_short_error_line(code: int, lines: list[str], start: str) -> None:
+    assert code == 2, lines[-20:]
     assert len(lines) < 5 and lines[-1].startswith(start), lines[-20:]
-    assert "usage:" not in result.stdout + result.stderr
+    assert not any(line.startswith("usage:") for line in lines)
     assert (
         "allowed values: 'e2hil', 'sac', 'sac_fast'" in lines[-1]
         or "nearest:" in lines[-1]
         or "'sac', 'e2hil'" in lines[-1]
     )
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(("program", "case"), sorted(IN_A_FRESH_PROCESS))
+def test_each_mistake_is_one_short_error_line_and_exit_2(tmp_path, program, case):
+    args, start = CASES[case]
+    config = _json_with(tmp_path, "algorithm", type="ppo") if case == "json choice" else SIM_JSON
+    command = [str(BIN / program), "--config_path", str(config), *args, f"--output_dir={tmp_path / 'run'}"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    _check_one_short_error_line(result.returncode, _lines(result), start)
+
+
+@pytest.mark.parametrize("program", ["e2hil-sim", "e2hil-learner", "e2hil-actor"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_each_mistake_is_one_short_error_line_and_exit_2_in_process(
+    tmp_path, program, case, monkeypatch, capsys
+):
+    if (program, case) in IN_A_FRESH_PROCESS:
+        pytest.skip("run in a fresh process by test_each_mistake_is_one_short_error_line_and_exit_2")
+    args, start = CASES[case]
+    config = _json_with(tmp_path, "algorithm", type="ppo") if case == "json choice" else SIM_JSON
+    argv = ["--config_path", str(config), *args, f"--output_dir={tmp_path / 'run'}"]
+    code, lines = run_in_process(program, argv, monkeypatch, capsys)
+    _check_one_short_error_line(code, lines, start)
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.e2e

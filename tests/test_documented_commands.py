@@ -6,7 +6,8 @@ dry-run flags of README_HIL_SERL.md): the simulated follower and leader instead 
 ones, local or no encoder weights instead of the hub's, ports, datasets and outputs in a
 temporary folder. A command passes when it exits 0, or is still running after
 :data:`START_S` seconds (waiting for a device, a key or the learner: it started), and printed no
-Python traceback. Recording and the reward classifier, whose outputs later commands read, must
+Python traceback (it moves on early when the command prints one of the :data:`WAITING` lines; a
+command written twice runs once). Recording and the reward classifier, whose outputs later commands read, must
 finish (:data:`FINISH_S`). ``make sim`` / ``make test`` / ``e2hil-so101-dry-run`` (minutes long, exercised
 by their own tests and CI), ``pip install -e .`` (the set-up itself) and the by-hand sequence of
 README_HIL_SERL.md's "Try it without a robot" (run as typed, to its checkpoint and evaluation, by
@@ -26,6 +27,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +37,15 @@ REPO = Path(__file__).resolve().parents[1]
 DOCS = ("README.md", "README_HIL_SERL.md")
 #: Seconds after which a command that is still running counts as started.
 START_S = 45
+#: Lines that show a command got past parsing and set-up and now waits (for a key, a device or the
+#: learner): the walk moves on when one appears, without waiting out START_S.
+WAITING = (
+    "press Enter when done",  # lerobot-find-port
+    "Press ENTER to use provided calibration file",  # lerobot-calibrate
+    "Teleop loop time",  # lerobot-teleoperate, in its control loop
+    "Starting learner thread",  # e2hil-learner, serving
+    "Establishing connection with Learner",  # e2hil-actor, env and policy built
+)
 #: Seconds allowed to the commands whose output later ones read (recording, the reward classifier).
 FINISH_S = 300
 #: Documented commands not run here, with the reason.
@@ -228,7 +239,10 @@ class Outcome:
 
 
 def run_started(argv: list[str], env: dict[str, str], cwd: Path, log: Path, wait_s: float) -> Outcome:
-    """Run ``argv`` until it exits or ``wait_s`` seconds pass; stdin stays open and silent."""
+    """Run ``argv`` until it exits, prints a :data:`WAITING` line, or ``wait_s`` seconds pass.
+
+    Stdin stays open and silent.
+    """
     with open(log, "w") as out:
         proc = subprocess.Popen(
             argv,
@@ -239,15 +253,30 @@ def run_started(argv: list[str], env: dict[str, str], cwd: Path, log: Path, wait
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        try:
-            returncode = proc.wait(timeout=wait_s)
-        except subprocess.TimeoutExpired:
-            returncode = None
+        deadline = time.monotonic() + wait_s
+        returncode = proc.poll()
+        while returncode is None and time.monotonic() < deadline:
+            if any(line in log.read_text(errors="replace") for line in WAITING):
+                break
+            time.sleep(0.5)
+            returncode = proc.poll()
         output = log.read_text(errors="replace")  # before any signal: a stopped process may print more
         if returncode is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     return Outcome(returncode, output)
+
+
+def distinct(commands: list[DocCommand]) -> list[DocCommand]:
+    """The first of each command written more than once (``.venv/bin/x`` and ``x`` are one program)."""
+    seen, kept = set(), []
+    for command in commands:
+        words = shlex.split(command.text)
+        key = (words[0].removeprefix(".venv/bin/"), *words[1:])
+        if key not in seen:
+            seen.add(key)
+            kept.append(command)
+    return kept
 
 
 def test_documented_commands_are_found():
@@ -259,6 +288,12 @@ def test_documented_commands_are_found():
     assert any(t.startswith("lerobot-teleoperate --robot.type=so101_follower") for t in texts), texts
     assert sum("so101.record" in t for t in texts) >= 3
     assert not any(t.endswith("\\") for t in texts)
+    once = [c.text for c in distinct(commands)]
+    assert len(once) < len(texts) and "make sim" in once
+    plain_learner = [
+        t for t in once if t.endswith("e2hil-learner --config_path HIL-SERL/train_config_e2hil_so101.json")
+    ]
+    assert plain_learner == [".venv/bin/e2hil-learner --config_path HIL-SERL/train_config_e2hil_so101.json"]
     by_hand = [c.text.split()[0] for c in commands if c.doc == BY_HAND[0] and c.line in by_hand_lines()]
     assert by_hand == [
         "e2hil-so101-dry-run",
@@ -293,11 +328,13 @@ def test_every_documented_command_parses_and_starts(tmp_path, trained):
     )
     run = DryRun(root=tmp_path, encoder=encoder, checkpoint=trained["pretrained_model"])
     by_hand = by_hand_lines()
-    commands = [
-        c
-        for c in documented_commands()
-        if c.text not in NOT_RUN and not (c.doc == BY_HAND[0] and c.line in by_hand)
-    ]
+    commands = distinct(
+        [
+            c
+            for c in documented_commands()
+            if c.text not in NOT_RUN and not (c.doc == BY_HAND[0] and c.line in by_hand)
+        ]
+    )
     assert len(commands) >= 10
     failures = []
     for number, command in enumerate(sorted(commands, key=_order)):
