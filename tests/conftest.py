@@ -23,7 +23,7 @@ LEARNER_PROGRAMS = (
     "lerobot.rl.learner",
     "lerobot_policy_e2hil.cli",
     "e2hil-sim",
-    "lerobot_policy_e2hil.sim.train",
+    "lerobot_policy_e2hil.launcher.train",
     "e2hil-so101-dry-run",
     "lerobot_policy_e2hil.so101.dry_run",
     "bench_several_actors",
@@ -134,7 +134,7 @@ def small_sim_checkpoint(tmp_path) -> Path:
 
 @pytest.fixture(scope="session")
 def short_sim_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
-    """One short sim launcher run (``python -m lerobot_policy_e2hil.sim.train``, 500 env steps,
+    """One short sim launcher run (``python -m lerobot_policy_e2hil.launcher.train``, 500 env steps,
     2 updates per env step in lockstep), made once per session for every test that reads one.
 
     Returns:
@@ -142,7 +142,7 @@ def short_sim_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
     """
     out = tmp_path_factory.mktemp("short_sim_run") / "run"
     command = [
-        sys.executable, "-m", "lerobot_policy_e2hil.sim.train",
+        sys.executable, "-m", "lerobot_policy_e2hil.launcher.train",
         "--config_path", str(ROOT / "HIL-SERL" / "train_gym_hil_env_SIM.json"),
         f"--output_dir={out}",
         "--policy.online_steps=500",

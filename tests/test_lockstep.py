@@ -1,7 +1,7 @@
 """The learner/actor lockstep (``env.updates_per_env_step``): its rules, and both sides together.
 
 The threaded test runs the real wrappers around LeRobot's real ``update_policy_parameters`` and
-this package's weights serialisation (safetensors, :mod:`lerobot_policy_e2hil.faults.tensor_wire`), with a learner loop shaped like LeRobot's (process transitions, skip
+this package's weights serialisation (safetensors, :mod:`lerobot_policy_e2hil.wire.tensors`), with a learner loop shaped like LeRobot's (process transitions, skip
 below the warm-up, one update, a periodic push) and an actor that sends one episode at a time.
 """
 
@@ -13,10 +13,8 @@ import types
 import pytest
 import torch
 
-from lerobot_policy_e2hil import patches
-from lerobot_policy_e2hil.faults.tensor_wire import decode_parameters, encode_parameters
-from lerobot_policy_e2hil.sim import lockstep
-from lerobot_policy_e2hil.sim.lockstep import (
+from lerobot_policy_e2hil.launcher import lockstep
+from lerobot_policy_e2hil.launcher.lockstep import (
     PROGRESS_KEY,
     actor_may_go_on,
     aligned_offset,
@@ -24,6 +22,8 @@ from lerobot_policy_e2hil.sim.lockstep import (
     progress_entry,
     read_progress,
 )
+from lerobot_policy_e2hil.lerobot_layer import patches
+from lerobot_policy_e2hil.wire.tensors import decode_parameters, encode_parameters
 
 
 def test_allowed_updates_start_at_warmup_and_follow_the_ratio():
@@ -286,7 +286,7 @@ def test_each_actor_reads_its_own_received_count():
 
 
 def test_learner_reports_what_it_received_from_each_actor_since_it_started(lerobot_sides, monkeypatch):
-    from lerobot_policy_e2hil.faults.learner import RunCounter
+    from lerobot_policy_e2hil.learner.hooks import RunCounter
 
     learner, _, faults = lerobot_sides
     counter = RunCounter()

@@ -8,7 +8,7 @@ does (``--config_path=...`` and dotted overrides), install the fault handling of
 ``actor_cli``. The learner writes a final checkpoint once LeRobot's loop stops (Ctrl-C); when it
 stopped before its first update there is none, and it exits non-zero with one line. A bad
 setup (an existing ``--output_dir`` without ``--resume=true`` included) ends with a one-paragraph ``error:`` line and a non-zero exit code. Started by
-``e2hil-so101-dry-run``, the process stops once when the dry run is gone (:mod:`.sim.parent`).
+``e2hil-so101-dry-run``, the process stops once when the dry run is gone (:mod:`.launcher.parent`).
 """
 
 # No ``from __future__ import annotations``: LeRobot's ``parser.wrap`` reads the annotation as a type.
@@ -21,8 +21,8 @@ from lerobot.rl.train_rl import TrainRLServerPipelineConfig
 
 from . import faults, install_algorithm_lookup
 from .faults import FaultSettings
-from .faults.checks import check_output_dir
-from .sim.parent import stop_once_with_launcher
+from .launcher.parent import stop_once_with_launcher
+from .setup_checks import check_output_dir
 
 _SETTINGS: list[FaultSettings] = [FaultSettings()]
 #: The learner's last line when it stopped before its first update (so there is no checkpoint).

@@ -55,7 +55,7 @@ __all__ = [
 
 @dataclass
 class LaunchConfig:
-    """Settings of the one-command launcher (``python -m lerobot_policy_e2hil.sim.train``)."""
+    """Settings of the one-command launcher (``python -m lerobot_policy_e2hil.launcher.train``)."""
 
     # Teacher-free evaluation episodes of the final policy (0 skips it)
     eval_episodes: int = 50

@@ -1,25 +1,25 @@
 """Learner-side fault handling, installed into ``lerobot.rl.learner`` by :func:`install_learner_faults`.
 
-Every piece is a hook (a ``faults.*`` layer) on a row of :mod:`..patches`: a function that
+Every piece is a hook (a ``faults.*`` layer) on a row of :mod:`..lerobot_layer.patches`: a function that
 LeRobot's learner looks up at call time, which the hook wraps rather than copies (the table says
 which hooks replace LeRobot's call, and why):
 
-* ``save_training_checkpoint`` -> :class:`~.checkpoints.AtomicCheckpointer`;
+* ``save_training_checkpoint`` -> :class:`~..checkpoints.AtomicCheckpointer`;
 * ``handle_resume_logic`` -> picks the newest complete checkpoint, loads the policy weights from
   it (LeRobot 0.6.1 rebuilds the policy from the checkpoint's config, whose ``pretrained_path`` is
   empty, so the actor weights would restart from random), keeps ``--output_dir``, checks the port;
 * ``load_training_state`` -> fails loudly instead of silently restarting from step 0, restores the
   run counters and reports what was restored;
 * ``bytes_to_transitions`` -> decodes transitions from safetensors, never unpickles them
-  (:mod:`.tensor_wire`), skips and counts a message that does not decode, drops bad transitions
+  (:mod:`..wire.tensors`), skips and counts a message that does not decode, drops bad transitions
   (:mod:`.transitions`); ``state_to_bytes`` -> sends the weights as safetensors;
 * ``process_interaction_message``, ``bytes_to_python_object`` -> decode the interaction message
-  from JSON, never unpickle it, skip and count one that does not decode (:mod:`.wire`); count env
+  from JSON, never unpickle it, skip and count one that does not decode (:mod:`..wire.messages`); count env
   steps across restarts and replacement actors;
 * ``LearnerService`` -> ends a parameter stream when its actor is gone (issue 3979), refuses a
   message larger than ``max_message_mb``; ``start_learner`` -> a clear error when the gRPC server
   cannot start;
-* ``grpc.server`` -> :class:`~.security.SecureServers`: TLS and the token check on LeRobot's own
+* ``grpc.server`` -> :class:`~..security.SecureServers`: TLS and the token check on LeRobot's own
   server, and ``grpc_workers`` threads (headroom for a replacement actor; LeRobot's ``MAX_WORKERS`` is 3);
 * ``RLTrainer`` -> adds the transition counters to the logged training stats;
 * ``add_actor_information_and_train`` -> an exception in LeRobot's training loop (a policy it
@@ -41,24 +41,19 @@ import grpc
 import torch
 from lerobot.utils.constants import PRETRAINED_MODEL_DIR, TRAINING_STATE_DIR, TRAINING_STEP
 
-from .. import patches
-from .actors import UNKNOWN_ACTOR, ParameterFanout, TaggingQueue, caller, untag
-from .checkpoints import AtomicCheckpointer, prepare_resume, read_marker
-from .checks import check_budgets, check_port_free
-from .entry import SetupError, one_line, record_fatal
-from .security import (
-    SecureServers,
-    TokenCheck,
-    check_bind,
-    read_token,
-    server_credentials,
-    split_address,
-)
-from .settings import FaultSettings
-from .sync import EitherEvent
-from .tensor_wire import decode_transitions, encode_parameters
+from ..checkpoints import AtomicCheckpointer, prepare_resume, read_marker
+from ..errors import SetupError, one_line
+from ..faults.entry import record_fatal
+from ..faults.settings import FaultSettings
+from ..lerobot_layer import patches
+from ..security import SecureServers, TokenCheck, check_bind, read_token, server_credentials, split_address
+from ..setup_checks import check_budgets, check_port_free
+from ..stop_signal import EitherEvent
+from ..wire.actor_id import UNKNOWN_ACTOR, caller
+from ..wire.messages import RejectCounter, capped_chunks, decode_message
+from ..wire.tensors import decode_transitions, encode_parameters
+from .actors import ParameterFanout, TaggingQueue, untag
 from .transitions import TransitionSpec, TransitionValidator
-from .wire import RejectCounter, capped_chunks, decode_message
 
 EPISODE_STEPS_KEY = "Episode steps"
 # Key of the sending actor's id in the episode message the learner's hooks see (set by the learner)
@@ -115,7 +110,7 @@ class RunCounter:
             per_actor["rejected"] += rejected
 
     def actor_fields(self, actor: str) -> dict[str, Any]:
-        """The per-actor fields of an episode record (see ``sim.hooks``)."""
+        """The per-actor fields of an episode record (see ``launcher.hooks``)."""
         with self._lock:
             per_actor = self._actor(actor)
             return {
@@ -173,12 +168,12 @@ LEARNER = LearnerFaults()
 def install_learner_faults(cfg: Any, settings: FaultSettings) -> None:
     """Install every learner-side fault handler into ``lerobot.rl.learner``.
 
-    Installs the learner's rows of :mod:`..patches` (once per process) and registers the
+    Installs the learner's rows of :mod:`..lerobot_layer.patches` (once per process) and registers the
     ``faults.*`` hooks on them (again on every call, with these settings). With
     ``policy.concurrency.learner="processes"`` the gRPC server hooks are left out (LeRobot runs
     the server in a spawned process, which does not carry them); the rest still applies.
     Every learner entry point calls it right after parsing, so it first refuses budgets and
-    sizes the learner cannot run with (:func:`~.checks.check_budgets`).
+    sizes the learner cannot run with (:func:`~..setup_checks.check_budgets`).
 
     Args:
         cfg: The learner's ``TrainRLServerPipelineConfig`` as parsed.
@@ -496,7 +491,7 @@ def decode_interaction(data: bytes) -> dict[str, Any]:
     """What LeRobot's ``bytes_to_python_object`` does in the learner instead: JSON, never pickle.
 
     Raises:
-        BadMessage: What :func:`~.wire.decode_message` refuses.
+        BadMessage: What :func:`~..wire.messages.decode_message` refuses.
     """
     return decode_message(untag(data)[1], LEARNER.settings.max_interaction_kb * 1024)
 
@@ -556,7 +551,7 @@ def save_final_checkpoint(cfg: Any) -> Path | None:
 
     LeRobot's learner saves only every ``save_freq`` steps: without this, stopping it loses
     everything received since. Uses ``lerobot.rl.learner.save_training_checkpoint`` (atomic,
-    see :mod:`.checkpoints`) on the objects the learner built.
+    see :mod:`..checkpoints`) on the objects the learner built.
 
     Args:
         cfg: The learner's config as parsed (the resumed config is used when there is one).

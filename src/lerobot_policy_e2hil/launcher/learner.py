@@ -1,4 +1,4 @@
-"""LeRobot's learner with the sim hooks: ``python -m lerobot_policy_e2hil.sim.learner --config_path ...``.
+"""LeRobot's learner with the sim hooks: ``python -m lerobot_policy_e2hil.launcher.learner --config_path ...``.
 
 The fault handling of :mod:`..faults` (atomic checkpoints, resume, transition checks;
 ``--faults.*`` flags), the metrics file and a final checkpoint once LeRobot's loop has stopped;

@@ -1,4 +1,4 @@
-"""LeRobot's actor with the sim hooks: ``python -m lerobot_policy_e2hil.sim.actor --config_path ...``.
+"""LeRobot's actor with the sim hooks: ``python -m lerobot_policy_e2hil.launcher.actor --config_path ...``.
 
 The sim's gym id registered with its env options, the fault handling of :mod:`..faults` (bounded
 waits for the learner, streams that reconnect after a learner restart; ``--faults.*`` flags), no

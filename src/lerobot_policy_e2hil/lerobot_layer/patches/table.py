@@ -3,7 +3,7 @@
 Each row names the LeRobot attribute, how it is replaced (:mod:`.core`), the parameter names the
 hooks rely on (checked at install), the hook layers in their nesting order (outermost first),
 the roles that install it, why, and the LeRobot issue behind it where there is one. The features'
-logic lives in their modules (``registry``, ``lerobot_fixes``, ``faults``, ``sim``, ``so101``), which
+logic lives in their modules (``registry``, ``fixes``, ``learner``, ``actor``, ``launcher``, ``so101``), which
 register hooks with :func:`.core.hook`; docs/patches.md lists this table (tests/test_patches.py
 keeps the two equal).
 """

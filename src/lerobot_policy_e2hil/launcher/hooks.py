@@ -2,7 +2,7 @@
 
 LeRobot's learner logs only to wandb and its actor paces itself to ``env.fps``. Rather than
 copy either script, the sim entries (:mod:`.learner`, :mod:`.actor`) hook a few functions that
-the scripts look up at call time (rows of :mod:`..patches`, the ``sim.*`` layers):
+the scripts look up at call time (rows of :mod:`..lerobot_layer.patches`, the ``sim.*`` layers):
 
 * ``lerobot.rl.learner.RLTrainer.training_step`` -> averages every
   ``TrainingStats.to_log_dict()``, ``e2hil/*`` diagnostics included, over ``log_freq`` steps and
@@ -37,7 +37,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from .. import patches
+from ..lerobot_layer import patches
 from .lockstep import install_actor_lockstep, install_learner_lockstep
 
 _ACTOR = "lerobot.rl.actor"
@@ -100,7 +100,7 @@ def install_learner_hooks(cfg: Any) -> None:
     Args:
         cfg: The learner's ``TrainRLServerPipelineConfig`` (the object ``train()`` receives).
     """
-    from ..faults import LEARNER
+    from ..learner.hooks import LEARNER
 
     patches.install("learner")
     LEARNER_STATE.log_freq = max(1, int(cfg.log_freq))
@@ -127,7 +127,7 @@ def install_learner_hooks(cfg: Any) -> None:
 
 def _recording_trainer(sink: Any) -> Any:
     """The hook of ``RLTrainer.training_step``: every ``log_freq`` optimisation steps, the mean stats."""
-    from ..faults import LEARNER
+    from ..learner.hooks import LEARNER
 
     sums: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
@@ -164,7 +164,7 @@ def _recording_trainer(sink: Any) -> Any:
 
 def _recording_interactions(sink: Any) -> Any:
     """The hook of ``process_interaction_message``: one ``episode`` record per message."""
-    from ..faults import LEARNER
+    from ..learner.hooks import LEARNER
 
     def process_interaction_message(call: patches.Call) -> Any:
         steps_before = LEARNER.counter.steps
@@ -264,7 +264,7 @@ class _EpisodeTracker:
         from lerobot.processor import TransitionKey
 
         from .. import rollout
-        from .env import POSITION_INFO_KEY
+        from ..sim.env import POSITION_INFO_KEY
 
         transition = call.proceed()
         index = (transition.get(TransitionKey.INFO) or {}).get(POSITION_INFO_KEY)
@@ -289,9 +289,9 @@ class _EpisodeTaggingQueue:
         self._tracker = tracker
 
     def put(self, data: Any, *args: Any, **kwargs: Any) -> None:
-        from ..faults.wire import encode_message
+        from ..wire.messages import encode_message
 
-        message = json.loads(data)  # the actor's own message, JSON (faults.wire)
+        message = json.loads(data)  # the actor's own message, JSON (wire.messages)
         if self._tracker.index is not None:
             message[POSITION_MESSAGE_KEY] = self._tracker.index
         message[SUCCESS_MESSAGE_KEY] = self._tracker.success
@@ -325,7 +325,7 @@ class _Backlog:
     """The messages the fault handling took back from broken streams, as a queue-like ``empty()``."""
 
     def empty(self) -> bool:
-        from ..faults import ACTOR
+        from ..actor.hooks import ACTOR
 
         return ACTOR.backlog() == 0
 
