@@ -147,12 +147,12 @@ def lerobot_sides(monkeypatch):
         # The weights serialisation as the faults hook it
         patches.hook(
             "lerobot.rl.learner.state_to_bytes",
-            "faults.wire",
+            "wire",
             lambda call: encode_parameters(call.arguments["state_dict"]),
         )
         patches.hook(
             "lerobot.rl.actor.bytes_to_state_dict",
-            "faults.wire",
+            "wire",
             lambda call: _decode(call.arguments["buffer"]),
         )
         yield learner, actor, faults

@@ -1,6 +1,6 @@
 """Actor-side fault handling, installed into ``lerobot.rl.actor`` by :func:`install_actor_faults`.
 
-Every piece is a hook (a ``faults.*`` layer) on a row of :mod:`..lerobot_layer.patches`.
+Every piece is a hook (an ``actor.*`` layer) on a row of :mod:`..lerobot_layer.patches`.
 
 LeRobot 0.6.1's actor calls the learner's ``Ready()`` without a deadline (a replacement actor
 can hang there for ever, issue 3979), and each of its three gRPC streams (parameters,
@@ -121,37 +121,37 @@ def install_actor_faults(cfg: Any, settings: FaultSettings) -> None:
     hooks: list[tuple[str, str, Callable[[patches.Call], Any]]] = [
         (
             "python_object_to_bytes",
-            "faults.wire",
+            "wire",
             lambda call: encode_message(call.arguments["python_object"]),
         ),
         # safetensors wire format (issue #17): transitions sent, weights received
         (
             "transitions_to_bytes",
-            "faults.wire",
+            "wire",
             lambda call: encode_transitions(call.arguments["transitions"]),
         ),
-        ("bytes_to_state_dict", "faults.wire", lambda call: _decode_parameters(call.arguments["buffer"])),
-        ("update_policy_parameters", "faults.wire", _outer(_skipping_bad_parameters)),
-        ("get_frequency_stats", "faults.counter", _with_episode_steps),
-        ("push_transitions_to_transport_queue", "faults.counter", _counting),
-        ("reset_and_build_transition", "faults.checks", _checked_first_reset(cfg)),
-        ("act_with_policy", "faults.fatal", _outer(_fatal_on_error)),
+        ("bytes_to_state_dict", "wire", lambda call: _decode_parameters(call.arguments["buffer"])),
+        ("update_policy_parameters", "wire", _outer(_skipping_bad_parameters)),
+        ("get_frequency_stats", "learner.counter", _with_episode_steps),
+        ("push_transitions_to_transport_queue", "learner.counter", _counting),
+        ("reset_and_build_transition", "setup_checks", _checked_first_reset(cfg)),
+        ("act_with_policy", "actor.fatal", _outer(_fatal_on_error)),
     ]
     client = _client_factory()
     streams: list[tuple[str, str, Callable[[patches.Call], Any]]] = [
-        ("learner_service_client", "faults.reconnect", lambda call: client(**call.arguments)),
-        ("establish_learner_connection", "faults.reconnect", _establish_connection_hook),
+        ("learner_service_client", "actor.reconnect", lambda call: client(**call.arguments)),
+        ("establish_learner_connection", "actor.reconnect", _establish_connection_hook),
         (
             "send_transitions",
-            "faults.reconnect",
+            "actor.reconnect",
             _reconnecting("transitions", "transitions_queue", retain=True),
         ),
         (
             "send_interactions",
-            "faults.reconnect",
+            "actor.reconnect",
             _reconnecting("interactions", "interactions_queue", retain=True),
         ),
-        ("receive_policy", "faults.reconnect", _reconnecting("parameters", "parameters_queue", retain=False)),
+        ("receive_policy", "actor.reconnect", _reconnecting("parameters", "parameters_queue", retain=False)),
     ]
     if not threads:
         logging.warning(

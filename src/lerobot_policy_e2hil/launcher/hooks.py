@@ -2,7 +2,7 @@
 
 LeRobot's learner logs only to wandb and its actor paces itself to ``env.fps``. Rather than
 copy either script, the sim entries (:mod:`.learner`, :mod:`.actor`) hook a few functions that
-the scripts look up at call time (rows of :mod:`..lerobot_layer.patches`, the ``sim.*`` layers):
+the scripts look up at call time (rows of :mod:`..lerobot_layer.patches`, the ``launcher.*`` layers):
 
 * ``lerobot.rl.learner.RLTrainer.training_step`` -> averages every
   ``TrainingStats.to_log_dict()``, ``e2hil/*`` diagnostics included, over ``log_freq`` steps and
@@ -118,9 +118,9 @@ def install_learner_hooks(cfg: Any) -> None:
 
     LEARNER.validator.listeners.append(record_transitions)
     LEARNER.listeners.append(lambda kind, fields: sink().write(kind, **fields))
-    patches.hook("lerobot.rl.learner.RLTrainer.training_step", "sim.metrics", _recording_trainer(sink))
+    patches.hook("lerobot.rl.learner.RLTrainer.training_step", "launcher.metrics", _recording_trainer(sink))
     patches.hook(
-        "lerobot.rl.learner.process_interaction_message", "sim.metrics", _recording_interactions(sink)
+        "lerobot.rl.learner.process_interaction_message", "launcher.metrics", _recording_interactions(sink)
     )
     install_learner_lockstep(cfg)
 
@@ -209,12 +209,14 @@ def install_actor_hooks(cfg: Any) -> None:
     patches.install("actor")
     if not getattr(cfg.env, "realtime", True):
         rate = _RateCap(getattr(cfg.env, "actor_max_hz", None))
-        patches.hook(f"{_ACTOR}.precise_sleep", "sim.pacing", lambda call: rate(call.arguments["seconds"]))
+        patches.hook(
+            f"{_ACTOR}.precise_sleep", "launcher.pacing", lambda call: rate(call.arguments["seconds"])
+        )
     else:
-        patches.unhook(f"{_ACTOR}.precise_sleep", "sim.pacing")
+        patches.unhook(f"{_ACTOR}.precise_sleep", "launcher.pacing")
 
     episode = _EpisodeTracker()
-    patches.hook(f"{_ACTOR}.step_env_and_process_transition", "sim.position", episode.step)
+    patches.hook(f"{_ACTOR}.step_env_and_process_transition", "launcher.position", episode.step)
     shutdown_events: list[Any] = [None]
     install_actor_lockstep(cfg, lambda: shutdown_events[0])
 
@@ -232,7 +234,7 @@ def install_actor_hooks(cfg: Any) -> None:
                 time.sleep(1.0)
                 shutdown_event.set()
 
-    patches.hook(f"{_ACTOR}.act_with_policy", "sim.budget", act_with_policy)
+    patches.hook(f"{_ACTOR}.act_with_policy", "launcher.budget", act_with_policy)
 
 
 def episode_success(message: dict[str, Any]) -> bool:
@@ -363,7 +365,7 @@ def use_intervention_buffer(cfg: Any) -> None:
     """
     point = "lerobot.rl.learner.initialize_offline_replay_buffer"
     if cfg.dataset is not None:
-        patches.unhook(point, "sim.intervention_buffer")
+        patches.unhook(point, "launcher.intervention_buffer")
         return
     from lerobot.configs.default import DatasetConfig
     from lerobot.rl.buffer import ReplayBuffer
@@ -387,7 +389,7 @@ def use_intervention_buffer(cfg: Any) -> None:
             optimize_memory=True,
         )
 
-    patches.hook(point, "sim.intervention_buffer", initialize_offline_replay_buffer)
+    patches.hook(point, "launcher.intervention_buffer", initialize_offline_replay_buffer)
 
 
 def prepare_process(cfg: Any) -> None:

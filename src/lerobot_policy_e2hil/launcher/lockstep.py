@@ -31,7 +31,7 @@ stalled learner) it aligns the counts too and goes on.
 The functions above the classes are pure; :func:`install_learner_lockstep` and
 :func:`install_actor_lockstep` hook LeRobot's ``push_actor_policy_to_queue``, ``process_transitions``,
 ``process_interaction_messages`` (where the learner waits, taking in transitions and episode
-messages), ``update_policy_parameters`` and ``bytes_to_state_dict`` (the ``sim.lockstep`` layer of
+messages), ``update_policy_parameters`` and ``bytes_to_state_dict`` (the ``launcher.lockstep`` layer of
 their rows in :mod:`..lerobot_layer.patches`; all but the first call LeRobot's function).
 """
 
@@ -316,13 +316,13 @@ def install_learner_lockstep(cfg: Any) -> LearnerPacer | None:
             return TrainingStats()
         return call.proceed()
 
-    patches.hook("lerobot.rl.learner.RLTrainer.training_step", "sim.lockstep", training_step)
+    patches.hook("lerobot.rl.learner.RLTrainer.training_step", "launcher.lockstep", training_step)
     for name, function in (
         ("push_actor_policy_to_queue", push_actor_policy_to_queue),
         ("process_transitions", process_transitions),
         ("process_interaction_messages", process_interaction_messages),
     ):
-        patches.hook(f"lerobot.rl.learner.{name}", "sim.lockstep", function)
+        patches.hook(f"lerobot.rl.learner.{name}", "launcher.lockstep", function)
     logging.info(f"[LEARNER] lockstep: {pacer.ratio} updates per env step")
     period = float(cfg.policy.actor_learner_config.policy_parameters_push_frequency)
     if period > 0:
@@ -388,7 +388,7 @@ def install_actor_lockstep(cfg: Any, shutdown: Any) -> ActorPacer | None:
                 return
             time.sleep(POLL_S)
 
-    patches.hook("lerobot.rl.actor.bytes_to_state_dict", "sim.lockstep", capture_progress)
-    patches.hook("lerobot.rl.actor.update_policy_parameters", "sim.lockstep", update_policy_parameters)
+    patches.hook("lerobot.rl.actor.bytes_to_state_dict", "launcher.lockstep", capture_progress)
+    patches.hook("lerobot.rl.actor.update_policy_parameters", "launcher.lockstep", update_policy_parameters)
     logging.info(f"[ACTOR] lockstep: {cfg.env.updates_per_env_step} updates per env step")
     return pacer

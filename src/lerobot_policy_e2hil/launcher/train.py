@@ -499,7 +499,7 @@ def run(args: list[str]) -> dict[str, Any]:
     offsets: dict[str, int] = {}
 
     def spawn(role: str, name: str, role_output_dir: Path, extra: list[str]) -> subprocess.Popen:
-        """Start ``sim.<role>`` with the user's arguments, its output in ``<logs>/<name>.out``."""
+        """Start ``launcher.<role>`` with the user's arguments, its output in ``<logs>/<name>.out``."""
         log_files.append(open(logs / f"{name}.out", "ab" if resume else "wb"))  # noqa: SIM115  (closed below)
         offsets[name] = log_files[-1].tell()
         return subprocess.Popen(

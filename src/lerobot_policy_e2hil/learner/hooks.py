@@ -1,6 +1,6 @@
 """Learner-side fault handling, installed into ``lerobot.rl.learner`` by :func:`install_learner_faults`.
 
-Every piece is a hook (a ``faults.*`` layer) on a row of :mod:`..lerobot_layer.patches`: a function that
+Every piece is a hook (a ``learner.*`` layer) on a row of :mod:`..lerobot_layer.patches`: a function that
 LeRobot's learner looks up at call time, which the hook wraps rather than copies (the table says
 which hooks replace LeRobot's call, and why):
 
@@ -206,7 +206,7 @@ def install_learner_faults(cfg: Any, settings: FaultSettings) -> None:
     # safetensors wire format (issue #17): the weights the learner pushes to its actors
     patches.hook(
         f"{_LEARNER}.state_to_bytes",
-        "faults.wire",
+        "wire",
         lambda call: encode_parameters(call.arguments["state_dict"]),
     )
     _install_loop_failure()
@@ -223,18 +223,18 @@ def install_learner_faults(cfg: Any, settings: FaultSettings) -> None:
         )
         checkpointer(**call.arguments)
 
-    patches.hook(f"{_LEARNER}.save_training_checkpoint", "faults.checkpoints", save_training_checkpoint)
+    patches.hook(f"{_LEARNER}.save_training_checkpoint", "checkpoints", save_training_checkpoint)
 
 
 _LEARNER = "lerobot.rl.learner"
 _SERVICE = f"{_LEARNER}.LearnerService"
 _TRAINER = f"{_LEARNER}.RLTrainer"
 _SERVER_HOOKS = (
-    (f"{_LEARNER}.grpc.server", "faults.security"),
-    (f"{_SERVICE}.SendTransitions", "faults.peers"),
-    (f"{_SERVICE}.SendInteractions", "faults.peers"),
-    (f"{_SERVICE}.StreamParameters", "faults.peers"),
-    (f"{_LEARNER}.start_learner", "faults.server"),
+    (f"{_LEARNER}.grpc.server", "security"),
+    (f"{_SERVICE}.SendTransitions", "learner.peers"),
+    (f"{_SERVICE}.SendInteractions", "learner.peers"),
+    (f"{_SERVICE}.StreamParameters", "learner.peers"),
+    (f"{_LEARNER}.start_learner", "learner.server"),
 )
 
 
@@ -253,7 +253,7 @@ def _install_server(settings: FaultSettings, token: str | None = None) -> None:
 
     patches.hook(
         f"{_LEARNER}.grpc.server",
-        "faults.security",
+        "security",
         SecureServers(
             interceptors,
             credentials,
@@ -262,7 +262,7 @@ def _install_server(settings: FaultSettings, token: str | None = None) -> None:
         ),
     )
     for method, function in _peer_aware_service(settings.max_message_mb * 2**20).items():
-        patches.hook(f"{_SERVICE}.{method}", "faults.peers", function)
+        patches.hook(f"{_SERVICE}.{method}", "learner.peers", function)
 
     def start_learner(call: patches.Call) -> None:
         arguments = call.arguments
@@ -277,7 +277,7 @@ def _install_server(settings: FaultSettings, token: str | None = None) -> None:
             )
             arguments["shutdown_event"].set()
 
-    patches.hook(f"{_LEARNER}.start_learner", "faults.server", start_learner)
+    patches.hook(f"{_LEARNER}.start_learner", "learner.server", start_learner)
 
 
 def _refused(peer: str, method: str, reason: str) -> None:
@@ -373,14 +373,14 @@ def _install_loop_failure() -> None:
             raise
 
     patches.hook(
-        f"{_LEARNER}.add_actor_information_and_train", "faults.loop", add_actor_information_and_train
+        f"{_LEARNER}.add_actor_information_and_train", "learner.loop", add_actor_information_and_train
     )
 
 
 def _install_transitions() -> None:
     patches.hook(
         f"{_LEARNER}.bytes_to_transitions",
-        "faults.transitions",
+        "learner.transitions",
         lambda call: transitions_from_bytes(call.arguments["buffer"]),
     )
 
@@ -419,9 +419,9 @@ def _install_resume() -> None:
         LEARNER.cfg, LEARNER.checkpoint = final, chosen
         return final
 
-    patches.hook(f"{_LEARNER}.handle_resume_logic", "faults.resume", handle_resume_logic)
-    patches.hook(f"{_LEARNER}.load_training_state", "faults.resume", _checked_load)
-    patches.hook(f"{_LEARNER}.initialize_offline_replay_buffer", "faults.resume", _offline_buffer_on_resume)
+    patches.hook(f"{_LEARNER}.handle_resume_logic", "learner.resume", handle_resume_logic)
+    patches.hook(f"{_LEARNER}.load_training_state", "learner.resume", _checked_load)
+    patches.hook(f"{_LEARNER}.initialize_offline_replay_buffer", "learner.resume", _offline_buffer_on_resume)
 
 
 def _apply_address_flags(cfg: Any) -> None:
@@ -505,7 +505,7 @@ def _install_counter() -> None:
     """
     patches.hook(
         f"{_LEARNER}.bytes_to_python_object",
-        "faults.wire",
+        "wire",
         lambda call: decode_interaction(call.arguments["buffer"]),
     )
 
@@ -523,7 +523,7 @@ def _install_counter() -> None:
         message = call.proceed(interaction_step_shift=index - int(message["Interaction step"]))
         return {**message, **LEARNER.counter.actor_fields(actor)}
 
-    patches.hook(f"{_LEARNER}.process_interaction_message", "faults.counter", process_interaction_message)
+    patches.hook(f"{_LEARNER}.process_interaction_message", "learner.counter", process_interaction_message)
 
 
 def _install_trainer() -> None:
@@ -542,8 +542,8 @@ def _install_trainer() -> None:
         stats.extra["faults/calls_refused"] = float(LEARNER.refusals.rejected)
         return stats
 
-    patches.hook(f"{_TRAINER}.__init__", "faults.stats", init)
-    patches.hook(f"{_TRAINER}.training_step", "faults.stats", training_step)
+    patches.hook(f"{_TRAINER}.__init__", "learner.stats", init)
+    patches.hook(f"{_TRAINER}.training_step", "learner.stats", training_step)
 
 
 def save_final_checkpoint(cfg: Any) -> Path | None:
