@@ -12,7 +12,8 @@ from ..errors import SetupError
 from .entry import fatal_message, record_fatal, run_entry
 from .settings import FaultSettings, split_fault_args
 
-# The learner and actor hooks import .entry, so this package reaches them only on first use.
+# For cli.py (faults.install_learner_faults, ...) until it imports them from their rooms; the learner
+# and actor hooks import .entry, so this package reaches them only on first use.
 _ELSEWHERE = {
     "ACTOR": "actor",
     "install_actor_faults": "actor",
