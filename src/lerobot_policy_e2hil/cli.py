@@ -8,7 +8,7 @@ does (``--config_path=...`` and dotted overrides), install the fault handling of
 ``actor_cli``. The learner writes a final checkpoint once LeRobot's loop stops (Ctrl-C); when it
 stopped before its first update there is none, and it exits non-zero with one line. A bad
 setup (an existing ``--output_dir`` without ``--resume=true`` included) ends with a one-paragraph ``error:`` line and a non-zero exit code. Started by
-``e2hil-so101-dry-run``, the process stops once when the dry run is gone (:mod:`.launcher.parent`).
+``e2hil-so101-dry-run``, the process stops once when the dry run is gone (:mod:`.sim.parent`).
 """
 
 # No ``from __future__ import annotations``: LeRobot's ``parser.wrap`` reads the annotation as a type.
