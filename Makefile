@@ -41,7 +41,7 @@ format: install
 
 # Train E2HiL in the headless gym_hil sim with the scripted teacher (learner + actor over gRPC).
 sim: install
-	$(PY) -m lerobot_policy_e2hil.sim.train --config_path HIL-SERL/train_gym_hil_env_SIM.json $(ARGS)
+	$(PY) -m lerobot_policy_e2hil.launcher.train --config_path HIL-SERL/train_gym_hil_env_SIM.json $(ARGS)
 
 bench: install
 	$(PY) benchmarks/bench_update.py $(ARGS)

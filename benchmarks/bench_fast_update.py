@@ -4,7 +4,7 @@ Three contenders on identical batches and identical initial weights, in one proc
 alternating rounds so that machine load hits them alike:
 
 * ``lerobot``: LeRobot's ``SACAlgorithm`` (``"type": "sac"``);
-* ``fast``: the same algorithm with :class:`lerobot_policy_e2hil.fast_update.FastUpdateMixin`
+* ``fast``: the same algorithm with :class:`lerobot_policy_e2hil.algorithm.fast_update.FastUpdateMixin`
   (``"type": "sac_fast"``);
 * ``floor``: the same networks (copies of the actor, the critic ensemble and the target heads)
   driven by plain torch: the forward passes of one SAC update (actor on the next states, target
@@ -41,7 +41,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from lerobot_policy_e2hil.fast_update import heads_min_q, state_parts
+from lerobot_policy_e2hil.algorithm.fast_update import heads_min_q, state_parts
 from lerobot_policy_e2hil.synthetic import make_policy, make_rl_algorithm, random_batch
 
 

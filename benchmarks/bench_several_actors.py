@@ -1,7 +1,7 @@
 """Throughput of one sim learner with 1, 2, 4 ... sim actors (env steps/s and updates/s).
 
-For each actor count it starts ``python -m lerobot_policy_e2hil.sim.learner`` and that many
-``python -m lerobot_policy_e2hil.sim.actor`` processes on loopback (the sim config, distinct
+For each actor count it starts ``python -m lerobot_policy_e2hil.launcher.learner`` and that many
+``python -m lerobot_policy_e2hil.launcher.actor`` processes on loopback (the sim config, distinct
 ``--faults.actor_id`` and ``--env.env_seed``, as fast as they run), waits for the learner's first
 update, then measures for ``--seconds`` from the learner's ``metrics.jsonl``: env steps (episode
 records, all actors) and optimisation steps (train records) per second of wall time, and each
@@ -90,7 +90,7 @@ def start(role: str, args: list[str], log: Path) -> subprocess.Popen:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled"}
     env.setdefault("MUJOCO_GL", "egl")
     return subprocess.Popen(
-        [sys.executable, "-m", f"lerobot_policy_e2hil.sim.{role}", *args],
+        [sys.executable, "-m", f"lerobot_policy_e2hil.launcher.{role}", *args],
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
         cwd=ROOT,

@@ -20,7 +20,7 @@ import time
 import torch
 
 from bench_fast_update import int_at_least, positive_int
-from lerobot_policy_e2hil.configuration_e2hil import INFLUENCE_FORMS
+from lerobot_policy_e2hil.algorithm.configuration_e2hil import INFLUENCE_FORMS
 from lerobot_policy_e2hil.synthetic import make_policy, make_rl_algorithm, random_batch
 
 CLOCKS = {"wall": time.perf_counter, "process": time.process_time}

@@ -27,7 +27,7 @@ def command(config: str, seed: int, out: Path, extra: list[str]) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "lerobot_policy_e2hil.sim.train",
+        "lerobot_policy_e2hil.launcher.train",
         "--config_path",
         config,
         f"--seed={seed}",
@@ -65,8 +65,8 @@ def evaluate_missing(config: str, seeds: list[int], runs_dir: Path, extra: list[
     ``_teardown_warnings`` reported as partial without evaluating. The summary gets
     ``teacher_free_success``, ``eval_episodes`` and ``evaluated_by``.
     """
+    from lerobot_policy_e2hil.launcher.train import load_config
     from lerobot_policy_e2hil.sim.evaluate import evaluate_checkpoint
-    from lerobot_policy_e2hil.sim.train import load_config
 
     for seed in seeds:
         path = runs_dir / f"seed{seed}" / "summary.json"

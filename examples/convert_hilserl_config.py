@@ -33,7 +33,7 @@ def e2hil_fields() -> dict:
 
     from lerobot.rl.algorithms.sac import SACAlgorithmConfig
 
-    from lerobot_policy_e2hil.configuration_e2hil import E2HiLAlgorithmConfig
+    from lerobot_policy_e2hil.algorithm.configuration_e2hil import E2HiLAlgorithmConfig
 
     sac = {f.name for f in dataclasses.fields(SACAlgorithmConfig)}
     return {

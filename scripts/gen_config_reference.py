@@ -48,7 +48,7 @@ SECTIONS = (
     Section(
         "Algorithm (`algorithm`)",
         "algorithm",
-        "configuration_e2hil",
+        "algorithm.configuration_e2hil",
         "E2HiLAlgorithmConfig",
         "algorithm.",
         'In a train config, `"algorithm": {"type": "e2hil", ...}`; on a command line '

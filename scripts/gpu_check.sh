@@ -24,13 +24,13 @@ echo "== 1. update cost on $DEVICE (benchmarks/bench_update.py)"
 
 echo "== 2. state-only sim run, $STATE_STEPS env steps, --policy.device=$DEVICE"
 start=$(date +%s)
-"$PY" -m lerobot_policy_e2hil.sim.train --config_path HIL-SERL/train_gym_hil_env_SIM.json \
+"$PY" -m lerobot_policy_e2hil.launcher.train --config_path HIL-SERL/train_gym_hil_env_SIM.json \
   --policy.device="$DEVICE" --policy.online_steps="$STATE_STEPS" --output_dir="$out/state"
 echo "state-only run: $(( $(date +%s) - start )) s wall for $STATE_STEPS env steps"
 
 echo "== 3. camera sim run, $CAMERA_STEPS env steps, --policy.device=$DEVICE"
 start=$(date +%s)
-"$PY" -m lerobot_policy_e2hil.sim.train --config_path HIL-SERL/train_gym_hil_env_SIM_cameras.json \
+"$PY" -m lerobot_policy_e2hil.launcher.train --config_path HIL-SERL/train_gym_hil_env_SIM_cameras.json \
   --policy.device="$DEVICE" --policy.online_steps="$CAMERA_STEPS" --output_dir="$out/cameras"
 echo "camera run: $(( $(date +%s) - start )) s wall for $CAMERA_STEPS env steps"
 echo "runs in $out"

@@ -23,7 +23,7 @@ LEARNER_PROGRAMS = (
     "lerobot.rl.learner",
     "lerobot_policy_e2hil.cli",
     "e2hil-sim",
-    "lerobot_policy_e2hil.sim.train",
+    "lerobot_policy_e2hil.launcher.train",
     "e2hil-so101-dry-run",
     "lerobot_policy_e2hil.so101.dry_run",
     "bench_several_actors",

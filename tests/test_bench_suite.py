@@ -91,9 +91,9 @@ def test_variants_are_parsed_with_the_baseline_first_and_refused_naming_the_flag
 
 @pytest.mark.slow
 def test_influence_form_variant_has_its_own_run_name_and_keeps_old_fingerprints():
+    from lerobot_policy_e2hil.algorithm.configuration_e2hil import INFLUENCE_FORMS
     from lerobot_policy_e2hil.bench.config import QUICK_BUDGET, RunConfig, load_pipeline_config
     from lerobot_policy_e2hil.bench.runs import suite_runs
-    from lerobot_policy_e2hil.configuration_e2hil import INFLUENCE_FORMS
     from lerobot_policy_e2hil.errors import ConfigError
 
     plain = RunConfig(method="e2hil", seed=2)

@@ -10,11 +10,11 @@ import torch
 pytest.importorskip("gym_hil")
 
 import lerobot_policy_e2hil  # noqa: E402,F401
+from lerobot_policy_e2hil.algorithm.sac_fast import SACFastAlgorithm  # noqa: E402
 from lerobot_policy_e2hil.bench.config import QUICK_BUDGET, RunConfig, load_pipeline_config  # noqa: E402
 from lerobot_policy_e2hil.bench.probe import entropy_from_noise, log_prob_from_noise  # noqa: E402
 from lerobot_policy_e2hil.bench.trainer import SyncTrainer, load_result, load_samples, train_run  # noqa: E402
 from lerobot_policy_e2hil.errors import ConfigError  # noqa: E402
-from lerobot_policy_e2hil.sac_fast import SACFastAlgorithm  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,7 +11,7 @@ from lerobot.rl.algorithms.configs import RLAlgorithmConfig
 from lerobot.rl.algorithms.sac import SACAlgorithm
 
 from lerobot_policy_e2hil import E2HiLAlgorithm, E2HiLAlgorithmConfig
-from lerobot_policy_e2hil.configuration_e2hil import E2HiLConfigError
+from lerobot_policy_e2hil.algorithm.configuration_e2hil import E2HiLConfigError
 from lerobot_policy_e2hil.synthetic import make_policy, make_rl_algorithm, random_batch
 
 

@@ -22,7 +22,7 @@ import torch
 from lerobot.rl.buffer import ReplayBuffer
 from lerobot.rl.data_sources import OnlineOfflineMixer
 
-from lerobot_policy_e2hil.e2hil_algorithm import action_distribution, reparameterised_sample
+from lerobot_policy_e2hil.algorithm.e2hil_algorithm import action_distribution, reparameterised_sample
 from lerobot_policy_e2hil.synthetic import make_policy, make_rl_algorithm, random_batch
 
 SMALL = {"hidden_dim": 64, "latent_dim": 32}

@@ -28,7 +28,7 @@ ENV = {
     "TORCHDYNAMO_DISABLE": "1",
 }
 
-#: The sim actor (``python -m lerobot_policy_e2hil.sim.actor``) whose env step raises at its fifth step.
+#: The sim actor (``python -m lerobot_policy_e2hil.launcher.actor``) whose env step raises at its fifth step.
 FAILING_ACTOR = """
 import functools
 
@@ -73,7 +73,7 @@ def test_actor_whose_policy_loop_raises_exits_within_a_bound(tmp_path):
         [
             sys.executable,
             "-m",
-            "lerobot_policy_e2hil.sim.learner",
+            "lerobot_policy_e2hil.launcher.learner",
             *flags,
             f"--output_dir={tmp_path / 'learner'}",
         ],
@@ -172,9 +172,9 @@ def test_ee_jump_stop_is_one_line_with_the_fix(monkeypatch, capsys):
     """LeRobot's EE-jump ValueError ends the actor and the evaluation with one line naming the bounds to narrow."""
     import threading
 
+    from lerobot_policy_e2hil.actor.hooks import _fatal_on_error
     from lerobot_policy_e2hil.errors import exit_on_setup_error
     from lerobot_policy_e2hil.faults import entry
-    from lerobot_policy_e2hil.faults.actor import _fatal_on_error
 
     monkeypatch.setattr(entry, "_FATAL", [])
 

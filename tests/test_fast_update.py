@@ -19,8 +19,7 @@ from lerobot_policy_e2hil import (
     SACFastAlgorithm,
     SACFastAlgorithmConfig,
 )
-from lerobot_policy_e2hil.errors import ConfigError
-from lerobot_policy_e2hil.fast_update import (
+from lerobot_policy_e2hil.algorithm.fast_update import (
     FastUpdateMixin,
     HeadWorkspace,
     first_layer_outputs,
@@ -30,6 +29,7 @@ from lerobot_policy_e2hil.fast_update import (
     state_parts,
     uses_fast_update,
 )
+from lerobot_policy_e2hil.errors import ConfigError
 from lerobot_policy_e2hil.synthetic import make_policy, make_rl_algorithm, random_batch
 
 SMALL = {"hidden_dim": 64, "latent_dim": 32}
@@ -325,13 +325,13 @@ def test_fast_e2hil_estimate_starts_from_the_actor_loss_first_layer(monkeypatch)
     )
     seen = []
     monkeypatch.setattr(
-        "lerobot_policy_e2hil.e2hil_algorithm.heads_min_q",
+        "lerobot_policy_e2hil.algorithm.e2hil_algorithm.heads_min_q",
         lambda heads, base, offsets, workspace: (
             seen.append((base, offsets, workspace)) or heads_min_q(heads, base, offsets, workspace)
         ),
     )
     monkeypatch.setattr(
-        "lerobot_policy_e2hil.e2hil_algorithm.split_head_min_q", None
+        "lerobot_policy_e2hil.algorithm.e2hil_algorithm.split_head_min_q", None
     )  # the anchored path needs no state part
     torch.manual_seed(11)
     fast._compute_loss_actor(batch)

@@ -23,14 +23,14 @@ from lerobot.rl.train_rl import TrainRLServerPipelineConfig
 from lerobot.utils.constants import ALGORITHM_DIR, PRETRAINED_MODEL_DIR
 
 from lerobot_policy_e2hil import E2HiLAlgorithm, SACFastAlgorithm
-from lerobot_policy_e2hil.fast_update import uses_fast_update
+from lerobot_policy_e2hil.algorithm.fast_update import uses_fast_update
 from lerobot_policy_e2hil.synthetic import make_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "lerobot_policy_e2hil"
 SIM_CONFIG = ROOT / "HIL-SERL" / "train_gym_hil_env_SIM.json"
 #: The algorithm and its update: these modules and every package module they import.
-UPDATE_PATH_ROOTS = ("e2hil_algorithm.py", "sac_fast.py", "registry.py")
+UPDATE_PATH_ROOTS = ("algorithm/e2hil_algorithm.py", "algorithm/sac_fast.py", "lerobot_layer/registry.py")
 
 
 def _foreach(algorithm) -> set[bool]:
@@ -119,8 +119,9 @@ def _package_imports(path: Path) -> set[Path]:
             for _ in range(node.level - 1):
                 base = base.parent
             parts = node.module.split(".") if node.module else []
-            names = [alias.name for alias in node.names] if not parts else [None]
-            for name in names:
+            # ``from .x import y``: x, and y when it is a submodule of x; ``from . import y``: y only
+            names = [alias.name for alias in node.names]
+            for name in names if not parts else [None, *names]:
                 target = base.joinpath(*parts, *([name] if name else []))
                 for candidate in (target.with_suffix(".py"), target / "__init__.py"):
                     if candidate.exists():
@@ -157,7 +158,10 @@ def environment_reads(source: str) -> list[str]:
 def test_no_environment_variable_reaches_the_algorithm_or_its_update():
     modules = update_path_modules()
     names = {path.relative_to(PACKAGE).as_posix() for path in modules}
-    assert {"e2hil_algorithm.py", "fast_update.py", "influence.py", "configuration_e2hil.py"} <= names
+    assert {
+        f"algorithm/{name}.py"
+        for name in ("e2hil_algorithm", "fast_update", "influence", "configuration_e2hil")
+    } | {"lerobot_layer/patches/core.py"} <= names
     found = [
         f"{path.relative_to(ROOT)}:{line}"
         for path in sorted(modules)

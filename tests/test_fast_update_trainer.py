@@ -8,9 +8,9 @@ import torch
 
 pytest.importorskip("gym_hil")
 
+from lerobot_policy_e2hil.algorithm.fast_update import uses_fast_update  # noqa: E402
 from lerobot_policy_e2hil.bench.config import QUICK_BUDGET  # noqa: E402
 from lerobot_policy_e2hil.bench.trainer import SyncTrainer  # noqa: E402
-from lerobot_policy_e2hil.fast_update import uses_fast_update  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -29,7 +29,7 @@ def make_run(output_dir: Path):
     from lerobot.configs.default import DatasetConfig
     from lerobot.rl.buffer import ReplayBuffer
 
-    from lerobot_policy_e2hil.sim.train import load_config
+    from lerobot_policy_e2hil.launcher.train import load_config
     from lerobot_policy_e2hil.synthetic import make_policy, make_rl_algorithm
 
     cfg = load_config(["--config_path", str(SIM_JSON), f"--output_dir={output_dir}"])
@@ -84,7 +84,7 @@ def lerobot_save():
 
 
 def atomic_save(keep_buffers: int = 2):
-    from lerobot_policy_e2hil.faults.checkpoints import AtomicCheckpointer
+    from lerobot_policy_e2hil.checkpoints import AtomicCheckpointer
 
     return AtomicCheckpointer(lerobot_save(), keep_buffers=keep_buffers, run_state=lambda: {"episodes": 1})
 
@@ -96,7 +96,7 @@ def run_until_step_20_save(output_dir: Path, crash, patch=setattr):
     """
     from lerobot.rl.buffer import ReplayBuffer
 
-    from lerobot_policy_e2hil.faults.learner import tensor_digest
+    from lerobot_policy_e2hil.learner.hooks import tensor_digest
     from lerobot_policy_e2hil.synthetic import random_batch
 
     run = make_run(output_dir)
@@ -142,7 +142,7 @@ def resume_and_load(output_dir: Path):
     """What the resumed learner does: choose the checkpoint, then LeRobot's own buffer loaders."""
     from lerobot.rl import learner
 
-    from lerobot_policy_e2hil.faults.checkpoints import prepare_resume
+    from lerobot_policy_e2hil.checkpoints import prepare_resume
 
     chosen = prepare_resume(output_dir)
     cfg = make_run(output_dir)[0]
@@ -153,7 +153,7 @@ def resume_and_load(output_dir: Path):
 
 
 def assert_resumes_step_10(output_dir: Path) -> None:
-    from lerobot_policy_e2hil.faults.learner import tensor_digest
+    from lerobot_policy_e2hil.learner.hooks import tensor_digest
 
     chosen, online, offline = resume_and_load(output_dir)
     assert chosen.name == "000010"
@@ -204,7 +204,7 @@ def test_lerobot_save_alone_breaks_last_and_resume_falls_back_to_the_complete_on
 
 @pytest.mark.slow
 def test_older_checkpoints_keep_their_model_but_not_their_buffers(tmp_path):
-    from lerobot_policy_e2hil.faults.checkpoints import MARKER, is_complete, newest_complete
+    from lerobot_policy_e2hil.checkpoints import MARKER, is_complete, newest_complete
 
     run = make_run(tmp_path / "run")
     _, algorithm, online, offline = run
@@ -236,7 +236,7 @@ def test_older_checkpoints_keep_their_model_but_not_their_buffers(tmp_path):
 @pytest.mark.slow
 def test_a_save_of_the_state_a_complete_checkpoint_holds_is_not_written_again(tmp_path):
     """The end of a run right after a periodic checkpoint: the final save writes nothing twice."""
-    from lerobot_policy_e2hil.faults.checkpoints import MARKER, AtomicCheckpointer
+    from lerobot_policy_e2hil.checkpoints import MARKER, AtomicCheckpointer
 
     run = make_run(tmp_path / "run")
     _, algorithm, online, offline = run

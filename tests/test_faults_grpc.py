@@ -18,10 +18,10 @@ import pytest
 from lerobot.rl import learner
 from lerobot.transport import services_pb2, services_pb2_grpc
 
-from lerobot_policy_e2hil import patches
+from lerobot_policy_e2hil.actor.hooks import ACTOR, wait_for_learner
 from lerobot_policy_e2hil.faults import FaultSettings
-from lerobot_policy_e2hil.faults.actor import ACTOR, wait_for_learner
-from lerobot_policy_e2hil.faults.learner import _install_server
+from lerobot_policy_e2hil.learner.hooks import _install_server
+from lerobot_policy_e2hil.lerobot_layer import patches
 from test_faults_helpers import free_port, port_open, wait_for
 
 
@@ -160,7 +160,7 @@ def test_new_actor_connects_at_once_and_a_dead_actors_thread_is_freed(serve, mon
 def test_message_in_flight_when_a_stream_breaks_is_sent_again_first():
     import queue
 
-    from lerobot_policy_e2hil.faults.actor import AttemptQueue, Backlog
+    from lerobot_policy_e2hil.actor.hooks import AttemptQueue, Backlog
 
     transport, backlog = queue.Queue(), Backlog()
     for message in ("episode 1", "episode 2", "episode 3"):

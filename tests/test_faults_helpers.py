@@ -48,7 +48,7 @@ class Process:
         env = {**os.environ, "MUJOCO_GL": "egl", "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled"}
         self._file = open(log, "w")  # noqa: SIM115  (closed in stop)
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", f"lerobot_policy_e2hil.sim.{role}", *args],
+            [sys.executable, "-m", f"lerobot_policy_e2hil.launcher.{role}", *args],
             stdout=self._file,
             stderr=subprocess.STDOUT,
             cwd=ROOT,

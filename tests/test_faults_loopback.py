@@ -19,8 +19,8 @@ import time
 import pytest
 from safetensors.torch import load_file
 
-from lerobot_policy_e2hil.faults.checkpoints import newest_complete, read_marker
-from lerobot_policy_e2hil.faults.learner import tensor_digest
+from lerobot_policy_e2hil.checkpoints import newest_complete, read_marker
+from lerobot_policy_e2hil.learner.hooks import tensor_digest
 from test_faults_helpers import (
     Process,
     actor_queued_total,
@@ -261,7 +261,7 @@ def test_launcher_resumes_the_run_with_a_new_actor_for_the_steps_left(scenario, 
     last = (out / "checkpoints" / "last").resolve()
     done = json.loads((last / "e2hil_complete.json").read_text())
     command = [
-        sys.executable, "-m", "lerobot_policy_e2hil.sim.train",
+        sys.executable, "-m", "lerobot_policy_e2hil.launcher.train",
         "--config_path", str(SIM_JSON),
         f"--output_dir={out}",
         "--resume=true",

@@ -13,8 +13,13 @@ import draccus
 import pytest
 
 from lerobot_policy_e2hil.errors import ConfigError
-from lerobot_policy_e2hil.faults import SetupError, check_features, split_fault_args
-from lerobot_policy_e2hil.faults.checks import check_algorithm_type, check_observation, check_port_free
+from lerobot_policy_e2hil.faults import SetupError, split_fault_args
+from lerobot_policy_e2hil.setup_checks import (
+    check_algorithm_type,
+    check_features,
+    check_observation,
+    check_port_free,
+)
 from test_faults_helpers import ROOT, SIM_JSON, free_port, sim_args
 
 
@@ -51,7 +56,7 @@ def sim_config(tmp_path: Path, edit) -> Path:
 def parse(path: Path):
     from lerobot.rl import learner  # noqa: F401  (registers the robots and cameras, as the learner does)
 
-    from lerobot_policy_e2hil.sim.train import load_config
+    from lerobot_policy_e2hil.launcher.train import load_config
 
     return load_config(["--config_path", str(path)])
 
@@ -186,7 +191,7 @@ def test_learner_on_a_busy_port_exits_with_one_paragraph(tmp_path):
         code, last, output = run_cli(
             sys.executable,
             "-m",
-            "lerobot_policy_e2hil.sim.learner",
+            "lerobot_policy_e2hil.launcher.learner",
             *sim_args(port),
             f"--output_dir={tmp_path / 'run'}",
         )
@@ -206,7 +211,7 @@ def test_actor_retries_a_bounded_time_then_exits_with_one_paragraph(tmp_path):
     code, last, output = run_cli(
         sys.executable,
         "-m",
-        "lerobot_policy_e2hil.sim.actor",
+        "lerobot_policy_e2hil.launcher.actor",
         *sim_args(port),
         f"--output_dir={tmp_path / 'actor'}",
         # Two attempts need the first to end before the deadline: 0.5 s of 8 s leaves a loaded machine room.

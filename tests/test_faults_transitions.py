@@ -11,7 +11,7 @@ import signal
 import pytest
 import torch
 
-from lerobot_policy_e2hil.faults.transitions import TransitionSpec
+from lerobot_policy_e2hil.learner.transitions import TransitionSpec
 from test_faults_helpers import Process, free_port, good_transition, port_open, records, sim_args, wait_for
 
 SPEC = TransitionSpec({"observation.state": (18,), "observation.environment_state": (3,)}, action_shape=(4,))
@@ -99,7 +99,7 @@ def test_learner_skips_counts_and_warns_then_trains_on_the_good_ones(tmp_path):
 
     from lerobot.transport.utils import transitions_to_bytes as plain_lerobot
 
-    from lerobot_policy_e2hil.faults.tensor_wire import encode_transitions
+    from lerobot_policy_e2hil.wire.tensors import encode_transitions
 
     port, output_dir = free_port(), tmp_path / "run"
     args = sim_args(port, policy__online_step_before_learning=20, batch_size=8, log_freq=1)
@@ -147,7 +147,7 @@ def test_a_stream_waiting_on_a_queue_closed_at_shutdown_gets_empty_not_a_traceba
     import threading
     from queue import Empty
 
-    from lerobot_policy_e2hil.faults.actor import AttemptQueue, Backlog
+    from lerobot_policy_e2hil.actor.hooks import AttemptQueue, Backlog
 
     queue = multiprocessing.Queue()
     view = AttemptQueue(queue, Backlog(), threading.Event())

@@ -40,7 +40,7 @@ def test_headless_default_only_when_nothing_is_chosen_and_there_is_no_display(en
 @pytest.mark.slow
 def test_every_console_script_imports_the_package_that_sets_the_default_first():
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    modules = {target.split(":")[0] for target in scripts.values()} | {"lerobot_policy_e2hil.sim.train"}
+    modules = {target.split(":")[0] for target in scripts.values()} | {"lerobot_policy_e2hil.launcher.train"}
     assert all(m.startswith("lerobot_policy_e2hil.") for m in modules), modules
     code = (
         "import os, sys; import lerobot_policy_e2hil.cli; "
@@ -59,7 +59,7 @@ def test_a_launcher_that_cannot_render_fails_before_training_in_one_line(tmp_pat
     out = tmp_path / "run"
     env = {**NO_DISPLAY, "MUJOCO_GL": "glx"}  # GLX without a display cannot make a context
     command = [
-        sys.executable, "-m", "lerobot_policy_e2hil.sim.train",
+        sys.executable, "-m", "lerobot_policy_e2hil.launcher.train",
         "--config_path", str(SIM_JSON), f"--output_dir={out}", "--policy.online_steps=300",
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)

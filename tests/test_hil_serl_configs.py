@@ -104,7 +104,7 @@ def test_env_config_has_the_paper_setup():
 def test_train_configs_differ_only_in_the_algorithm_block():
     from lerobot.rl.algorithms.sac import SACAlgorithmConfig
 
-    from lerobot_policy_e2hil.configuration_e2hil import E2HiLAlgorithmConfig
+    from lerobot_policy_e2hil.algorithm.configuration_e2hil import E2HiLAlgorithmConfig
 
     e2hil_raw, e2hil = _load("train_config_e2hil_so101.json")
     sac_raw, sac = _load("train_config_hilserl_so101.json")

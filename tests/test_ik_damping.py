@@ -23,7 +23,8 @@ from lerobot.robots.so_follower.robot_kinematic_processor import (
     InverseKinematicsRLStep,
 )
 
-from lerobot_policy_e2hil import lerobot_fixes, patches
+from lerobot_policy_e2hil.lerobot_layer import fixes as lerobot_fixes
+from lerobot_policy_e2hil.lerobot_layer import patches
 from lerobot_policy_e2hil.so101.urdf import packaged_urdf
 
 pytestmark = pytest.mark.filterwarnings("ignore")

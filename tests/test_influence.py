@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from lerobot_policy_e2hil.influence import (
+from lerobot_policy_e2hil.algorithm.influence import (
     e2hil_actor_loss,
     entropy_bounded_mask,
     influence_values,

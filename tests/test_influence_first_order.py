@@ -9,8 +9,8 @@ from lerobot.policies.gaussian_actor.configuration_gaussian_actor import Gaussia
 from lerobot.policies.gaussian_actor.modeling_gaussian_actor import GaussianActorPolicy
 from lerobot.utils.constants import ACTION, OBS_ENV_STATE, OBS_STATE
 
-from lerobot_policy_e2hil.e2hil_algorithm import action_distribution, diagonal_base
-from lerobot_policy_e2hil.influence import diagonal_preconditioner, first_order_influence
+from lerobot_policy_e2hil.algorithm.e2hil_algorithm import action_distribution, diagonal_base
+from lerobot_policy_e2hil.algorithm.influence import diagonal_preconditioner, first_order_influence
 from lerobot_policy_e2hil.synthetic import make_rl_algorithm, random_batch
 
 K = 4
@@ -248,7 +248,7 @@ def test_first_order_on_cuda_matches_cpu():
 
 def test_actor_loss_influence_uses_sac_draw_and_the_chain_rule_through_the_critic():
     """The loss's c (critic action gradient from its own graph) equals c recomputed at SAC's draw."""
-    from lerobot_policy_e2hil.e2hil_algorithm import reparameterised_sample
+    from lerobot_policy_e2hil.algorithm.e2hil_algorithm import reparameterised_sample
 
     algorithm, batch = tiny_algorithm("adam", 2)
     forward_batch = algorithm._prepare_forward_batch(batch, include_complementary_info=False)

@@ -40,7 +40,7 @@ LAUNCH_FLAGS = [
 
 def sim(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     """``e2hil-sim <args>`` to completion."""
-    command = [sys.executable, "-m", "lerobot_policy_e2hil.sim.train", *args]
+    command = [sys.executable, "-m", "lerobot_policy_e2hil.launcher.train", *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=ENV)
 
 
@@ -71,7 +71,7 @@ class Launcher:
                 [
                     sys.executable,
                     "-m",
-                    "lerobot_policy_e2hil.sim.train",
+                    "lerobot_policy_e2hil.launcher.train",
                     *LAUNCH_FLAGS,
                     *args,
                     f"--output_dir={self.out}",
@@ -100,7 +100,7 @@ class Launcher:
 
     def pid_of(self, role: str) -> int:
         for pid in self.children:
-            if f"lerobot_policy_e2hil.sim.{role}" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(
+            if f"lerobot_policy_e2hil.launcher.{role}" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(
                 errors="replace"
             ):
                 return pid
@@ -166,8 +166,8 @@ def test_budgets_that_would_hang_are_refused_by_every_entry_point(tmp_path, monk
 
 def test_the_actor_alone_may_run_fewer_steps_than_the_learner_waits_for():
     from lerobot_policy_e2hil.errors import ConfigError
-    from lerobot_policy_e2hil.faults.checks import check_budgets
-    from lerobot_policy_e2hil.sim.train import load_config
+    from lerobot_policy_e2hil.launcher.train import load_config
+    from lerobot_policy_e2hil.setup_checks import check_budgets
 
     cfg = load_config(
         ["--config_path", str(SIM_JSON), "--policy.online_steps=50"]
@@ -185,8 +185,8 @@ def test_the_actor_alone_may_run_fewer_steps_than_the_learner_waits_for():
 
 
 def test_truncated_newest_checkpoint_is_skipped_with_a_warning(tmp_path, caplog):
-    from lerobot_policy_e2hil.faults.checkpoints import damage, prepare_resume
-    from lerobot_policy_e2hil.sim.train import _resume_budget
+    from lerobot_policy_e2hil.checkpoints import damage, prepare_resume
+    from lerobot_policy_e2hil.launcher.train import _resume_budget
     from test_faults_checkpoints import add_transitions, atomic_save, make_run, save
 
     out = tmp_path / "run"
@@ -261,7 +261,7 @@ def test_port_clash_fails_at_once_and_leaves_nothing_behind(tmp_path):
 
 @pytest.mark.slow
 def test_readiness_check_tells_our_learner_from_another_program():
-    from lerobot_policy_e2hil.faults.checks import listens_on
+    from lerobot_policy_e2hil.setup_checks import listens_on
     from test_faults_setup import grpc_server_on
 
     port = free_port()
@@ -284,7 +284,7 @@ NO_ENCODER = ["--env.image_obs=true", "--policy.vision_encoder_name=e2hil-test/n
 @pytest.mark.e2e
 def test_learner_that_cannot_load_its_encoder_exits_non_zero(tmp_path):
     command = [
-        sys.executable, "-m", "lerobot_policy_e2hil.sim.learner", *LAUNCH_FLAGS, *NO_ENCODER,
+        sys.executable, "-m", "lerobot_policy_e2hil.launcher.learner", *LAUNCH_FLAGS, *NO_ENCODER,
         f"--policy.actor_learner_config.learner_port={free_port()}", f"--output_dir={tmp_path / 'run'}",
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=240, cwd=ROOT, env=ENV)
@@ -306,8 +306,8 @@ def test_launcher_reports_the_learners_error_and_the_same_command_can_run_again(
 def test_actor_crash_in_its_policy_loop_is_fatal(monkeypatch):
     import threading
 
+    from lerobot_policy_e2hil.actor.hooks import _fatal_on_error
     from lerobot_policy_e2hil.faults import entry
-    from lerobot_policy_e2hil.faults.actor import _fatal_on_error
 
     monkeypatch.setattr(entry, "_FATAL", [])
 
@@ -347,7 +347,7 @@ def test_bad_command_lines_end_with_one_error_line(tmp_path, monkeypatch, capsys
         ([*LAUNCH_FLAGS, out, "--env.type=gym_manipulator"], "env.type='gym_manipulator' is invalid for e2hil-sim"),
     ]  # fmt: skip
     from lerobot_policy_e2hil import cli
-    from lerobot_policy_e2hil.sim import train
+    from lerobot_policy_e2hil.launcher import train
     from test_faults_setup import run_entry_in_process
 
     # The console script once, in a fresh process; the other cases take the same path in this one

@@ -2,7 +2,7 @@
 
 SIGKILL cannot be caught, so the launcher cannot stop its learner and actor itself; they are in
 their own session (the terminal's signals do not reach them) and ask Linux for SIGTERM when the
-launcher dies (``PR_SET_PDEATHSIG``, ``sim.train._die_with_parent``). The command is the console
+launcher dies (``PR_SET_PDEATHSIG``, ``launcher.train._die_with_parent``). The command is the console
 script, as a user types it; the kill comes as soon as the learner and the actor exist, the moment
 a test's ``subprocess.run(timeout=...)`` or an OOM kill may well hit.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from lerobot_policy_e2hil.sim.hooks import FINAL_CHECKPOINT
+from lerobot_policy_e2hil.launcher.hooks import FINAL_CHECKPOINT
 from test_faults_helpers import ROOT, wait_for
 from test_launcher_faults import ENV, LAUNCH_FLAGS, alive, process_tree
 
@@ -37,7 +37,7 @@ def roles(pids: list[int]) -> dict[str, list[int]]:
         except OSError:
             continue
         for role in found:
-            if f"lerobot_policy_e2hil.sim.{role}" in cmdline:
+            if f"lerobot_policy_e2hil.launcher.{role}" in cmdline:
                 found[role].append(pid)
     return found
 
@@ -71,7 +71,7 @@ def test_sigkilled_launcher_leaves_no_learner_or_actor(tmp_path):
         left = {role: [p for p in pids if alive(p)] for role, pids in children.items()}
         assert left == {"learner": [], "actor": []}, f"still running {GONE_WITHIN_S} s after the kill: {left}"
         learner_log = (tmp_path / ".run.launch" / "learner.out").read_text(errors="replace")
-        # One SIGTERM, however many launcher threads died: the learner ends its entry (sim.parent)
+        # One SIGTERM, however many launcher threads died: the learner ends its entry (launcher.parent)
         if "Shutdown signal" in learner_log:
             assert "Force shutdown" not in learner_log and FINAL_CHECKPOINT in learner_log, learner_log[
                 -3000:

@@ -1,4 +1,4 @@
-"""A process started by e2hil-sim gets one SIGTERM when the launcher dies (``sim.parent``).
+"""A process started by e2hil-sim gets one SIGTERM when the launcher dies (``launcher.parent``).
 
 Linux's parent-death signal fires once per dying launcher thread, and LeRobot takes a second
 SIGTERM as "Force shutdown" (the learner then skipped its final checkpoint). The child here is
@@ -23,7 +23,7 @@ from test_launcher_faults import alive
 CHILD = textwrap.dedent(
     """
     import ctypes, pathlib, signal, sys, time
-    from lerobot_policy_e2hil.sim.parent import stop_once_with_launcher
+    from lerobot_policy_e2hil.launcher.parent import stop_once_with_launcher
 
     log = pathlib.Path(sys.argv[1])
 
@@ -45,8 +45,8 @@ CHILD = textwrap.dedent(
 LAUNCHER = textwrap.dedent(
     """
     import os, subprocess, sys, threading, time
-    from lerobot_policy_e2hil.sim.parent import LAUNCHER_PID_ENV
-    from lerobot_policy_e2hil.sim.train import _die_with_parent
+    from lerobot_policy_e2hil.launcher.parent import LAUNCHER_PID_ENV
+    from lerobot_policy_e2hil.launcher.train import _die_with_parent
 
     # Threads like the launcher's (torch, gRPC): each may hand the child on when it dies
     for _ in range(8):
@@ -83,7 +83,7 @@ def test_child_gets_one_sigterm_when_the_launcher_is_sigkilled(tmp_path):
 
 
 def test_launcher_pid_is_read_only_when_it_is_a_pid():
-    from lerobot_policy_e2hil.sim.parent import LAUNCHER_PID_ENV, launcher_pid
+    from lerobot_policy_e2hil.launcher.parent import LAUNCHER_PID_ENV, launcher_pid
 
     assert launcher_pid({LAUNCHER_PID_ENV: "1234"}) == 1234
     for value in ("", "abc", "-5", "1", "0"):
@@ -92,7 +92,7 @@ def test_launcher_pid_is_read_only_when_it_is_a_pid():
 
 
 def test_without_the_launcher_nothing_changes(monkeypatch):
-    from lerobot_policy_e2hil.sim import parent
+    from lerobot_policy_e2hil.launcher import parent
 
     monkeypatch.delenv(parent.LAUNCHER_PID_ENV, raising=False)
     assert parent.stop_once_with_launcher() is None
@@ -103,10 +103,10 @@ def test_without_the_launcher_nothing_changes(monkeypatch):
 
 @pytest.mark.slow
 def test_launcher_children_start_with_the_parent_death_signal():
-    from lerobot_policy_e2hil.sim.train import _die_with_parent
+    from lerobot_policy_e2hil.launcher.train import _die_with_parent
 
     read = "import ctypes; v = ctypes.c_int(-1); ctypes.CDLL(None).prctl(2, ctypes.byref(v)); print(v.value)"
     result = subprocess.run(
         [sys.executable, "-c", read], preexec_fn=_die_with_parent, capture_output=True, text=True, timeout=60
     )
-    assert int(result.stdout) == signal.SIGTERM  # covers the child until it runs sim.parent
+    assert int(result.stdout) == signal.SIGTERM  # covers the child until it runs launcher.parent

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from lerobot_policy_e2hil.sim.report import episode_stats, progress_line
+from lerobot_policy_e2hil.launcher.report import episode_stats, progress_line
 from test_faults_helpers import ROOT
 
 
@@ -31,7 +31,7 @@ def test_episodes_a_killed_learner_lost_are_not_counted_after_resume():
     records = [*before, *train, resume, episode(71, 710)]
     stats = episode_stats(records, window=50)
     assert (stats["episodes"], stats["env_steps"]) == (71, 710)
-    from lerobot_policy_e2hil.sim.report import kept_records
+    from lerobot_policy_e2hil.launcher.report import kept_records
 
     assert [r["opt_step"] for r in kept_records(records) if r["kind"] == "train"] == [5, 10]
 
@@ -46,7 +46,7 @@ def test_intervention_rate_is_the_share_of_steps_in_the_summary_and_the_plot():
     episodes = [episode(1, 10, length=10, interventions=10), episode(2, 100, length=90, interventions=0)]
     stats = episode_stats(episodes, window=50)
     assert stats["intervention_rate_all"] == pytest.approx(0.1)  # 10 of 100 steps, not (1 + 0) / 2
-    from lerobot_policy_e2hil.sim.report import _step_share
+    from lerobot_policy_e2hil.launcher.report import _step_share
 
     assert _step_share(episodes, window=50)[-1] == pytest.approx(0.1)
 
@@ -58,7 +58,7 @@ def test_progress_line_says_starting_until_the_first_episode_ends():
 
 
 def test_summary_states_the_budget_and_that_unfinished_episodes_are_not_counted(capsys):
-    from lerobot_policy_e2hil.sim.train import print_summary
+    from lerobot_policy_e2hil.launcher.train import print_summary
 
     stats = episode_stats([episode(n, 90 * n, length=90) for n in (1, 2, 3, 4)], window=50)
     print_summary(
@@ -83,7 +83,7 @@ def test_summary_states_the_budget_and_that_unfinished_episodes_are_not_counted(
 @pytest.mark.e2e
 def test_help_begins_with_what_the_launcher_does():
     result = subprocess.run(
-        [sys.executable, "-m", "lerobot_policy_e2hil.sim.train", "--help"],
+        [sys.executable, "-m", "lerobot_policy_e2hil.launcher.train", "--help"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -96,8 +96,8 @@ def test_help_begins_with_what_the_launcher_does():
 
 
 def test_a_learner_crash_after_its_final_checkpoint_is_a_warning_not_a_partial_run(tmp_path):
-    from lerobot_policy_e2hil.sim.hooks import FINAL_CHECKPOINT
-    from lerobot_policy_e2hil.sim.train import BUDGET_SPENT, _process_reasons, _teardown_warnings
+    from lerobot_policy_e2hil.launcher.hooks import FINAL_CHECKPOINT
+    from lerobot_policy_e2hil.launcher.train import BUDGET_SPENT, _process_reasons, _teardown_warnings
 
     actor = f"... {BUDGET_SPENT}; flushing queues ..."
     whole = {"actor": actor, "learner": f"... {FINAL_CHECKPOINT}out/checkpoints/014994\nterminate called ..."}
@@ -119,7 +119,7 @@ def test_a_learner_crash_after_its_final_checkpoint_is_a_warning_not_a_partial_r
 
 def test_several_actors_share_the_budget_and_get_their_own_name_seed_and_threads():
     from lerobot_policy_e2hil.faults.settings import split_fault_args
-    from lerobot_policy_e2hil.sim.train import actor_budget, actor_flags, actor_names, grpc_workers
+    from lerobot_policy_e2hil.launcher.train import actor_budget, actor_flags, actor_names, grpc_workers
 
     assert actor_names(1) == ["actor"] and actor_names(3) == ["actor_0", "actor_1", "actor_2"]
     assert (actor_budget(500, 1), actor_budget(500, 2), actor_budget(500, 3)) == (500, 250, 167)
@@ -134,7 +134,7 @@ def test_several_actors_share_the_budget_and_get_their_own_name_seed_and_threads
 
 def test_a_single_actor_keeps_its_id_across_a_resume_so_the_summary_lists_one_actor():
     from lerobot_policy_e2hil.faults.settings import FaultSettings
-    from lerobot_policy_e2hil.sim.train import actor_flags
+    from lerobot_policy_e2hil.launcher.train import actor_flags
 
     first, resumed = (
         actor_flags(0, 1, FaultSettings(), 10, []),
@@ -145,7 +145,7 @@ def test_a_single_actor_keeps_its_id_across_a_resume_so_the_summary_lists_one_ac
 
 
 def test_each_actor_must_spend_its_budget(tmp_path):
-    from lerobot_policy_e2hil.sim.train import BUDGET_SPENT, _run_reasons
+    from lerobot_policy_e2hil.launcher.train import BUDGET_SPENT, _run_reasons
 
     texts = {"learner": "", "actor_0": f"... {BUDGET_SPENT} ...", "actor_1": "... started ...", "actor_2": ""}
     early = {"actor_0": 0, "actor_1": 0, "actor_2": -9}

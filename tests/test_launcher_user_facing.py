@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from lerobot_policy_e2hil.sim.hooks import FINAL_CHECKPOINT
+from lerobot_policy_e2hil.launcher.hooks import FINAL_CHECKPOINT
 from test_faults_helpers import ROOT, wait_for
 from test_launcher_faults import ENV, LAUNCH_FLAGS, alive, process_tree
 
@@ -30,7 +30,7 @@ def test_a_launcher_started_with_sigint_ignored_stops_on_sigint_with_its_final_c
             [
                 sys.executable,
                 "-m",
-                "lerobot_policy_e2hil.sim.train",
+                "lerobot_policy_e2hil.launcher.train",
                 *LAUNCH_FLAGS,
                 "--policy.online_steps=100000",
                 "--save_freq=100000",
@@ -68,7 +68,7 @@ def test_a_launcher_started_with_sigint_ignored_stops_on_sigint_with_its_final_c
 
 
 def test_a_sigint_before_training_stops_a_launcher_that_inherited_sigint_ignored(monkeypatch, capsys):
-    from lerobot_policy_e2hil.sim import train
+    from lerobot_policy_e2hil.launcher import train
 
     def run(args):  # the set-up before training, receiving the SIGINT
         os.kill(os.getpid(), signal.SIGINT)
@@ -88,7 +88,7 @@ def test_a_sigint_before_training_stops_a_launcher_that_inherited_sigint_ignored
 
 def test_a_read_only_output_folder_is_named_as_such_not_as_one_to_resume(tmp_path, monkeypatch):
     from lerobot_policy_e2hil.errors import SetupError
-    from lerobot_policy_e2hil.sim import train
+    from lerobot_policy_e2hil.launcher import train
     from test_faults_helpers import SIM_JSON
 
     out = tmp_path / "run"

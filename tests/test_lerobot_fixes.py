@@ -1,4 +1,4 @@
-"""The LeRobot 0.6.1 fixes of :mod:`lerobot_policy_e2hil.lerobot_fixes` (select_action: test_lerobot_eval.py)."""
+"""The LeRobot 0.6.1 fixes of :mod:`lerobot_policy_e2hil.lerobot_layer.fixes` (select_action: test_lerobot_eval.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from lerobot.datasets.lerobot_dataset import LeRobotDataset
 from lerobot.rl.buffer import ReplayBuffer
 
 import lerobot_policy_e2hil  # noqa: F401  (installs the fixes under test)
-from lerobot_policy_e2hil import lerobot_fixes, patches
+from lerobot_policy_e2hil.lerobot_layer import fixes as lerobot_fixes
+from lerobot_policy_e2hil.lerobot_layer import patches
 from lerobot_policy_e2hil.synthetic import state_only_replay_buffer
 
 FRONT = "observation.images.front"

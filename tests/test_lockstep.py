@@ -1,7 +1,7 @@
 """The learner/actor lockstep (``env.updates_per_env_step``): its rules, and both sides together.
 
 The threaded test runs the real wrappers around LeRobot's real ``update_policy_parameters`` and
-this package's weights serialisation (safetensors, :mod:`lerobot_policy_e2hil.faults.tensor_wire`), with a learner loop shaped like LeRobot's (process transitions, skip
+this package's weights serialisation (safetensors, :mod:`lerobot_policy_e2hil.wire.tensors`), with a learner loop shaped like LeRobot's (process transitions, skip
 below the warm-up, one update, a periodic push) and an actor that sends one episode at a time.
 """
 
@@ -13,10 +13,8 @@ import types
 import pytest
 import torch
 
-from lerobot_policy_e2hil import patches
-from lerobot_policy_e2hil.faults.tensor_wire import decode_parameters, encode_parameters
-from lerobot_policy_e2hil.sim import lockstep
-from lerobot_policy_e2hil.sim.lockstep import (
+from lerobot_policy_e2hil.launcher import lockstep
+from lerobot_policy_e2hil.launcher.lockstep import (
     PROGRESS_KEY,
     actor_may_go_on,
     aligned_offset,
@@ -24,6 +22,8 @@ from lerobot_policy_e2hil.sim.lockstep import (
     progress_entry,
     read_progress,
 )
+from lerobot_policy_e2hil.lerobot_layer import patches
+from lerobot_policy_e2hil.wire.tensors import decode_parameters, encode_parameters
 
 
 def test_allowed_updates_start_at_warmup_and_follow_the_ratio():
@@ -111,11 +111,12 @@ def lerobot_sides(monkeypatch):
     """LeRobot's learner and actor modules with a fake ``process_transitions`` and fresh counters."""
     from lerobot.rl import actor, learner
 
-    from lerobot_policy_e2hil import faults
+    from lerobot_policy_e2hil.actor.hooks import ACTOR
+    from lerobot_policy_e2hil.learner.hooks import LEARNER
 
     counters = types.SimpleNamespace(accepted=0, episodes=[])
-    monkeypatch.setattr(faults.LEARNER, "validator", counters)
-    monkeypatch.setattr(faults.ACTOR, "queued_transitions", 0)
+    monkeypatch.setattr(LEARNER, "validator", counters)
+    monkeypatch.setattr(ACTOR, "queued_transitions", 0)
 
     def process_transitions(
         transition_queue, replay_buffer, offline_replay_buffer, dataset_repo_id, shutdown_event
@@ -144,23 +145,23 @@ def lerobot_sides(monkeypatch):
     monkeypatch.setattr(learner, "process_transitions", process_transitions)
     monkeypatch.setattr(learner, "process_interaction_messages", process_interaction_messages)
     with patches.isolated_hooks():
-        # The weights serialisation as the faults hook it
+        # The weights serialisation as the wire hooks do it
         patches.hook(
             "lerobot.rl.learner.state_to_bytes",
-            "faults.wire",
+            "wire",
             lambda call: encode_parameters(call.arguments["state_dict"]),
         )
         patches.hook(
             "lerobot.rl.actor.bytes_to_state_dict",
-            "faults.wire",
+            "wire",
             lambda call: _decode(call.arguments["buffer"]),
         )
-        yield learner, actor, faults
+        yield learner, actor, types.SimpleNamespace(LEARNER=LEARNER, ACTOR=ACTOR)
 
 
 @pytest.mark.parametrize("start_step", [0, 400])
 def test_learner_and_actor_hold_the_ratio_together(lerobot_sides, start_step):
-    learner, actor, faults = lerobot_sides
+    learner, actor, runtime = lerobot_sides
     ratio, warmup, episode = 0.5, 40, 17
     cfg = _config(ratio, warmup)
     learner_pacer = lockstep.install_learner_lockstep(cfg)
@@ -182,7 +183,7 @@ def test_learner_and_actor_hold_the_ratio_together(lerobot_sides, start_step):
                 continue
             learner_alg.optimization_step += 1
             cap = start_step + allowed_updates(
-                0, faults.LEARNER.validator.accepted, ratio, len(buffer) >= warmup
+                0, runtime.LEARNER.validator.accepted, ratio, len(buffer) >= warmup
             )
             if learner_alg.optimization_step > cap:
                 violations.append(f"{learner_alg.optimization_step} updates for cap {cap}")
@@ -203,7 +204,7 @@ def test_learner_and_actor_hold_the_ratio_together(lerobot_sides, start_step):
             transitions.put(list(range(episode)))
             interactions.put({"episode": episode_index})
             sent += episode
-            faults.ACTOR.queued_transitions = sent
+            runtime.ACTOR.queued_transitions = sent
         # A caught-up learner waiting for data still takes in episode messages
         deadline = time.monotonic() + 10
         while learner_alg.optimization_step - start_step < allowed_updates(0, sent, ratio, True):
@@ -211,13 +212,13 @@ def test_learner_and_actor_hold_the_ratio_together(lerobot_sides, start_step):
             time.sleep(0.01)
         time.sleep(0.05)
         interactions.put({"episode": 30})
-        while len(faults.LEARNER.validator.episodes) < 31 and time.monotonic() < deadline:
+        while len(runtime.LEARNER.validator.episodes) < 31 and time.monotonic() < deadline:
             time.sleep(0.01)
     finally:
         stop.set()
         thread.join(timeout=10)
     assert not thread.is_alive()
-    assert [e["episode"] for e in faults.LEARNER.validator.episodes] == list(range(31))
+    assert [e["episode"] for e in runtime.LEARNER.validator.episodes] == list(range(31))
     assert not violations, violations[:3]
     assert actor_pacer.timeouts == 0
     assert learner_pacer.waits > 0
@@ -225,10 +226,10 @@ def test_learner_and_actor_hold_the_ratio_together(lerobot_sides, start_step):
 
 
 def test_actor_wait_is_bounded_without_a_learner(lerobot_sides):
-    _, actor, faults = lerobot_sides
+    _, actor, runtime = lerobot_sides
     cfg = _config(1.0, 0, timeout_s=0.2)
     pacer = lockstep.install_actor_lockstep(cfg, lambda: None)
-    faults.ACTOR.queued_transitions = 50
+    runtime.ACTOR.queued_transitions = 50
     actor.update_policy_parameters(algorithm=_Algorithm(), parameters_queue=queue.Queue(), device="cpu")
     assert pacer.timeouts == 1
 
@@ -255,7 +256,7 @@ def test_config_rejects_a_non_positive_ratio():
 
 
 def test_actor_realigns_at_once_with_a_restarted_learner(lerobot_sides):
-    _, actor, faults = lerobot_sides
+    _, actor, runtime = lerobot_sides
     pacer = lockstep.install_actor_lockstep(_config(1.0, 0, timeout_s=30.0), lambda: None)
     parameters = queue.Queue()
 
@@ -263,10 +264,10 @@ def test_actor_realigns_at_once_with_a_restarted_learner(lerobot_sides):
         weights = {"policy": {"w": torch.zeros(1)}, PROGRESS_KEY: progress_entry(received, step, caught_up)}
         parameters.put(encode_parameters(weights))
 
-    faults.ACTOR.queued_transitions = 500
+    runtime.ACTOR.queued_transitions = 500
     push(500, 500, True)
     actor.update_policy_parameters(algorithm=_Algorithm(), parameters_queue=parameters, device="cpu")
-    faults.ACTOR.queued_transitions = 520
+    runtime.ACTOR.queued_transitions = 520
     push(0, 0, True)  # the restarted learner has received nothing yet
     actor.update_policy_parameters(algorithm=_Algorithm(), parameters_queue=parameters, device="cpu")
     assert (pacer.restarts, pacer.timeouts, pacer.offset) == (1, 0, -520)
@@ -286,12 +287,12 @@ def test_each_actor_reads_its_own_received_count():
 
 
 def test_learner_reports_what_it_received_from_each_actor_since_it_started(lerobot_sides, monkeypatch):
-    from lerobot_policy_e2hil.faults.learner import RunCounter
+    from lerobot_policy_e2hil.learner.hooks import RunCounter
 
-    learner, _, faults = lerobot_sides
+    learner, _, runtime = lerobot_sides
     counter = RunCounter()
     counter.add_transitions("actor_0", 500, 0)  # restored from a checkpoint: before this learner started
-    monkeypatch.setattr(faults.LEARNER, "counter", counter)
+    monkeypatch.setattr(runtime.LEARNER, "counter", counter)
     lockstep.install_learner_lockstep(_config(1.0, 0))
     parameters, transitions, buffer, alg = queue.Queue(), queue.Queue(), [], _Algorithm()
     stop = threading.Event()
@@ -317,7 +318,7 @@ def test_learner_reports_what_it_received_from_each_actor_since_it_started(lerob
 
 
 def test_transitions_queued_before_the_training_loop_count_as_received(lerobot_sides):
-    learner, _, faults = lerobot_sides
+    learner, _, runtime = lerobot_sides
     lockstep.install_learner_lockstep(_config(0.6, 20))
     transitions, parameters, interactions = queue.Queue(), queue.Queue(), queue.Queue()
     algorithm, buffer, stop = _Algorithm(), [], threading.Event()
@@ -334,7 +335,7 @@ def test_transitions_queued_before_the_training_loop_count_as_received(lerobot_s
     stop.set()
     thread.join(timeout=5)
     assert not blocked, "the learner waits for data although 31 transitions allow 18 updates"
-    assert faults.LEARNER.validator.accepted == 31
+    assert runtime.LEARNER.validator.accepted == 31
 
 
 class _UpdatingAlgorithm(_Algorithm):

@@ -1,4 +1,4 @@
-"""The patch layer (:mod:`lerobot_policy_e2hil.patches`): checked at install, installed once, the only one.
+"""The patch layer (:mod:`lerobot_policy_e2hil.lerobot_layer.patches`): checked at install, installed once, the only one.
 
 Issue 16, item 1: every change to LeRobot's objects is a row of one table; ``install(role)``
 checks the LeRobot version and every target's signature first and fails with one paragraph
@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from lerobot.rl import actor, learner
 
-from lerobot_policy_e2hil import patches
 from lerobot_policy_e2hil.errors import EXIT_SETUP, SetupError, describe_error
-from lerobot_policy_e2hil.patches import core
+from lerobot_policy_e2hil.lerobot_layer import patches
+from lerobot_policy_e2hil.lerobot_layer.patches import core
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "lerobot_policy_e2hil"

@@ -3,8 +3,12 @@
 import pytest
 import torch
 
-from lerobot_policy_e2hil.configuration_e2hil import E2HiLConfigError
-from lerobot_policy_e2hil.influence import entropy_bounded_mask, same_count_random_mask, selected_actor_loss
+from lerobot_policy_e2hil.algorithm.configuration_e2hil import E2HiLConfigError
+from lerobot_policy_e2hil.algorithm.influence import (
+    entropy_bounded_mask,
+    same_count_random_mask,
+    selected_actor_loss,
+)
 from lerobot_policy_e2hil.synthetic import random_batch
 from test_e2hil_algorithm import actor_loss, twin_algorithms
 
@@ -108,7 +112,7 @@ def test_control_masks_repeat_for_the_same_seed():
 
 @pytest.mark.parametrize("value", ["yes", 1])
 def test_random_mask_must_be_a_bool(value):
-    from lerobot_policy_e2hil.configuration_e2hil import E2HiLAlgorithmConfig
+    from lerobot_policy_e2hil.algorithm.configuration_e2hil import E2HiLAlgorithmConfig
 
     with pytest.raises(E2HiLConfigError, match=r"algorithm\.random_mask=.* allowed values: true, false"):
         E2HiLAlgorithmConfig(random_mask=value)

@@ -128,8 +128,8 @@ def _launcher_episode_records(episodes):
     Each step goes through the sim actor's env-step hook, each episode's message through its
     interactions queue and the learner's ``process_interaction_message`` hook, as in a run.
     """
-    from lerobot_policy_e2hil.faults.wire import decode_message, encode_message
-    from lerobot_policy_e2hil.sim import hooks
+    from lerobot_policy_e2hil.launcher import hooks
+    from lerobot_policy_e2hil.wire.messages import decode_message, encode_message
 
     tracker, sent = hooks._EpisodeTracker(), []
     queue = hooks._EpisodeTaggingQueue(SimpleNamespace(put=sent.append), tracker)
@@ -168,7 +168,7 @@ def test_launcher_curves_follow_the_rollout_success_function(monkeypatch):
 
 
 def test_episode_message_without_the_sim_actors_flag_uses_the_rollout_reward_rule(monkeypatch):
-    from lerobot_policy_e2hil.sim.hooks import episode_success
+    from lerobot_policy_e2hil.launcher.hooks import episode_success
 
     assert [episode_success({"Episodic reward": r}) for r in (0.0, 0.3, 1.0, -0.02)] == [
         False,

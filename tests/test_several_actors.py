@@ -21,9 +21,9 @@ from lerobot.rl import learner
 from lerobot.transport import services_pb2, services_pb2_grpc
 from lerobot.transport.utils import receive_bytes_in_chunks
 
-from lerobot_policy_e2hil import patches
 from lerobot_policy_e2hil.faults import FaultSettings
-from lerobot_policy_e2hil.faults.learner import _install_server
+from lerobot_policy_e2hil.learner.hooks import _install_server
+from lerobot_policy_e2hil.lerobot_layer import patches
 from test_faults_helpers import Process, free_port, port_open, records, sim_args, wait_for
 
 
@@ -125,7 +125,7 @@ def test_lerobot_alone_gives_each_version_to_one_actor_only(serve):
 
 
 def test_episodes_env_steps_and_transitions_are_counted_per_actor_and_in_total():
-    from lerobot_policy_e2hil.faults.learner import RunCounter
+    from lerobot_policy_e2hil.learner.hooks import RunCounter
 
     counter = RunCounter()
     counter.count({"Interaction step": 19, "Episode steps": 20}, "left_arm")

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import random
 
-from lerobot_policy_e2hil.sim.report import (
-    collapse_check,
-    episode_stats,
-    progress_line,
-    write_plots,
-)
+from lerobot_policy_e2hil.launcher.report import collapse_check, episode_stats, progress_line, write_plots
 
 
 def _episodes(successes: list[int]) -> list[dict]:
@@ -122,7 +117,7 @@ def test_plots_per_actor_with_the_total(tmp_path):
 
 
 def test_teacher_dependence_fires_when_the_policy_alone_falls_short():
-    from lerobot_policy_e2hil.sim.report import teacher_dependence, teacher_dependence_text
+    from lerobot_policy_e2hil.launcher.report import teacher_dependence, teacher_dependence_text
 
     # The default run of 2026-11-30 (seed 1000, idle clean clone): 96% with the teacher, 28% alone.
     dependence = teacher_dependence(0.28, 0.96, gap=0.3)
@@ -137,7 +132,7 @@ def test_teacher_dependence_fires_when_the_policy_alone_falls_short():
 
 
 def test_summary_prints_the_teacher_dependence_warning(capsys):
-    from lerobot_policy_e2hil.sim.train import print_summary
+    from lerobot_policy_e2hil.launcher.train import print_summary
 
     summary = {
         "interrupted": False,

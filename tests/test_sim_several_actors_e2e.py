@@ -22,7 +22,7 @@ def test_two_sim_actors_share_the_budget_and_are_reported_apart(tmp_path):
     out = tmp_path / "run"
     ratio, budget, warmup = 2.0, 300, 100
     command = [
-        sys.executable, "-m", "lerobot_policy_e2hil.sim.train",
+        sys.executable, "-m", "lerobot_policy_e2hil.launcher.train",
         "--config_path", str(CONFIG),
         f"--output_dir={out}",
         "--env.launch.num_actors=2",
@@ -95,7 +95,7 @@ def test_sigterm_to_the_launcher_stops_every_actor_and_the_learner(tmp_path):
         roles = [
             Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace") for pid in launcher.children
         ]
-        assert sum("lerobot_policy_e2hil.sim.actor" in r for r in roles) == 2, roles
+        assert sum("lerobot_policy_e2hil.launcher.actor" in r for r in roles) == 2, roles
         os.kill(launcher.popen.pid, signal.SIGTERM)
         code = launcher.popen.wait(timeout=200)
         wait_for(lambda: not any(alive(p) for p in launcher.children), 120, "the learner and actors to exit")

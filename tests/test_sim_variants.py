@@ -127,7 +127,7 @@ def test_launcher_refuses_an_off_table_position_at_parse_time():
     command = [
         sys.executable,
         "-m",
-        "lerobot_policy_e2hil.sim.train",
+        "lerobot_policy_e2hil.launcher.train",
         "--config_path",
         "HIL-SERL/train_gym_hil_env_SIM.json",
         "--env.cube_positions=[[0.4,0.12],[0.7,0.0]]",
@@ -162,7 +162,7 @@ def test_launcher_reports_success_per_position_in_metrics_summary_and_plots(tmp_
 
     out = tmp_path / "run"
     command = [
-        sys.executable, "-m", "lerobot_policy_e2hil.sim.train",
+        sys.executable, "-m", "lerobot_policy_e2hil.launcher.train",
         "--config_path", "HIL-SERL/train_gym_hil_env_SIM.json",
         f"--output_dir={out}",
         "--env.cube_positions=[[0.4,-0.12],[0.4,0.12]]",
@@ -196,7 +196,7 @@ def test_launcher_reports_success_per_position_in_metrics_summary_and_plots(tmp_
 
 
 def test_position_success_is_per_position_over_its_last_episodes():
-    from lerobot_policy_e2hil.sim.report import position_success
+    from lerobot_policy_e2hil.launcher.report import position_success
 
     def episode(position, success, interventions=0):
         return {"kind": "episode", "position": position, "success": success, "length": 10,

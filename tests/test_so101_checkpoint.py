@@ -298,7 +298,7 @@ def test_policy_observations_and_actions_fit_the_simulated_so101(trained):
 
 @pytest.mark.slow
 def test_one_e2hil_update_on_real_so101_transitions(trained):
-    from lerobot_policy_e2hil.e2hil_algorithm import E2HiLAlgorithm
+    from lerobot_policy_e2hil.algorithm.e2hil_algorithm import E2HiLAlgorithm
 
     algorithm = trained["algorithm"]
     assert isinstance(algorithm, E2HiLAlgorithm)

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from lerobot_policy_e2hil.errors import ConfigError
-from lerobot_policy_e2hil.sim.parent import LAUNCHER_PID_ENV
+from lerobot_policy_e2hil.launcher.parent import LAUNCHER_PID_ENV
 from lerobot_policy_e2hil.so101 import dry_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -365,14 +365,14 @@ starter.join()
 print("starter ended", flush=True)
 time.sleep(600)
 """
-NOT_READY = "not ready (attempt"  # the actor's retry line while its learner is absent (faults.actor)
+NOT_READY = "not ready (attempt"  # the actor's retry line while its learner is absent (actor.hooks)
 SHUTDOWN = "Shutdown signal 15 received"  # LeRobot's handler logs each signal; a second is "Force shutdown"
 
 
 @pytest.mark.e2e
 def test_actor_stops_once_when_the_dry_run_is_gone_not_when_its_starting_thread_ends(tmp_path):
     """The actor, waiting for its learner, survives the end of the thread that started it, then gets
-    ONE SIGTERM when the dry run is SIGKILLed (``sim.parent``'s watcher, not Linux's per-thread signal)."""
+    ONE SIGTERM when the dry run is SIGKILLed (``launcher.parent``'s watcher, not Linux's per-thread signal)."""
     out = tmp_path / "out"
     launcher = subprocess.Popen(
         [sys.executable, "-c", THREAD_LAUNCHER, str(out)],

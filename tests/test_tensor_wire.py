@@ -1,7 +1,7 @@
 """Transitions and parameters on the wire as safetensors: round trips, and what is refused.
 
 LeRobot 0.6.1 sends both with ``torch.save`` and reads them with ``torch.load``: network input
-goes through an unpickler. The codec of :mod:`lerobot_policy_e2hil.faults.tensor_wire` never
+goes through an unpickler. The codec of :mod:`lerobot_policy_e2hil.wire.tensors` never
 unpickles; these tests check that every field survives it and that a pickle (plain or inside a
 ``torch.save`` zip) is refused, counted and never executed.
 """
@@ -16,9 +16,10 @@ import types
 import pytest
 import torch
 
-from lerobot_policy_e2hil.faults import ACTOR, LEARNER
-from lerobot_policy_e2hil.faults.actors import tag
-from lerobot_policy_e2hil.faults.tensor_wire import (
+from lerobot_policy_e2hil.actor.hooks import ACTOR
+from lerobot_policy_e2hil.learner.actors import tag
+from lerobot_policy_e2hil.learner.hooks import LEARNER
+from lerobot_policy_e2hil.wire.tensors import (
     DecodeError,
     decode_parameters,
     decode_transitions,
@@ -210,8 +211,8 @@ def test_parameters_must_be_state_dicts():
 def test_the_learner_counts_and_names_a_plain_lerobot_actor(tmp_path, caplog, monkeypatch):
     from lerobot.transport.utils import transitions_to_bytes
 
-    from lerobot_policy_e2hil.faults.learner import transitions_from_bytes
-    from lerobot_policy_e2hil.faults.transitions import TransitionValidator
+    from lerobot_policy_e2hil.learner.hooks import transitions_from_bytes
+    from lerobot_policy_e2hil.learner.transitions import TransitionValidator
 
     validator = TransitionValidator(lambda: None, warn_interval_s=0.0)
     monkeypatch.setattr(LEARNER, "validator", validator)
@@ -233,8 +234,8 @@ def test_the_learner_counts_and_names_a_plain_lerobot_actor(tmp_path, caplog, mo
 def test_the_actor_skips_and_counts_parameters_that_do_not_decode(tmp_path, caplog, monkeypatch):
     from lerobot.rl import actor
 
-    from lerobot_policy_e2hil.faults.actor import _decode_parameters, _skipping_bad_parameters
-    from lerobot_policy_e2hil.faults.wire import RejectCounter
+    from lerobot_policy_e2hil.actor.hooks import _decode_parameters, _skipping_bad_parameters
+    from lerobot_policy_e2hil.wire.messages import RejectCounter
 
     monkeypatch.setattr(actor, "bytes_to_state_dict", _decode_parameters)
     counter = RejectCounter("Skipped parameters from the learner that do not decode", 0.0, "ACTOR")

@@ -22,9 +22,9 @@ from lerobot.rl import learner
 from lerobot.transport import services_pb2, services_pb2_grpc
 from lerobot.transport.utils import send_bytes_in_chunks
 
-from lerobot_policy_e2hil import patches
 from lerobot_policy_e2hil.faults import FaultSettings
-from lerobot_policy_e2hil.faults.learner import LEARNER, _install_counter, _install_server
+from lerobot_policy_e2hil.learner.hooks import LEARNER, _install_counter, _install_server
+from lerobot_policy_e2hil.lerobot_layer import patches
 from test_faults_helpers import free_port, port_open, wait_for
 
 TOKEN = "correct-horse-battery-staple"
@@ -78,7 +78,7 @@ def serve(monkeypatch):
     ``start(settings, token)`` returns the port and the transition and interaction queues. The
     learner's refusal counter starts from zero (its warnings are rate-limited per process).
     """
-    from lerobot_policy_e2hil.faults.wire import RejectCounter
+    from lerobot_policy_e2hil.wire.messages import RejectCounter
 
     monkeypatch.setattr(LEARNER, "refusals", RejectCounter("Refused calls", 3600))
     started = []
@@ -150,7 +150,7 @@ def test_pickled_interaction_message_sent_to_the_learner_is_not_executed(serve, 
 
 
 def test_interaction_messages_are_json_with_a_size_limit_and_a_schema():
-    from lerobot_policy_e2hil.faults.wire import BadMessage, decode_message, encode_message
+    from lerobot_policy_e2hil.wire.messages import BadMessage, decode_message, encode_message
 
     message = {
         "Interaction step": 99,
@@ -202,7 +202,7 @@ def tls_settings(cert: Path, key: Path, **kwargs) -> FaultSettings:
 
 
 def actor_channel_with(settings: FaultSettings, port: int, token: str | None, monkeypatch):
-    from lerobot_policy_e2hil.faults.security import actor_channel
+    from lerobot_policy_e2hil.security import actor_channel
 
     if token is None:
         monkeypatch.delenv(settings.token_env, raising=False)
@@ -213,7 +213,7 @@ def actor_channel_with(settings: FaultSettings, port: int, token: str | None, mo
 
 @pytest.mark.slow
 def test_tls_with_the_token_works_and_its_messages_arrive(serve, certificate, monkeypatch):
-    from lerobot_policy_e2hil.faults.wire import encode_message
+    from lerobot_policy_e2hil.wire.messages import encode_message
 
     settings = tls_settings(*certificate)
     port, _, interactions = serve(settings, TOKEN)
@@ -223,7 +223,7 @@ def test_tls_with_the_token_works_and_its_messages_arrive(serve, certificate, mo
         send_interaction(channel, encode_message({"Interaction step": 3}))
     finally:
         channel.close()
-    from lerobot_policy_e2hil.faults.actors import untag
+    from lerobot_policy_e2hil.learner.actors import untag
 
     assert [untag(item) for item in drain(interactions)] == [("robot_1", b'{"Interaction step": 3}')]
 
@@ -261,9 +261,9 @@ def actor_waits(
     settings: FaultSettings, port: int, token: str | None, monkeypatch
 ) -> tuple[bool, str | None]:
     """What the actor's connection wait says: (connected, its fatal message)."""
+    from lerobot_policy_e2hil.actor.hooks import ACTOR, wait_for_learner
     from lerobot_policy_e2hil.faults import entry
-    from lerobot_policy_e2hil.faults.actor import ACTOR, wait_for_learner
-    from lerobot_policy_e2hil.faults.security import actor_channel
+    from lerobot_policy_e2hil.security import actor_channel
 
     monkeypatch.setattr(entry, "_FATAL", [])
     monkeypatch.setattr(ACTOR, "settings", settings)
@@ -320,7 +320,7 @@ def test_the_tls_port_is_grpcs_own_and_closes_a_plaintext_connection(serve, cert
 
 @pytest.mark.slow
 def test_actor_that_trusts_another_certificate_stops_with_one_line(serve, certificate, tmp_path, monkeypatch):
-    from lerobot_policy_e2hil.faults.security import untrusted_certificate
+    from lerobot_policy_e2hil.security import untrusted_certificate
 
     other, _ = make_certificate(tmp_path)
     port, _, _ = serve(tls_settings(*certificate), TOKEN)
@@ -350,8 +350,8 @@ def test_tls_actor_against_a_plaintext_learner_is_told_so(serve, certificate, mo
 
 @pytest.mark.slow
 def test_learner_refuses_a_non_loopback_address_without_tls_and_token(certificate, monkeypatch, caplog):
-    from lerobot_policy_e2hil.faults.entry import SetupError
-    from lerobot_policy_e2hil.faults.security import check_bind, is_loopback
+    from lerobot_policy_e2hil.errors import SetupError
+    from lerobot_policy_e2hil.security import check_bind, is_loopback
 
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.10") and not is_loopback("robot-lab")
@@ -370,7 +370,7 @@ def test_learner_refuses_a_non_loopback_address_without_tls_and_token(certificat
 
 def test_token_comes_from_a_file_or_the_environment_and_bad_settings_are_named(tmp_path, monkeypatch):
     from lerobot_policy_e2hil.errors import ConfigError
-    from lerobot_policy_e2hil.faults.security import read_token
+    from lerobot_policy_e2hil.security import read_token
 
     monkeypatch.delenv("E2HIL_LEARNER_TOKEN", raising=False)
     assert read_token(FaultSettings()) is None
@@ -394,7 +394,7 @@ def test_sim_learner_on_all_interfaces_without_tls_and_token_exits_2_with_one_li
 
     monkeypatch.delenv("E2HIL_LEARNER_TOKEN", raising=False)
     command = [
-        sys.executable, "-m", "lerobot_policy_e2hil.sim.learner", "--config_path", str(SIM_JSON),
+        sys.executable, "-m", "lerobot_policy_e2hil.launcher.learner", "--config_path", str(SIM_JSON),
         "--policy.actor_learner_config.learner_host=0.0.0.0", f"--output_dir={tmp_path / 'run'}",
     ]  # fmt: skip
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -410,7 +410,7 @@ def test_sim_learner_on_all_interfaces_without_tls_and_token_exits_2_with_one_li
 
 
 def test_a_wrong_token_from_a_file_is_said_to_be_wrong_not_asked_for_in_that_file(tmp_path):
-    from lerobot_policy_e2hil.faults.security import refusal_hint
+    from lerobot_policy_e2hil.security import refusal_hint
 
     path = tmp_path / "actor.token"
     hint = refusal_hint(grpc.StatusCode.UNAUTHENTICATED, "bad token", FaultSettings(token_file=str(path)))

@@ -32,7 +32,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from lerobot.rl.buffer import ReplayBuffer
 
-from lerobot_policy_e2hil import lerobot_fixes, patches
+from lerobot_policy_e2hil.lerobot_layer import fixes as lerobot_fixes
+from lerobot_policy_e2hil.lerobot_layer import patches
 from lerobot_policy_e2hil.synthetic import state_only_replay_buffer
 
 CONTENDERS = ("lerobot", "fixed")

@@ -7,7 +7,7 @@ CPUs with bfloat16 matrix units (AMX) and on GPUs that GEMM is several times fas
 at bfloat16's rounding (8 significant bits). This script measures that lever, written here
 only (nothing in the package uses it):
 
-* **bf16 estimate**: the shipped fast estimate (:func:`~lerobot_policy_e2hil.fast_update.heads_min_q`,
+* **bf16 estimate**: the shipped fast estimate (:func:`~lerobot_policy_e2hil.algorithm.fast_update.heads_min_q`,
   first layer at the actor loss's action) with each head's hidden linear layer computed from
   bfloat16 copies of its input and weight (the kernel accumulates in float32, rounds the output
   to bfloat16), then back in float32 for the bias, LayerNorm, SiLU and the output layer.
@@ -43,10 +43,10 @@ from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: bench_fast_update
 from bench_fast_update import add_timing_arguments, build_sac, int_at_least, positive_int, time_round  # noqa: E402
-from lerobot_policy_e2hil.configuration_e2hil import COVARIANCE_FORMS  # noqa: E402
-from lerobot_policy_e2hil.e2hil_algorithm import action_distribution, sample_with_log_prob  # noqa: E402
-from lerobot_policy_e2hil.fast_update import HeadWorkspace, heads_min_q, state_parts  # noqa: E402
-from lerobot_policy_e2hil.influence import entropy_bounded_mask, influence_values  # noqa: E402
+from lerobot_policy_e2hil.algorithm.configuration_e2hil import COVARIANCE_FORMS  # noqa: E402
+from lerobot_policy_e2hil.algorithm.e2hil_algorithm import action_distribution, sample_with_log_prob  # noqa: E402
+from lerobot_policy_e2hil.algorithm.fast_update import HeadWorkspace, heads_min_q, state_parts  # noqa: E402
+from lerobot_policy_e2hil.algorithm.influence import entropy_bounded_mask, influence_values  # noqa: E402
 from lerobot_policy_e2hil.synthetic import make_policy, random_batch  # noqa: E402
 
 
@@ -181,9 +181,9 @@ def load_checkpoint_states(checkpoint: Path, config_path: str, count: int, batch
     import numpy as np
     import pandas as pd
 
-    from lerobot_policy_e2hil.e2hil_algorithm import E2HiLAlgorithm
+    from lerobot_policy_e2hil.algorithm.e2hil_algorithm import E2HiLAlgorithm
+    from lerobot_policy_e2hil.launcher.train import load_config
     from lerobot_policy_e2hil.sim.evaluate import load_checkpoint
-    from lerobot_policy_e2hil.sim.train import load_config
 
     cfg = load_config(["--config_path", config_path])
     policy, preprocessor, _, _ = load_checkpoint(checkpoint / "pretrained_model", cfg.env)

@@ -2,7 +2,7 @@
 
 Issue 14 asks for a SAC ``update()`` 1.5x faster than LeRobot 0.6.1's whose parameters agree
 with LeRobot's to 1e-6 relative after 200 updates. The fast update
-(:mod:`lerobot_policy_e2hil.fast_update`) is bit for bit; this script measures the three levers
+(:mod:`lerobot_policy_e2hil.algorithm.fast_update`) is bit for bit; this script measures the three levers
 beyond it, applied on top of it, each alone and combined:
 
 * ``fused adam``: the optimizers' fused CPU kernel (``fused=True``) instead of ``foreach``;

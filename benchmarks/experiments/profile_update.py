@@ -1,7 +1,7 @@
 """Where one SAC ``update()`` spends its time: phases, torch operators, and the plain-torch floor.
 
 Profiles LeRobot 0.6.1's ``SACAlgorithm.update`` (``--fast 0``, the default) or ours with
-:mod:`lerobot_policy_e2hil.fast_update` (``--fast 1``) on a state-only policy, batch 128, one
+:mod:`lerobot_policy_e2hil.algorithm.fast_update` (``--fast 1``) on a state-only policy, batch 128, one
 torch thread, synthetic batches. Prints, per update:
 
 * phases: exclusive CPU time (``time.thread_time``) of each piece of the update, measured by
@@ -179,9 +179,9 @@ def _cpu_ms(function, repeats: int = 20, rounds: int = 5) -> float:
 
 def estimate_layers(algorithm, batch: dict, k: int) -> dict[str, float]:
     """CPU ms of each piece of the fast Monte Carlo estimate, on the shapes of ``algorithm``'s update."""
-    from lerobot_policy_e2hil.e2hil_algorithm import action_distribution, sample_with_log_prob
-    from lerobot_policy_e2hil.fast_update import HeadWorkspace, heads_min_q, state_parts
-    from lerobot_policy_e2hil.influence import e2hil_actor_loss
+    from lerobot_policy_e2hil.algorithm.e2hil_algorithm import action_distribution, sample_with_log_prob
+    from lerobot_policy_e2hil.algorithm.fast_update import HeadWorkspace, heads_min_q, state_parts
+    from lerobot_policy_e2hil.algorithm.influence import e2hil_actor_loss
 
     heads = list(algorithm.critic_ensemble.critics)
     forward_batch = algorithm._prepare_forward_batch(batch)
@@ -239,7 +239,7 @@ def estimate_layers(algorithm, batch: dict, k: int) -> dict[str, float]:
 
 def e2hil_main(args) -> None:
     """E2HiL's extra cost over SAC (both fast), in place and piece by piece."""
-    from lerobot_policy_e2hil import e2hil_algorithm
+    from lerobot_policy_e2hil.algorithm import e2hil_algorithm
 
     torch.manual_seed(0)
     policy = make_policy()

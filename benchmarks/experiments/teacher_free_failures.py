@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lerobot_policy_e2hil.launcher.train import load_config
 from lerobot_policy_e2hil.rollout import evaluate, make_act
 from lerobot_policy_e2hil.sim.evaluate import load_checkpoint, teacher_free_env
 from lerobot_policy_e2hil.sim.teacher import gripper_closed, pinch_and_cube
-from lerobot_policy_e2hil.sim.train import load_config
 
 
 def _rollouts(env, env_processor, action_processor, act, episodes: int, seed: int) -> list[dict]:

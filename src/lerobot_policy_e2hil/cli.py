@@ -21,8 +21,8 @@ from lerobot.rl.train_rl import TrainRLServerPipelineConfig
 
 from . import faults, install_algorithm_lookup
 from .faults import FaultSettings
-from .faults.checks import check_output_dir
-from .sim.parent import stop_once_with_launcher
+from .launcher.parent import stop_once_with_launcher
+from .setup_checks import check_output_dir
 
 _SETTINGS: list[FaultSettings] = [FaultSettings()]
 #: The learner's last line when it stopped before its first update (so there is no checkpoint).

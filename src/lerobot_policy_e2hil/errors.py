@@ -30,7 +30,7 @@ def describe_ee_jump(err: BaseException) -> str | None:
 
     LeRobot's ``EEBoundsAndSafety`` raises it when the commanded end effector moves more than
     ``max_ee_step_m`` in one step. Its reference is the end effector of the previous IK solution;
-    with the IK damped (:mod:`.lerobot_fixes`) the solution no longer flips branch, so what is left
+    with the IK damped (:mod:`.lerobot_layer.fixes`) the solution no longer flips branch, so what is left
     is the IK falling behind a target held at a face of ``end_effector_bounds`` that the arm cannot
     reach, by more than the limit minus one step.
     """

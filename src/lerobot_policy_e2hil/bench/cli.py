@@ -175,7 +175,7 @@ class InfluenceCheckCommand(_Common):
     report_dir: str | None = None
 
     def __post_init__(self) -> None:
-        from ..configuration_e2hil import INFLUENCE_FORMS
+        from ..algorithm.configuration_e2hil import INFLUENCE_FORMS
         from .influence_check import CheckSettings
 
         if self.influence_form not in INFLUENCE_FORMS:

@@ -123,7 +123,7 @@ class RunConfig(Budget):
         if self.num_action_samples is not None and self.num_action_samples < 2:
             _invalid("num_action_samples", self.num_action_samples, ">= 2 or None")
         if self.influence_form is not None:
-            from ..configuration_e2hil import INFLUENCE_FORMS
+            from ..algorithm.configuration_e2hil import INFLUENCE_FORMS
 
             if self.influence_form not in INFLUENCE_FORMS:
                 _invalid(
@@ -301,8 +301,8 @@ def method_algorithm_config(base: Any, run: RunConfig) -> Any:
     """
     from lerobot.rl.algorithms.sac import SACAlgorithmConfig
 
-    from ..configuration_e2hil import E2HiLAlgorithmConfig
-    from ..sac_fast import SACFastAlgorithmConfig
+    from ..algorithm.configuration_e2hil import E2HiLAlgorithmConfig
+    from ..algorithm.sac_fast import SACFastAlgorithmConfig
 
     sac_names = [
         f.name for f in dataclasses.fields(SACAlgorithmConfig) if f.init and f.name != "policy_config"

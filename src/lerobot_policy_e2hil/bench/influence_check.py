@@ -37,8 +37,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..e2hil_algorithm import action_distribution
-from ..influence import influence_values
+from ..algorithm.e2hil_algorithm import action_distribution
+from ..algorithm.influence import influence_values
 from . import analysis as an
 from .probe import entropy_from_noise, log_prob_from_noise, min_q_heads
 
@@ -354,7 +354,7 @@ class BatchLevelProbe:
 
     def _momentum_term(self, entropy_grad: dict[str, Tensor]) -> tuple[float, float, float]:
         """``(-actor_lr * <g_H, P m>, beta1, 1 - beta1^(t+1))`` of the actor's Adam (zeros if none)."""
-        from ..influence import diagonal_preconditioner
+        from ..algorithm.influence import diagonal_preconditioner
 
         optimizer = self.algorithm.optimizers.get("actor")
         params = self.algorithm.actor_parameters()

@@ -8,7 +8,7 @@ made (common random numbers: the Monte Carlo noise cancels). It also records the
 influence ``c`` of that step with the sample's intervention flag:
 
 * E2HiL: the algorithm's own ``last_influence`` and ``last_mask`` (the step's values);
-* SAC: ``c`` computed here with the same estimator (:func:`~..influence.influence_values`),
+* SAC: ``c`` computed here with the same estimator (:func:`~..algorithm.influence.influence_values`),
   on Monte Carlo actions drawn from a private ``torch.Generator``. SAC's update is not
   changed: everything runs under ``no_grad`` and no draw touches torch's global generator
   (tests/test_bench_trainer.py checks SAC's weights bit for bit with and without the probe).
@@ -28,8 +28,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..e2hil_algorithm import INTERVENTION_KEY, action_distribution, diagonal_base, squash_with_log_prob
-from ..influence import entropy_bounded_mask, influence_values
+from ..algorithm.e2hil_algorithm import (
+    INTERVENTION_KEY,
+    action_distribution,
+    diagonal_base,
+    squash_with_log_prob,
+)
+from ..algorithm.influence import entropy_bounded_mask, influence_values
 
 
 def log_prob_from_noise(

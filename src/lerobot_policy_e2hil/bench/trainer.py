@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from .. import rollout
-from ..fast_update import uses_fast_update
+from ..algorithm.fast_update import uses_fast_update
 from .config import RunConfig, load_pipeline_config
 from .probe import ActorStepProbe, ProbeSettings
 
@@ -129,8 +129,8 @@ class SyncTrainer:
         from lerobot.rl.learner import initialize_replay_buffer
         from lerobot.utils.random_utils import set_seed
 
+        from ..launcher.hooks import INTERVENTION_REPO_ID
         from ..sim.env import register_gym_id
-        from ..sim.hooks import INTERVENTION_REPO_ID
 
         run = self.run_cfg
         torch.set_num_threads(run.threads)
@@ -148,7 +148,7 @@ class SyncTrainer:
             policy_cfg=cfg.policy, dataset_stats=cfg.policy.dataset_stats
         )
         self.online_buffer = initialize_replay_buffer(cfg, self.device, str(cfg.policy.storage_device))
-        # The sim learner's intervention buffer (sim.hooks.use_intervention_buffer), by the same
+        # The sim learner's intervention buffer (launcher.hooks.use_intervention_buffer), by the same
         # rule; every intervention transition is added to it.
         self.offline_buffer = None
         if rollout.offline_buffer_wanted(cfg.env):

@@ -1,25 +1,27 @@
-"""Learner and actor fault handling: restart and resume, replacement actors, bad transitions, bad setups.
+"""The ``--faults.*`` settings of the runtime, and how its entry points end.
 
-Installed by every learner and actor entry point (``e2hil-learner``/``e2hil-actor`` and the sim's
-``python -m lerobot_policy_e2hil.sim.learner/actor``), as hooks on the rows of :mod:`..patches`
-(functions of ``lerobot.rl.learner`` and ``lerobot.rl.actor``), at process start:
-
-* :mod:`.checkpoints`: atomic checkpoints that include the replay buffers; resume from the newest
-  complete one;
-* :mod:`.learner`: resume that restores everything (policy weights included), transition checks,
-  run counters across restarts, a gRPC server that frees the threads of dead actors;
-* :mod:`.actor`: bounded, logged waits for the learner and streams that reconnect by themselves;
-* :mod:`.checks`: one-paragraph errors for mismatching features and a busy port;
+* :mod:`.settings`: the bounded waits, limits, TLS and token settings (``--faults.<field>``);
 * :mod:`.entry`: how an entry point reports a bad setup or a fatal fault and exits.
 
-What survives which fault, and how to resume: ``docs/faults.md``.
+The runtime they configure has rooms of its own: :mod:`..learner` and :mod:`..actor` (the hooks
+each side installs), :mod:`..wire`, :mod:`..security`, :mod:`..checkpoints` and
+:mod:`..setup_checks`. What survives which fault, and how to resume: ``docs/faults.md``.
 """
 
-from .actor import ACTOR, install_actor_faults
-from .checks import check_features
-from .entry import SetupError, fatal_message, record_fatal, run_entry
-from .learner import LEARNER, install_learner_faults, save_final_checkpoint
+from ..errors import SetupError
+from .entry import fatal_message, record_fatal, run_entry
 from .settings import FaultSettings, split_fault_args
+
+# For cli.py (faults.install_learner_faults, ...) until it imports them from their rooms; the learner
+# and actor hooks import .entry, so this package reaches them only on first use.
+_ELSEWHERE = {
+    "ACTOR": "actor",
+    "install_actor_faults": "actor",
+    "LEARNER": "learner",
+    "install_learner_faults": "learner",
+    "save_final_checkpoint": "learner",
+    "check_features": "setup_checks",
+}
 
 __all__ = [
     "ACTOR",
@@ -35,3 +37,17 @@ __all__ = [
     "run_entry",
     "split_fault_args",
 ]
+
+
+def __getattr__(name: str):
+    """The names of ``__all__`` defined in the runtime's rooms (:mod:`..learner.hooks`, ...)."""
+    room = _ELSEWHERE.get(name)
+    if room == "actor":
+        from ..actor import hooks as module
+    elif room == "learner":
+        from ..learner import hooks as module
+    elif room == "setup_checks":
+        from .. import setup_checks as module
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(module, name)

@@ -59,7 +59,7 @@ def run_entry(main: Callable[[FaultSettings], None]) -> None:
     from lerobot.configs import parser
     from lerobot.rl.train_rl import TrainRLServerPipelineConfig
 
-    from .checks import check_algorithm_type
+    from ..setup_checks import check_algorithm_type
 
     _enable_faulthandler()
     config_path = parser.parse_arg("config_path", sys.argv[1:])

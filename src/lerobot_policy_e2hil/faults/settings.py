@@ -69,7 +69,7 @@ class FaultSettings:
                 "allowed values: both set (PEM files) or both empty"
             )
         if self.actor_id:
-            from .actors import check_actor_id
+            from ..wire.actor_id import check_actor_id
 
             check_actor_id(self.actor_id)
         if not self.token_env.strip():

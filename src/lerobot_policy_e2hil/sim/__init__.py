@@ -1,8 +1,9 @@
-"""Headless gym_hil simulation: env config, scripted teacher, launcher.
+"""Headless gym_hil simulation: env config, task, scripted teacher, controller, teacher-free evaluation.
 
 Importing this package registers ``--env.type=e2hil_sim`` with LeRobot. It never imports
 gym_hil or MuJoCo (the env and the teacher load them on first use), and it does nothing when
-LeRobot's env configs cannot be imported.
+LeRobot's env configs cannot be imported. The one-command launcher that trains in it is
+:mod:`..launcher`.
 """
 
 try:

@@ -55,7 +55,7 @@ __all__ = [
 
 @dataclass
 class LaunchConfig:
-    """Settings of the one-command launcher (``python -m lerobot_policy_e2hil.sim.train``)."""
+    """Settings of the one-command launcher (``python -m lerobot_policy_e2hil.launcher.train``)."""
 
     # Teacher-free evaluation episodes of the final policy (0 skips it)
     eval_episodes: int = 50
@@ -105,7 +105,7 @@ class E2HiLSimEnvConfig(HILSerlRobotEnvConfig):
     # Cap the actor at this many env steps per second (None: no cap); raises the learner's
     # updates per env step when the learner is the bottleneck. Ignored when realtime is set
     actor_max_hz: float | None = None
-    # Learner updates per env step, held by both processes (sim/lockstep.py: the learner caps its
+    # Learner updates per env step, held by both processes (launcher/lockstep.py: the learner caps its
     # updates, the actor waits at episode ends); None: each runs at its own speed, so load sets it
     updates_per_env_step: float | None = None
     # Seconds the actor waits at an episode end for the learner to catch up before going on

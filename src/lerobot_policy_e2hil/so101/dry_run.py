@@ -20,7 +20,7 @@ tracebacks a process prints and survives (torchcodec's fallback to pyav, say) fa
 failed stage ends the run with one line naming it (``error: dry run stage 'train' failed: ...``)
 and exit status 1; every process the dry run started is ended on every exit path (success, failure,
 Ctrl-C, SIGTERM), and gets one SIGTERM if the dry run is killed (learner and actor: once, by
-:mod:`..sim.parent`; the learner still writes its final checkpoint). The summary is printed and
+:mod:`..launcher.parent`; the learner still writes its final checkpoint). The summary is printed and
 written to ``<output_dir>/summary.json``, on failure too (``failed``: the stage and its cause).
 
 Usage::
@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..sim.parent import LAUNCHER_PID_ENV, set_parent_death_signal
+from ..launcher.parent import LAUNCHER_PID_ENV, set_parent_death_signal
 
 #: Exit status of a failed stage (a bad command line exits with ``errors.EXIT_SETUP``).
 EXIT_FAILED = 1
@@ -297,8 +297,8 @@ def eval_argv(cfg: DryRunConfig, paths: Paths) -> list[str]:
 def child_env(paths: Paths) -> dict[str, str]:
     """The stages' environment: offline, headless MuJoCo, calibration files inside the run's folder.
 
-    The dry run's pid in :data:`~..sim.parent.LAUNCHER_PID_ENV` makes ``e2hil-learner`` and
-    ``e2hil-actor`` stop once when the dry run is gone (:mod:`..sim.parent`).
+    The dry run's pid in :data:`~..launcher.parent.LAUNCHER_PID_ENV` makes ``e2hil-learner`` and
+    ``e2hil-actor`` stop once when the dry run is gone (:mod:`..launcher.parent`).
 
     ``TORCHDYNAMO_DISABLE`` skips the learner's one-off ``torch.compile`` of the DrQ image
     augmentation (about a minute on a CPU, more than the dry run's updates take); it changes no result.
@@ -423,7 +423,7 @@ def require(stage: str, product: Path, what: str, log: Path) -> None:
 
 def newest_complete_step(checkpoints: Path) -> int | None:
     """Optimisation step of the newest complete learner checkpoint under ``checkpoints``, or None."""
-    from ..faults.checkpoints import is_complete, step_dirs
+    from ..checkpoints import is_complete, step_dirs
 
     for step_dir in step_dirs(checkpoints):
         if is_complete(step_dir):
@@ -522,7 +522,7 @@ def demos_produced(demos: Path) -> dict[str, Any]:
 
 def checkpoint_produced(model: Path) -> dict[str, Any]:
     """The learner's checkpoint: its folder, its RL algorithm and the counters of its completeness marker."""
-    from ..faults.checkpoints import read_marker
+    from ..checkpoints import read_marker
 
     checkpoint = model.parent.resolve()
     marker = read_marker(checkpoint) or {}

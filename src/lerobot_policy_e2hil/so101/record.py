@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from lerobot.configs import parser
 from lerobot.rl.gym_manipulator import DatasetConfig
 
-from .. import patches
 from ..errors import ConfigError, check_command_line, exit_on_setup_error
+from ..lerobot_layer import patches
 from .config_env import SO101HILEnvConfig
 
 MODES = ("record", "replay")

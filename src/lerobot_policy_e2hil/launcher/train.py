@@ -1,11 +1,11 @@
 """One command for headless human-in-the-loop training in gym_hil.
 
-``python -m lerobot_policy_e2hil.sim.train --config_path HIL-SERL/train_gym_hil_env_SIM.json [--a.b=c ...]``
+``python -m lerobot_policy_e2hil.launcher.train --config_path HIL-SERL/train_gym_hil_env_SIM.json [--a.b=c ...]``
 
 Starts LeRobot's learner and actor (through :mod:`.learner` and :mod:`.actor`) as two processes
 talking gRPC on 127.0.0.1 on a free port, prints progress from the learner's ``metrics.jsonl``,
 stops when the actor has spent ``policy.online_steps`` env steps, then evaluates the final
-policy teacher-free (:mod:`.evaluate`) and writes ``summary.json`` and ``plots/*.png`` next to
+policy teacher-free (:mod:`..sim.evaluate`) and writes ``summary.json`` and ``plots/*.png`` next to
 ``checkpoints/``. Ctrl-C, SIGTERM and SIGHUP stop both processes (the learner writes a final
 checkpoint on the way out); if the launcher itself is killed, the kernel sends them SIGTERM.
 
@@ -43,11 +43,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, describe_error, exit_on_setup_error
-from ..faults.checkpoints import choose_checkpoint, newest_complete, read_marker
-from ..faults.checks import check_config, check_port_free, listens_on
-from ..faults.entry import EXIT_FATAL, EXIT_SETUP, SetupError, one_line
+from ..checkpoints import choose_checkpoint, newest_complete, read_marker
+from ..errors import EXIT_SETUP, ConfigError, SetupError, describe_error, exit_on_setup_error, one_line
+from ..faults.entry import EXIT_FATAL
 from ..faults.settings import FLAG_PREFIX, FaultSettings, split_fault_args
+from ..setup_checks import check_config, check_port_free, listens_on
 from .hooks import FINAL_CHECKPOINT, METRICS_FILE, RUN_START_ENV
 from .parent import LAUNCHER_PID_ENV
 from .report import (
@@ -62,7 +62,7 @@ from .report import (
 
 PORT_FLAG = "--policy.actor_learner_config.learner_port"
 SIM_ENV_TYPE = "e2hil_sim"
-# The sim actor logs this once its env-step budget is spent (sim.hooks); an exit without it is early
+# The sim actor logs this once its env-step budget is spent (launcher.hooks); an exit without it is early
 BUDGET_SPENT = "[ACTOR] Step budget spent"
 # Longest wait for the learner to listen (imports, policy build, buffer load on resume)
 LEARNER_START_TIMEOUT_S = 300.0
@@ -187,7 +187,7 @@ def _wait_for_learner(
     """Wait until OUR learner listens on ``port``, printing a "starting" line every ``interval_s``.
 
     The port being open is not enough: another program may hold it. The learner must be alive
-    and own the listening socket (:func:`~..faults.checks.listens_on`; on systems without
+    and own the listening socket (:func:`~..setup_checks.listens_on`; on systems without
     ``/proc``, an open port is taken as ready).
 
     Returns:
@@ -474,7 +474,7 @@ def run(args: list[str]) -> dict[str, Any]:
         passthrough.append(f"{PORT_FLAG}={port}")
     else:
         check_port_free("127.0.0.1", port)
-    from .evaluate import check_can_render
+    from ..sim.evaluate import check_can_render
 
     check_can_render(cfg.env)  # the learner, the actors and the evaluation render as this process does
     logs = output_dir.parent / f".{output_dir.name}.launch"
@@ -499,14 +499,14 @@ def run(args: list[str]) -> dict[str, Any]:
     offsets: dict[str, int] = {}
 
     def spawn(role: str, name: str, role_output_dir: Path, extra: list[str]) -> subprocess.Popen:
-        """Start ``sim.<role>`` with the user's arguments, its output in ``<logs>/<name>.out``."""
+        """Start ``launcher.<role>`` with the user's arguments, its output in ``<logs>/<name>.out``."""
         log_files.append(open(logs / f"{name}.out", "ab" if resume else "wb"))  # noqa: SIM115  (closed below)
         offsets[name] = log_files[-1].tell()
         return subprocess.Popen(
             [
                 sys.executable,
                 "-m",
-                f"lerobot_policy_e2hil.sim.{role}",
+                f"lerobot_policy_e2hil.launcher.{role}",
                 *passthrough,
                 *extra,
                 f"--output_dir={role_output_dir}",
@@ -590,7 +590,7 @@ def run(args: list[str]) -> dict[str, Any]:
     checkpoint = output_dir / "checkpoints" / "last" / "pretrained_model"
     eval_success = None
     if launch.eval_episodes > 0 and checkpoint.exists() and not reasons:
-        from .evaluate import evaluate_checkpoint
+        from ..sim.evaluate import evaluate_checkpoint
 
         print(f"[e2hil-sim] teacher-free evaluation: {launch.eval_episodes} episodes")
         with _Signals():

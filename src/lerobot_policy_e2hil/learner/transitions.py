@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from lerobot.utils.constants import ACTION
 
-from .tensor_wire import DecodeError
+from ..wire.tensors import DecodeError
 
 
 def _shape_matches(tensor: torch.Tensor, shape: tuple[int, ...]) -> bool:
@@ -162,7 +162,7 @@ class TransitionValidator:
         return kept
 
     def reject_message(self, error: BaseException, sender: str | None = None) -> None:
-        """Count a message that could not be decoded at all (a :class:`~.tensor_wire.DecodeError` says why).
+        """Count a message that could not be decoded at all (a :class:`~..wire.tensors.DecodeError` says why).
 
         Args:
             error: Why it did not decode.

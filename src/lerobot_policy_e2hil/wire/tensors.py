@@ -192,7 +192,7 @@ def _is_scalar(value: Any) -> bool:
 
 def check_transitions(value: Any) -> list[dict[str, Any]]:
     """``value`` if it is shaped like a list of LeRobot transitions (types only; the values are
-    checked by :class:`~.transitions.TransitionValidator`).
+    checked by :class:`~..learner.transitions.TransitionValidator`).
 
     Raises:
         DecodeError: Not a list of dicts; a key that is not a transition's; an observation that is

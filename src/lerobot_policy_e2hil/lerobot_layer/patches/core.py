@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from ..errors import SetupError
+from ...errors import SetupError
 
 #: The LeRobot releases the rows were checked against: >= the first, < the second.
 LEROBOT_RANGE = ((0, 6, 1), (0, 7, 0))
@@ -247,7 +247,7 @@ def check_row(row: Row) -> str | None:
         f"the E2HiL patch of LeRobot's {row.target} cannot be installed: {problem} (installed LeRobot "
         f"{lerobot_version()}; the patch table was written for LeRobot {LEROBOT_VERSIONS}). Install a "
         f"supported LeRobot (pip install 'lerobot{LEROBOT_VERSIONS}') or update the row in "
-        "lerobot_policy_e2hil/patches/table.py"
+        "lerobot_policy_e2hil/lerobot_layer/patches/table.py"
     )
 
 

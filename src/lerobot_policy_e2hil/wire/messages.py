@@ -5,9 +5,9 @@ learner unpickles it (``lerobot.transport.utils.bytes_to_python_object``): anyon
 the learner's port can run code in it. Here the message travels as JSON (:func:`encode_message`
 on the actor, :func:`decode_message` on the learner, with a size limit and a schema check), and
 :class:`RejectCounter` counts and reports what did not decode, the way bad transitions are
-(:mod:`.transitions`).
+(:mod:`..learner.transitions`).
 
-Transitions and parameters travel as safetensors (:mod:`.tensor_wire`), not LeRobot's
+Transitions and parameters travel as safetensors (:mod:`.tensors`), not LeRobot's
 ``torch.save``. :func:`capped_chunks` bounds the size of every message a stream may deliver
 before it is decoded.
 """

@@ -11,7 +11,7 @@ from typing import Any
 
 from lerobot.utils.constants import ACTION
 
-from ..errors import ConfigError, SetupError
+from .errors import ConfigError, SetupError
 
 PORT_FIELD = "policy.actor_learner_config.learner_port"
 

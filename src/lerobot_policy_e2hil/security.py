@@ -2,7 +2,7 @@
 
 LeRobot 0.6.1 serves the learner on a plaintext port that checks nobody
 (``add_insecure_port``) and its actors open plaintext channels. Here, set with ``--faults.*``
-flags (:class:`~.settings.FaultSettings`):
+flags (:class:`~.faults.settings.FaultSettings`):
 
 * the learner serves TLS when ``tls_cert`` and ``tls_key`` are given, and actors that have
   ``tls_ca`` open TLS channels that check the learner's certificate against it;
@@ -15,7 +15,7 @@ flags (:class:`~.settings.FaultSettings`):
   unless ``insecure`` is set (then it warns).
 
 The learner side hooks ``grpc.server`` in ``lerobot.rl.learner`` with :class:`SecureServers` (a row
-of :mod:`..patches`), through which LeRobot's own ``start_learner`` builds its server: the same
+of :mod:`.lerobot_layer.patches`), through which LeRobot's own ``start_learner`` builds its server: the same
 server, with the token check as an interceptor and its ``add_insecure_port`` turned into
 ``add_secure_port`` with gRPC's server credentials when TLS is on, so TLS ends in gRPC itself.
 gRPC closes a plaintext connection to a TLS port inside its C core without telling Python code,
@@ -38,10 +38,9 @@ from typing import Any
 
 import grpc
 
-from ..errors import ConfigError
-from .actors import ACTOR_METADATA_KEY
-from .entry import SetupError
-from .settings import FaultSettings
+from .errors import ConfigError, SetupError
+from .faults.settings import FaultSettings
+from .wire.actor_id import ACTOR_METADATA_KEY
 
 TOKEN_METADATA_KEY = "x-e2hil-token"
 LOOPBACK_NAMES = ("localhost", "ip6-localhost", "ip6-loopback")
@@ -169,7 +168,7 @@ def _refusing(handler: Any, method: str, reason: str, on_refused: Callable[[str,
 
 
 class SecureServers:
-    """The hook of ``grpc.server`` in ``lerobot.rl.learner`` (:mod:`..patches`): its servers are secured.
+    """The hook of ``grpc.server`` in ``lerobot.rl.learner`` (:mod:`.lerobot_layer.patches`): its servers are secured.
 
     Args:
         interceptors: Server interceptors added to every server (the token check).

@@ -1,6 +1,6 @@
 """Actor-side fault handling, installed into ``lerobot.rl.actor`` by :func:`install_actor_faults`.
 
-Every piece is a hook (a ``faults.*`` layer) on a row of :mod:`..patches`.
+Every piece is a hook (an ``actor.*`` layer) on a row of :mod:`..lerobot_layer.patches`.
 
 LeRobot 0.6.1's actor calls the learner's ``Ready()`` without a deadline (a replacement actor
 can hang there for ever, issue 3979), and each of its three gRPC streams (parameters,
@@ -15,17 +15,17 @@ actor keeps stepping the env but nothing reaches the new learner. The hooks here
   the learner was away is sent after the reconnection;
 * ``learner_service_client`` -> the same channel with gRPC's reconnect back-off capped at
   ``retry_interval_s`` (its default grows to 120 s), over TLS with ``tls_ca`` and with the shared
-  token on every call (:mod:`.security`); a learner that refuses the token or the (plaintext or
+  token on every call (:mod:`..security`); a learner that refuses the token or the (plaintext or
   TLS) connection ends the actor at once with one line that says what to change; every call
   names the actor (``--faults.actor_id``), so a learner with several actors counts each apart;
-* ``python_object_to_bytes`` -> the episode message is sent as JSON (:mod:`.wire`), not pickled;
+* ``python_object_to_bytes`` -> the episode message is sent as JSON (:mod:`..wire.messages`), not pickled;
 * ``transitions_to_bytes``, ``bytes_to_state_dict`` -> transitions are sent and weights received as
-  safetensors (:mod:`.tensor_wire`), never pickled or unpickled; ``update_policy_parameters`` ->
+  safetensors (:mod:`..wire.tensors`), never pickled or unpickled; ``update_policy_parameters`` ->
   weights that do not decode are skipped, counted and warned about, the actor keeps its weights;
 * ``get_frequency_stats`` -> the episode message also carries ``"Episode steps"``;
 * ``push_transitions_to_transport_queue`` -> counts the transitions handed to the learner;
 * ``reset_and_build_transition`` -> checks the first observation against the policy's features;
-* ``act_with_policy`` -> any exception in it (a :class:`~.entry.SetupError`: its message) becomes a
+* ``act_with_policy`` -> any exception in it (a :class:`~..errors.SetupError`: its message) becomes a
   one-line fatal error and a non-zero exit; however the loop ends, the parameter stream is cancelled
   and the transport queues no longer hold the process at exit (:func:`end_streams`): LeRobot then
   joins its stream threads, and the one receiving weights waited for the learner's next weights (for
@@ -43,17 +43,17 @@ from collections.abc import Callable
 from queue import Empty
 from typing import Any
 
-from .. import patches
-from ..errors import describe_ee_jump
-from .actors import default_actor_id
-from .checks import check_budgets, check_observation
-from .entry import SetupError, fatal_message, one_line, record_fatal
-from .learner import EPISODE_STEPS_KEY
-from .security import actor_channel, is_loopback, read_token, refusal_hint, tls_mismatch
-from .settings import FaultSettings
-from .sync import EitherEvent
-from .tensor_wire import DecodeError, decode_parameters, encode_transitions
-from .wire import RejectCounter, encode_message
+from ..errors import SetupError, describe_ee_jump, one_line
+from ..faults.entry import fatal_message, record_fatal
+from ..faults.settings import FaultSettings
+from ..learner.hooks import EPISODE_STEPS_KEY
+from ..lerobot_layer import patches
+from ..security import actor_channel, is_loopback, read_token, refusal_hint, tls_mismatch
+from ..setup_checks import check_budgets, check_observation
+from ..stop_signal import EitherEvent
+from ..wire.actor_id import default_actor_id
+from ..wire.messages import RejectCounter, encode_message
+from ..wire.tensors import DecodeError, decode_parameters, encode_transitions
 
 _ACTOR = "lerobot.rl.actor"
 
@@ -88,7 +88,7 @@ def install_actor_faults(cfg: Any, settings: FaultSettings) -> None:
     With ``policy.concurrency.actor="processes"`` the stream hooks are left out (LeRobot starts
     those streams in spawned processes, which do not carry them); the rest still applies.
     Every actor entry point calls it right after parsing, so it first refuses budgets and sizes
-    the actor cannot run with (:func:`~.checks.check_budgets`).
+    the actor cannot run with (:func:`~..setup_checks.check_budgets`).
 
     Args:
         cfg: The actor's ``TrainRLServerPipelineConfig``.
@@ -121,37 +121,37 @@ def install_actor_faults(cfg: Any, settings: FaultSettings) -> None:
     hooks: list[tuple[str, str, Callable[[patches.Call], Any]]] = [
         (
             "python_object_to_bytes",
-            "faults.wire",
+            "wire",
             lambda call: encode_message(call.arguments["python_object"]),
         ),
         # safetensors wire format (issue #17): transitions sent, weights received
         (
             "transitions_to_bytes",
-            "faults.wire",
+            "wire",
             lambda call: encode_transitions(call.arguments["transitions"]),
         ),
-        ("bytes_to_state_dict", "faults.wire", lambda call: _decode_parameters(call.arguments["buffer"])),
-        ("update_policy_parameters", "faults.wire", _outer(_skipping_bad_parameters)),
-        ("get_frequency_stats", "faults.counter", _with_episode_steps),
-        ("push_transitions_to_transport_queue", "faults.counter", _counting),
-        ("reset_and_build_transition", "faults.checks", _checked_first_reset(cfg)),
-        ("act_with_policy", "faults.fatal", _outer(_fatal_on_error)),
+        ("bytes_to_state_dict", "wire", lambda call: _decode_parameters(call.arguments["buffer"])),
+        ("update_policy_parameters", "wire", _outer(_skipping_bad_parameters)),
+        ("get_frequency_stats", "learner.counter", _with_episode_steps),
+        ("push_transitions_to_transport_queue", "learner.counter", _counting),
+        ("reset_and_build_transition", "setup_checks", _checked_first_reset(cfg)),
+        ("act_with_policy", "actor.fatal", _outer(_fatal_on_error)),
     ]
     client = _client_factory()
     streams: list[tuple[str, str, Callable[[patches.Call], Any]]] = [
-        ("learner_service_client", "faults.reconnect", lambda call: client(**call.arguments)),
-        ("establish_learner_connection", "faults.reconnect", _establish_connection_hook),
+        ("learner_service_client", "actor.reconnect", lambda call: client(**call.arguments)),
+        ("establish_learner_connection", "actor.reconnect", _establish_connection_hook),
         (
             "send_transitions",
-            "faults.reconnect",
+            "actor.reconnect",
             _reconnecting("transitions", "transitions_queue", retain=True),
         ),
         (
             "send_interactions",
-            "faults.reconnect",
+            "actor.reconnect",
             _reconnecting("interactions", "interactions_queue", retain=True),
         ),
-        ("receive_policy", "faults.reconnect", _reconnecting("parameters", "parameters_queue", retain=False)),
+        ("receive_policy", "actor.reconnect", _reconnecting("parameters", "parameters_queue", retain=False)),
     ]
     if not threads:
         logging.warning(

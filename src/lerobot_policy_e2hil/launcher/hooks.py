@@ -2,7 +2,7 @@
 
 LeRobot's learner logs only to wandb and its actor paces itself to ``env.fps``. Rather than
 copy either script, the sim entries (:mod:`.learner`, :mod:`.actor`) hook a few functions that
-the scripts look up at call time (rows of :mod:`..patches`, the ``sim.*`` layers):
+the scripts look up at call time (rows of :mod:`..lerobot_layer.patches`, the ``launcher.*`` layers):
 
 * ``lerobot.rl.learner.RLTrainer.training_step`` -> averages every
   ``TrainingStats.to_log_dict()``, ``e2hil/*`` diagnostics included, over ``log_freq`` steps and
@@ -37,7 +37,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from .. import patches
+from ..lerobot_layer import patches
 from .lockstep import install_actor_lockstep, install_learner_lockstep
 
 _ACTOR = "lerobot.rl.actor"
@@ -100,7 +100,7 @@ def install_learner_hooks(cfg: Any) -> None:
     Args:
         cfg: The learner's ``TrainRLServerPipelineConfig`` (the object ``train()`` receives).
     """
-    from ..faults import LEARNER
+    from ..learner.hooks import LEARNER
 
     patches.install("learner")
     LEARNER_STATE.log_freq = max(1, int(cfg.log_freq))
@@ -118,16 +118,16 @@ def install_learner_hooks(cfg: Any) -> None:
 
     LEARNER.validator.listeners.append(record_transitions)
     LEARNER.listeners.append(lambda kind, fields: sink().write(kind, **fields))
-    patches.hook("lerobot.rl.learner.RLTrainer.training_step", "sim.metrics", _recording_trainer(sink))
+    patches.hook("lerobot.rl.learner.RLTrainer.training_step", "launcher.metrics", _recording_trainer(sink))
     patches.hook(
-        "lerobot.rl.learner.process_interaction_message", "sim.metrics", _recording_interactions(sink)
+        "lerobot.rl.learner.process_interaction_message", "launcher.metrics", _recording_interactions(sink)
     )
     install_learner_lockstep(cfg)
 
 
 def _recording_trainer(sink: Any) -> Any:
     """The hook of ``RLTrainer.training_step``: every ``log_freq`` optimisation steps, the mean stats."""
-    from ..faults import LEARNER
+    from ..learner.hooks import LEARNER
 
     sums: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
@@ -164,7 +164,7 @@ def _recording_trainer(sink: Any) -> Any:
 
 def _recording_interactions(sink: Any) -> Any:
     """The hook of ``process_interaction_message``: one ``episode`` record per message."""
-    from ..faults import LEARNER
+    from ..learner.hooks import LEARNER
 
     def process_interaction_message(call: patches.Call) -> Any:
         steps_before = LEARNER.counter.steps
@@ -209,12 +209,14 @@ def install_actor_hooks(cfg: Any) -> None:
     patches.install("actor")
     if not getattr(cfg.env, "realtime", True):
         rate = _RateCap(getattr(cfg.env, "actor_max_hz", None))
-        patches.hook(f"{_ACTOR}.precise_sleep", "sim.pacing", lambda call: rate(call.arguments["seconds"]))
+        patches.hook(
+            f"{_ACTOR}.precise_sleep", "launcher.pacing", lambda call: rate(call.arguments["seconds"])
+        )
     else:
-        patches.unhook(f"{_ACTOR}.precise_sleep", "sim.pacing")
+        patches.unhook(f"{_ACTOR}.precise_sleep", "launcher.pacing")
 
     episode = _EpisodeTracker()
-    patches.hook(f"{_ACTOR}.step_env_and_process_transition", "sim.position", episode.step)
+    patches.hook(f"{_ACTOR}.step_env_and_process_transition", "launcher.position", episode.step)
     shutdown_events: list[Any] = [None]
     install_actor_lockstep(cfg, lambda: shutdown_events[0])
 
@@ -232,7 +234,7 @@ def install_actor_hooks(cfg: Any) -> None:
                 time.sleep(1.0)
                 shutdown_event.set()
 
-    patches.hook(f"{_ACTOR}.act_with_policy", "sim.budget", act_with_policy)
+    patches.hook(f"{_ACTOR}.act_with_policy", "launcher.budget", act_with_policy)
 
 
 def episode_success(message: dict[str, Any]) -> bool:
@@ -264,7 +266,7 @@ class _EpisodeTracker:
         from lerobot.processor import TransitionKey
 
         from .. import rollout
-        from .env import POSITION_INFO_KEY
+        from ..sim.env import POSITION_INFO_KEY
 
         transition = call.proceed()
         index = (transition.get(TransitionKey.INFO) or {}).get(POSITION_INFO_KEY)
@@ -289,9 +291,9 @@ class _EpisodeTaggingQueue:
         self._tracker = tracker
 
     def put(self, data: Any, *args: Any, **kwargs: Any) -> None:
-        from ..faults.wire import encode_message
+        from ..wire.messages import encode_message
 
-        message = json.loads(data)  # the actor's own message, JSON (faults.wire)
+        message = json.loads(data)  # the actor's own message, JSON (wire.messages)
         if self._tracker.index is not None:
             message[POSITION_MESSAGE_KEY] = self._tracker.index
         message[SUCCESS_MESSAGE_KEY] = self._tracker.success
@@ -325,7 +327,7 @@ class _Backlog:
     """The messages the fault handling took back from broken streams, as a queue-like ``empty()``."""
 
     def empty(self) -> bool:
-        from ..faults import ACTOR
+        from ..actor.hooks import ACTOR
 
         return ACTOR.backlog() == 0
 
@@ -363,7 +365,7 @@ def use_intervention_buffer(cfg: Any) -> None:
     """
     point = "lerobot.rl.learner.initialize_offline_replay_buffer"
     if cfg.dataset is not None:
-        patches.unhook(point, "sim.intervention_buffer")
+        patches.unhook(point, "launcher.intervention_buffer")
         return
     from lerobot.configs.default import DatasetConfig
     from lerobot.rl.buffer import ReplayBuffer
@@ -387,7 +389,7 @@ def use_intervention_buffer(cfg: Any) -> None:
             optimize_memory=True,
         )
 
-    patches.hook(point, "sim.intervention_buffer", initialize_offline_replay_buffer)
+    patches.hook(point, "launcher.intervention_buffer", initialize_offline_replay_buffer)
 
 
 def prepare_process(cfg: Any) -> None:

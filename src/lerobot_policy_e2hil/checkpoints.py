@@ -47,7 +47,7 @@ from lerobot.utils.constants import (
     TRAINING_STEP,
 )
 
-from .entry import SetupError
+from .errors import SetupError
 
 MARKER = "e2hil_complete.json"
 STAGING_PREFIX = ".staging-"

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from lerobot.rl.algorithms.configs import RLAlgorithmConfig
 from lerobot.rl.algorithms.sac import SACAlgorithm, SACAlgorithmConfig
 
-from .errors import ConfigError
+from ..errors import ConfigError
+from ..lerobot_layer.registry import register_algorithm
 from .fast_update import FastUpdateMixin
-from .registry import register_algorithm
 
 
 @RLAlgorithmConfig.register_subclass("sac_fast")

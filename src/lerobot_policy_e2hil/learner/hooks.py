@@ -1,25 +1,25 @@
 """Learner-side fault handling, installed into ``lerobot.rl.learner`` by :func:`install_learner_faults`.
 
-Every piece is a hook (a ``faults.*`` layer) on a row of :mod:`..patches`: a function that
+Every piece is a hook (a ``learner.*`` layer) on a row of :mod:`..lerobot_layer.patches`: a function that
 LeRobot's learner looks up at call time, which the hook wraps rather than copies (the table says
 which hooks replace LeRobot's call, and why):
 
-* ``save_training_checkpoint`` -> :class:`~.checkpoints.AtomicCheckpointer`;
+* ``save_training_checkpoint`` -> :class:`~..checkpoints.AtomicCheckpointer`;
 * ``handle_resume_logic`` -> picks the newest complete checkpoint, loads the policy weights from
   it (LeRobot 0.6.1 rebuilds the policy from the checkpoint's config, whose ``pretrained_path`` is
   empty, so the actor weights would restart from random), keeps ``--output_dir``, checks the port;
 * ``load_training_state`` -> fails loudly instead of silently restarting from step 0, restores the
   run counters and reports what was restored;
 * ``bytes_to_transitions`` -> decodes transitions from safetensors, never unpickles them
-  (:mod:`.tensor_wire`), skips and counts a message that does not decode, drops bad transitions
+  (:mod:`..wire.tensors`), skips and counts a message that does not decode, drops bad transitions
   (:mod:`.transitions`); ``state_to_bytes`` -> sends the weights as safetensors;
 * ``process_interaction_message``, ``bytes_to_python_object`` -> decode the interaction message
-  from JSON, never unpickle it, skip and count one that does not decode (:mod:`.wire`); count env
+  from JSON, never unpickle it, skip and count one that does not decode (:mod:`..wire.messages`); count env
   steps across restarts and replacement actors;
 * ``LearnerService`` -> ends a parameter stream when its actor is gone (issue 3979), refuses a
   message larger than ``max_message_mb``; ``start_learner`` -> a clear error when the gRPC server
   cannot start;
-* ``grpc.server`` -> :class:`~.security.SecureServers`: TLS and the token check on LeRobot's own
+* ``grpc.server`` -> :class:`~..security.SecureServers`: TLS and the token check on LeRobot's own
   server, and ``grpc_workers`` threads (headroom for a replacement actor; LeRobot's ``MAX_WORKERS`` is 3);
 * ``RLTrainer`` -> adds the transition counters to the logged training stats;
 * ``add_actor_information_and_train`` -> an exception in LeRobot's training loop (a policy it
@@ -41,24 +41,19 @@ import grpc
 import torch
 from lerobot.utils.constants import PRETRAINED_MODEL_DIR, TRAINING_STATE_DIR, TRAINING_STEP
 
-from .. import patches
-from .actors import UNKNOWN_ACTOR, ParameterFanout, TaggingQueue, caller, untag
-from .checkpoints import AtomicCheckpointer, prepare_resume, read_marker
-from .checks import check_budgets, check_port_free
-from .entry import SetupError, one_line, record_fatal
-from .security import (
-    SecureServers,
-    TokenCheck,
-    check_bind,
-    read_token,
-    server_credentials,
-    split_address,
-)
-from .settings import FaultSettings
-from .sync import EitherEvent
-from .tensor_wire import decode_transitions, encode_parameters
+from ..checkpoints import AtomicCheckpointer, prepare_resume, read_marker
+from ..errors import SetupError, one_line
+from ..faults.entry import record_fatal
+from ..faults.settings import FaultSettings
+from ..lerobot_layer import patches
+from ..security import SecureServers, TokenCheck, check_bind, read_token, server_credentials, split_address
+from ..setup_checks import check_budgets, check_port_free
+from ..stop_signal import EitherEvent
+from ..wire.actor_id import UNKNOWN_ACTOR, caller
+from ..wire.messages import RejectCounter, capped_chunks, decode_message
+from ..wire.tensors import decode_transitions, encode_parameters
+from .actors import ParameterFanout, TaggingQueue, untag
 from .transitions import TransitionSpec, TransitionValidator
-from .wire import RejectCounter, capped_chunks, decode_message
 
 EPISODE_STEPS_KEY = "Episode steps"
 # Key of the sending actor's id in the episode message the learner's hooks see (set by the learner)
@@ -115,7 +110,7 @@ class RunCounter:
             per_actor["rejected"] += rejected
 
     def actor_fields(self, actor: str) -> dict[str, Any]:
-        """The per-actor fields of an episode record (see ``sim.hooks``)."""
+        """The per-actor fields of an episode record (see ``launcher.hooks``)."""
         with self._lock:
             per_actor = self._actor(actor)
             return {
@@ -173,12 +168,12 @@ LEARNER = LearnerFaults()
 def install_learner_faults(cfg: Any, settings: FaultSettings) -> None:
     """Install every learner-side fault handler into ``lerobot.rl.learner``.
 
-    Installs the learner's rows of :mod:`..patches` (once per process) and registers the
+    Installs the learner's rows of :mod:`..lerobot_layer.patches` (once per process) and registers the
     ``faults.*`` hooks on them (again on every call, with these settings). With
     ``policy.concurrency.learner="processes"`` the gRPC server hooks are left out (LeRobot runs
     the server in a spawned process, which does not carry them); the rest still applies.
     Every learner entry point calls it right after parsing, so it first refuses budgets and
-    sizes the learner cannot run with (:func:`~.checks.check_budgets`).
+    sizes the learner cannot run with (:func:`~..setup_checks.check_budgets`).
 
     Args:
         cfg: The learner's ``TrainRLServerPipelineConfig`` as parsed.
@@ -211,7 +206,7 @@ def install_learner_faults(cfg: Any, settings: FaultSettings) -> None:
     # safetensors wire format (issue #17): the weights the learner pushes to its actors
     patches.hook(
         f"{_LEARNER}.state_to_bytes",
-        "faults.wire",
+        "wire",
         lambda call: encode_parameters(call.arguments["state_dict"]),
     )
     _install_loop_failure()
@@ -228,18 +223,18 @@ def install_learner_faults(cfg: Any, settings: FaultSettings) -> None:
         )
         checkpointer(**call.arguments)
 
-    patches.hook(f"{_LEARNER}.save_training_checkpoint", "faults.checkpoints", save_training_checkpoint)
+    patches.hook(f"{_LEARNER}.save_training_checkpoint", "checkpoints", save_training_checkpoint)
 
 
 _LEARNER = "lerobot.rl.learner"
 _SERVICE = f"{_LEARNER}.LearnerService"
 _TRAINER = f"{_LEARNER}.RLTrainer"
 _SERVER_HOOKS = (
-    (f"{_LEARNER}.grpc.server", "faults.security"),
-    (f"{_SERVICE}.SendTransitions", "faults.peers"),
-    (f"{_SERVICE}.SendInteractions", "faults.peers"),
-    (f"{_SERVICE}.StreamParameters", "faults.peers"),
-    (f"{_LEARNER}.start_learner", "faults.server"),
+    (f"{_LEARNER}.grpc.server", "security"),
+    (f"{_SERVICE}.SendTransitions", "learner.peers"),
+    (f"{_SERVICE}.SendInteractions", "learner.peers"),
+    (f"{_SERVICE}.StreamParameters", "learner.peers"),
+    (f"{_LEARNER}.start_learner", "learner.server"),
 )
 
 
@@ -258,7 +253,7 @@ def _install_server(settings: FaultSettings, token: str | None = None) -> None:
 
     patches.hook(
         f"{_LEARNER}.grpc.server",
-        "faults.security",
+        "security",
         SecureServers(
             interceptors,
             credentials,
@@ -267,7 +262,7 @@ def _install_server(settings: FaultSettings, token: str | None = None) -> None:
         ),
     )
     for method, function in _peer_aware_service(settings.max_message_mb * 2**20).items():
-        patches.hook(f"{_SERVICE}.{method}", "faults.peers", function)
+        patches.hook(f"{_SERVICE}.{method}", "learner.peers", function)
 
     def start_learner(call: patches.Call) -> None:
         arguments = call.arguments
@@ -282,7 +277,7 @@ def _install_server(settings: FaultSettings, token: str | None = None) -> None:
             )
             arguments["shutdown_event"].set()
 
-    patches.hook(f"{_LEARNER}.start_learner", "faults.server", start_learner)
+    patches.hook(f"{_LEARNER}.start_learner", "learner.server", start_learner)
 
 
 def _refused(peer: str, method: str, reason: str) -> None:
@@ -378,14 +373,14 @@ def _install_loop_failure() -> None:
             raise
 
     patches.hook(
-        f"{_LEARNER}.add_actor_information_and_train", "faults.loop", add_actor_information_and_train
+        f"{_LEARNER}.add_actor_information_and_train", "learner.loop", add_actor_information_and_train
     )
 
 
 def _install_transitions() -> None:
     patches.hook(
         f"{_LEARNER}.bytes_to_transitions",
-        "faults.transitions",
+        "learner.transitions",
         lambda call: transitions_from_bytes(call.arguments["buffer"]),
     )
 
@@ -424,9 +419,9 @@ def _install_resume() -> None:
         LEARNER.cfg, LEARNER.checkpoint = final, chosen
         return final
 
-    patches.hook(f"{_LEARNER}.handle_resume_logic", "faults.resume", handle_resume_logic)
-    patches.hook(f"{_LEARNER}.load_training_state", "faults.resume", _checked_load)
-    patches.hook(f"{_LEARNER}.initialize_offline_replay_buffer", "faults.resume", _offline_buffer_on_resume)
+    patches.hook(f"{_LEARNER}.handle_resume_logic", "learner.resume", handle_resume_logic)
+    patches.hook(f"{_LEARNER}.load_training_state", "learner.resume", _checked_load)
+    patches.hook(f"{_LEARNER}.initialize_offline_replay_buffer", "learner.resume", _offline_buffer_on_resume)
 
 
 def _apply_address_flags(cfg: Any) -> None:
@@ -496,7 +491,7 @@ def decode_interaction(data: bytes) -> dict[str, Any]:
     """What LeRobot's ``bytes_to_python_object`` does in the learner instead: JSON, never pickle.
 
     Raises:
-        BadMessage: What :func:`~.wire.decode_message` refuses.
+        BadMessage: What :func:`~..wire.messages.decode_message` refuses.
     """
     return decode_message(untag(data)[1], LEARNER.settings.max_interaction_kb * 1024)
 
@@ -510,7 +505,7 @@ def _install_counter() -> None:
     """
     patches.hook(
         f"{_LEARNER}.bytes_to_python_object",
-        "faults.wire",
+        "wire",
         lambda call: decode_interaction(call.arguments["buffer"]),
     )
 
@@ -528,7 +523,7 @@ def _install_counter() -> None:
         message = call.proceed(interaction_step_shift=index - int(message["Interaction step"]))
         return {**message, **LEARNER.counter.actor_fields(actor)}
 
-    patches.hook(f"{_LEARNER}.process_interaction_message", "faults.counter", process_interaction_message)
+    patches.hook(f"{_LEARNER}.process_interaction_message", "learner.counter", process_interaction_message)
 
 
 def _install_trainer() -> None:
@@ -547,8 +542,8 @@ def _install_trainer() -> None:
         stats.extra["faults/calls_refused"] = float(LEARNER.refusals.rejected)
         return stats
 
-    patches.hook(f"{_TRAINER}.__init__", "faults.stats", init)
-    patches.hook(f"{_TRAINER}.training_step", "faults.stats", training_step)
+    patches.hook(f"{_TRAINER}.__init__", "learner.stats", init)
+    patches.hook(f"{_TRAINER}.training_step", "learner.stats", training_step)
 
 
 def save_final_checkpoint(cfg: Any) -> Path | None:
@@ -556,7 +551,7 @@ def save_final_checkpoint(cfg: Any) -> Path | None:
 
     LeRobot's learner saves only every ``save_freq`` steps: without this, stopping it loses
     everything received since. Uses ``lerobot.rl.learner.save_training_checkpoint`` (atomic,
-    see :mod:`.checkpoints`) on the objects the learner built.
+    see :mod:`..checkpoints`) on the objects the learner built.
 
     Args:
         cfg: The learner's config as parsed (the resumed config is used when there is one).

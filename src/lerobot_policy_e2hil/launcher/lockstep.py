@@ -19,7 +19,7 @@ synchronous trainer, which fixes it, runs 0.6 from the first step (docs/history/
 
 With several actors on one learner (``e2hil-sim --env.launch.num_actors=N``), the learner's
 progress also carries the transitions received from each actor (``received/<actor id>``, from
-the per-actor counts of :mod:`..faults.learner`), and each actor compares what it sent with what
+the per-actor counts of :mod:`..learner.hooks`), and each actor compares what it sent with what
 the learner received from it (:func:`read_progress`; the total from a learner that counts no actor);
 the learner's cap stays ``r`` times all transitions received.
 
@@ -31,8 +31,8 @@ stalled learner) it aligns the counts too and goes on.
 The functions above the classes are pure; :func:`install_learner_lockstep` and
 :func:`install_actor_lockstep` hook LeRobot's ``push_actor_policy_to_queue``, ``process_transitions``,
 ``process_interaction_messages`` (where the learner waits, taking in transitions and episode
-messages), ``update_policy_parameters`` and ``bytes_to_state_dict`` (the ``sim.lockstep`` layer of
-their rows in :mod:`..patches`; all but the first call LeRobot's function).
+messages), ``update_policy_parameters`` and ``bytes_to_state_dict`` (the ``launcher.lockstep`` layer of
+their rows in :mod:`..lerobot_layer.patches`; all but the first call LeRobot's function).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import patches
+from ..lerobot_layer import patches
 
 # Extra entry of the weights message; LeRobot's ``load_weights`` reads only the keys it knows
 PROGRESS_KEY = "e2hil_progress"
@@ -221,7 +221,7 @@ class ActorPacer:
 def install_learner_lockstep(cfg: Any) -> LearnerPacer | None:
     """Cap LeRobot's learner at ``env.updates_per_env_step`` updates per transition received.
 
-    Install after :func:`..faults.install_learner_faults` (its transition validator counts what
+    Install after :func:`..learner.hooks.install_learner_faults` (its transition validator counts what
     is received). Does nothing when ``env.updates_per_env_step`` is None.
 
     Args:
@@ -232,7 +232,7 @@ def install_learner_lockstep(cfg: Any) -> LearnerPacer | None:
         return None
     from lerobot.rl import learner
 
-    from ..faults import LEARNER
+    from ..learner.hooks import LEARNER
 
     pacer = LearnerPacer(ratio=float(ratio), warmup=int(cfg.policy.online_step_before_learning))
     patches.install("learner")
@@ -316,13 +316,13 @@ def install_learner_lockstep(cfg: Any) -> LearnerPacer | None:
             return TrainingStats()
         return call.proceed()
 
-    patches.hook("lerobot.rl.learner.RLTrainer.training_step", "sim.lockstep", training_step)
+    patches.hook("lerobot.rl.learner.RLTrainer.training_step", "launcher.lockstep", training_step)
     for name, function in (
         ("push_actor_policy_to_queue", push_actor_policy_to_queue),
         ("process_transitions", process_transitions),
         ("process_interaction_messages", process_interaction_messages),
     ):
-        patches.hook(f"lerobot.rl.learner.{name}", "sim.lockstep", function)
+        patches.hook(f"lerobot.rl.learner.{name}", "launcher.lockstep", function)
     logging.info(f"[LEARNER] lockstep: {pacer.ratio} updates per env step")
     period = float(cfg.policy.actor_learner_config.policy_parameters_push_frequency)
     if period > 0:
@@ -337,7 +337,7 @@ def install_learner_lockstep(cfg: Any) -> LearnerPacer | None:
 def install_actor_lockstep(cfg: Any, shutdown: Any) -> ActorPacer | None:
     """Make LeRobot's actor wait at episode ends for weights that cover what it sent.
 
-    Install after :func:`..faults.install_actor_faults` (it counts the transitions sent).
+    Install after :func:`..actor.hooks.install_actor_faults` (it counts the transitions sent).
 
     Args:
         cfg: The actor's ``TrainRLServerPipelineConfig``.
@@ -345,7 +345,7 @@ def install_actor_lockstep(cfg: Any, shutdown: Any) -> ActorPacer | None:
     """
     if getattr(cfg.env, "updates_per_env_step", None) is None:
         return None
-    from ..faults import ACTOR
+    from ..actor.hooks import ACTOR
 
     patches.install("actor")
     pacer = ActorPacer(
@@ -388,7 +388,7 @@ def install_actor_lockstep(cfg: Any, shutdown: Any) -> ActorPacer | None:
                 return
             time.sleep(POLL_S)
 
-    patches.hook("lerobot.rl.actor.bytes_to_state_dict", "sim.lockstep", capture_progress)
-    patches.hook("lerobot.rl.actor.update_policy_parameters", "sim.lockstep", update_policy_parameters)
+    patches.hook("lerobot.rl.actor.bytes_to_state_dict", "launcher.lockstep", capture_progress)
+    patches.hook("lerobot.rl.actor.update_policy_parameters", "launcher.lockstep", update_policy_parameters)
     logging.info(f"[ACTOR] lockstep: {cfg.env.updates_per_env_step} updates per env step")
     return pacer

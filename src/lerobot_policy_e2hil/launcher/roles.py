@@ -1,20 +1,20 @@
 """The sim's learner and actor processes: LeRobot's, with the fault handling and the sim hooks.
 
-``python -m lerobot_policy_e2hil.sim.learner`` and ``python -m lerobot_policy_e2hil.sim.actor``
+``python -m lerobot_policy_e2hil.launcher.learner`` and ``python -m lerobot_policy_e2hil.launcher.actor``
 (:mod:`.learner`, :mod:`.actor`) run :func:`role_main` of their role. Both parse the same config
 as ``lerobot.rl.learner`` / ``lerobot.rl.actor`` (``--config_path`` and dotted overrides; the
-``--faults.*`` flags are taken out first by :func:`..faults.run_entry`), check the policy's
+``--faults.*`` flags are taken out first by :func:`..faults.entry.run_entry`), check the policy's
 features against the env, and run :func:`.hooks.prepare_process` (one torch thread, the
 intervention buffer, stop once the launcher is gone). Then, by role:
 
-* ``learner``: the fault handling of :func:`..faults.install_learner_faults` (atomic
+* ``learner``: the fault handling of :func:`..learner.hooks.install_learner_faults` (atomic
   checkpoints, resume, transition checks), :func:`.hooks.install_learner_hooks` (metrics file),
   LeRobot's ``train_cli`` and, once its loop has stopped (step budget or Ctrl-C), a final
-  checkpoint (:func:`..faults.save_final_checkpoint`, logged after :data:`.hooks.FINAL_CHECKPOINT`).
+  checkpoint (:func:`..learner.hooks.save_final_checkpoint`, logged after :data:`.hooks.FINAL_CHECKPOINT`).
   ``--resume=true`` with the run's ``--output_dir`` resumes it.
-* ``actor``: registers the sim's gym id with its env options (:func:`.env.register_gym_id`:
+* ``actor``: registers the sim's gym id with its env options (:func:`..sim.env.register_gym_id`:
   LeRobot's ``make_robot_env`` builds the env by that id), the fault handling of
-  :func:`..faults.install_actor_faults` (bounded waits for the learner, streams that reconnect
+  :func:`..actor.hooks.install_actor_faults` (bounded waits for the learner, streams that reconnect
   after a learner restart), :func:`.hooks.install_actor_hooks` (no real-time pacing in
   simulation, exit once ``policy.online_steps`` env steps are done) and LeRobot's ``actor_cli``.
 """
@@ -27,20 +27,23 @@ from collections.abc import Callable
 from lerobot.configs import parser
 from lerobot.rl.train_rl import TrainRLServerPipelineConfig
 
-from .. import faults
-from ..faults import FaultSettings
-from .env import register_gym_id
+from ..actor.hooks import install_actor_faults
+from ..faults.entry import fatal_message
+from ..faults.settings import FaultSettings
+from ..learner.hooks import install_learner_faults, save_final_checkpoint
+from ..setup_checks import check_features
+from ..sim.env import register_gym_id
 from .hooks import FINAL_CHECKPOINT, install_actor_hooks, install_learner_hooks, prepare_process
 
 
 def _learner(cfg: TrainRLServerPipelineConfig, settings: FaultSettings) -> None:
     from lerobot.rl import learner
 
-    faults.install_learner_faults(cfg, settings)
+    install_learner_faults(cfg, settings)
     install_learner_hooks(cfg)
     learner.train_cli(cfg)
-    if faults.fatal_message() is None:
-        checkpoint = faults.save_final_checkpoint(cfg)
+    if fatal_message() is None:
+        checkpoint = save_final_checkpoint(cfg)
         logging.info(f"{FINAL_CHECKPOINT}{checkpoint}")
 
 
@@ -48,7 +51,7 @@ def _actor(cfg: TrainRLServerPipelineConfig, settings: FaultSettings) -> None:
     from lerobot.rl import actor
 
     register_gym_id(cfg.env)
-    faults.install_actor_faults(cfg, settings)
+    install_actor_faults(cfg, settings)
     install_actor_hooks(cfg)
     actor.actor_cli(cfg)
 
@@ -61,7 +64,7 @@ ROLES: dict[str, Callable[[TrainRLServerPipelineConfig, FaultSettings], None]] =
 
 
 def role_main(role: str) -> Callable[[FaultSettings], None]:
-    """The entry body of the sim ``role`` (``"learner"`` or ``"actor"``) for :func:`..faults.run_entry`.
+    """The entry body of the sim ``role`` (``"learner"`` or ``"actor"``) for :func:`..faults.entry.run_entry`.
 
     Args:
         role: A key of :data:`ROLES`.
@@ -73,7 +76,7 @@ def role_main(role: str) -> Callable[[FaultSettings], None]:
 
     @parser.wrap()
     def run(cfg: TrainRLServerPipelineConfig, settings: FaultSettings) -> None:
-        faults.check_features(cfg)
+        check_features(cfg)
         prepare_process(cfg)
         body(cfg, settings)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from lerobot.rl.algorithms.configs import RLAlgorithmConfig
 from lerobot.rl.algorithms.sac import SACAlgorithmConfig
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 # The paper's Monte Carlo covariance forms (Eq. 9, Cui et al. 2025 Thm. 2)
 COVARIANCE_FORMS = ("policy_gradient", "natural")

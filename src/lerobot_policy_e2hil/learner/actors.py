@@ -4,56 +4,25 @@ LeRobot 0.6.1 serves one actor: its learner puts each new set of weights once in
 that every ``StreamParameters`` call reads, so with two actors each set reaches only one of
 them; and nothing tells the learner which actor sent what. Here:
 
-* every actor names itself (``--faults.actor_id``; default ``<host>-<pid>``) in the metadata of
-  every call (:data:`ACTOR_METADATA_KEY`); the learner's server reads it and tags each message
-  it queues with it (:func:`tag`), and the learner's decoding hooks take the tag off
-  (:func:`untag`), so transitions, episodes and env steps are counted per actor;
+* every actor names itself in the metadata of every call (:mod:`..wire.actor_id`); the learner's
+  server reads it and tags each message it queues with it (:func:`tag`), and the learner's
+  decoding hooks take the tag off (:func:`untag`), so transitions, episodes and env steps are
+  counted per actor;
 * :class:`ParameterFanout` gives each parameter stream the newest weights it has not sent yet:
   every actor receives every version it is connected for, a joining actor gets the newest at once.
 """
 
 from __future__ import annotations
 
-import os
-import re
-import socket
 import threading
 import time
 from queue import Empty
 from typing import Any
 
-from ..errors import ConfigError
+from ..wire.actor_id import UNKNOWN_ACTOR
 
-ACTOR_METADATA_KEY = "x-e2hil-actor"
-UNKNOWN_ACTOR = "unknown"
-_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _TAG = b"E2HIL-ACTOR "
 POLL_S = 0.02
-
-
-def check_actor_id(actor_id: str) -> str:
-    """``actor_id`` if it is a valid name.
-
-    Raises:
-        ConfigError: Not 1-64 letters, digits, ``_``, ``.``, ``:`` or ``-``.
-    """
-    if not _ID_PATTERN.fullmatch(actor_id):
-        raise ConfigError(
-            f"faults.actor_id={actor_id!r} is invalid; allowed values: 1-64 letters, digits, '_', '.', ':' or '-'"
-        )
-    return actor_id
-
-
-def default_actor_id() -> str:
-    """``<host>-<pid>``: distinct for every actor process, stable while it runs."""
-    host = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[:40] or "host"
-    return f"{host}-{os.getpid()}"
-
-
-def caller(context: Any) -> str:
-    """The actor id a call carries in its metadata (:data:`UNKNOWN_ACTOR` when absent or malformed)."""
-    value = dict(context.invocation_metadata() or ()).get(ACTOR_METADATA_KEY)
-    return value if isinstance(value, str) and _ID_PATTERN.fullmatch(value) else UNKNOWN_ACTOR
 
 
 def tag(actor_id: str, data: bytes) -> bytes:

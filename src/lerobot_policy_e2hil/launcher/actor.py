@@ -1,16 +1,16 @@
-"""LeRobot's actor with the sim hooks: ``python -m lerobot_policy_e2hil.sim.actor --config_path ...``.
+"""LeRobot's actor with the sim hooks: ``python -m lerobot_policy_e2hil.launcher.actor --config_path ...``.
 
-The sim's gym id registered with its env options, the fault handling of :mod:`..faults` (bounded
+The sim's gym id registered with its env options, the fault handling of :mod:`..actor.hooks` (bounded
 waits for the learner, streams that reconnect after a learner restart; ``--faults.*`` flags), no
 real-time pacing in simulation, and an exit once ``policy.online_steps`` env steps are done. The
 body is the ``actor`` role of :mod:`.roles`, which the sim learner shares.
 """
 
-from .. import faults
+from ..faults.entry import run_entry
 from .roles import role_main
 
-#: The entry body for :func:`..faults.run_entry` (parses ``sys.argv``)
+#: The entry body for :func:`..faults.entry.run_entry` (parses ``sys.argv``)
 main = role_main("actor")
 
 if __name__ == "__main__":
-    faults.run_entry(main)
+    run_entry(main)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .config import LaunchConfig
+from ..sim.config import LaunchConfig
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:

@@ -1,6 +1,6 @@
 """A learner or actor started by a launcher stops, once, when the launcher is gone however it ended.
 
-Launchers: ``e2hil-sim`` (its ``sim.learner`` / ``sim.actor``) and ``e2hil-so101-dry-run`` (its
+Launchers: ``e2hil-sim`` (its ``launcher.learner`` / ``launcher.actor``) and ``e2hil-so101-dry-run`` (its
 ``e2hil-learner`` / ``e2hil-actor``). A launcher asks Linux for SIGTERM when it dies
 (``PR_SET_PDEATHSIG`` before exec), which covers the child's
 start, and puts its pid in the child's environment (:data:`LAUNCHER_PID_ENV`). Linux ties that

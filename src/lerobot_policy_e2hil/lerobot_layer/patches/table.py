@@ -3,7 +3,7 @@
 Each row names the LeRobot attribute, how it is replaced (:mod:`.core`), the parameter names the
 hooks rely on (checked at install), the hook layers in their nesting order (outermost first),
 the roles that install it, why, and the LeRobot issue behind it where there is one. The features'
-logic lives in their modules (``registry``, ``lerobot_fixes``, ``faults``, ``sim``, ``so101``), which
+logic lives in their modules (``registry``, ``fixes``, ``learner``, ``actor``, ``launcher``, ``so101``), which
 register hooks with :func:`.core.hook`; docs/patches.md lists this table (tests/test_patches.py
 keeps the two equal).
 """
@@ -95,7 +95,7 @@ ROWS: tuple[Row, ...] = (
                 ),
             ),
         ),
-        ("faults.security",),
+        ("security",),
         ("learner",),
         "TLS and the token check on LeRobot's own server, the bind check, and --faults.grpc_workers "
         "server threads (LeRobot's MAX_WORKERS = 3 leaves none for a replacement actor)",
@@ -109,7 +109,7 @@ ROWS: tuple[Row, ...] = (
             ("SendInteractions", _SERVICE_METHOD),
             ("StreamParameters", ("self", "request", "context")),
         ),
-        ("faults.peers",),
+        ("learner.peers",),
         ("learner",),
         "a parameter stream ends when its actor is gone (it kept a server thread for ever), each "
         "actor gets every weights version, messages are tagged with their actor and size-limited",
@@ -119,7 +119,7 @@ ROWS: tuple[Row, ...] = (
         f"{LEARNER}.start_learner",
         "wrap",
         ("parameters_queue", "transition_queue", "interaction_message_queue", "shutdown_event", "cfg"),
-        ("faults.server",),
+        ("learner.server",),
         ("learner",),
         "a gRPC server that cannot start ends the learner with one line (LeRobot logged it and trained on)",
     ),
@@ -127,21 +127,21 @@ ROWS: tuple[Row, ...] = (
         f"{LEARNER}.bytes_to_transitions",
         "wrap",
         ("buffer",),
-        ("faults.transitions",),
+        ("learner.transitions",),
         ("learner",),
         "transitions are decoded from safetensors, never unpickled; a message that does not decode "
         "and transitions that do not match the policy's features are skipped and counted instead of "
         "ending the training loop",
-        replaces="faults.transitions: unpickling is the fault, so LeRobot's function is never called",
+        replaces="learner.transitions: unpickling is the fault, so LeRobot's function is never called",
     ),
     Row(
         f"{LEARNER}.state_to_bytes",
         "wrap",
         ("state_dict",),
-        ("faults.wire",),
+        ("wire",),
         ("learner",),
         "the weights pushed to the actors are encoded as safetensors (the actor never unpickles them)",
-        replaces="faults.wire: another encoding, so LeRobot's function is never called",
+        replaces="wire: another encoding, so LeRobot's function is never called",
     ),
     Row(
         f"{LEARNER}.add_actor_information_and_train",
@@ -154,7 +154,7 @@ ROWS: tuple[Row, ...] = (
             "interaction_message_queue",
             "parameters_queue",
         ),
-        ("faults.loop",),
+        ("learner.loop",),
         ("learner",),
         "an exception in the training loop makes the learner exit 1 (LeRobot logged it and exited 0)",
     ),
@@ -162,7 +162,7 @@ ROWS: tuple[Row, ...] = (
         f"{LEARNER}.handle_resume_logic",
         "wrap",
         ("cfg",),
-        ("faults.resume",),
+        ("learner.resume",),
         ("learner",),
         "resume from the newest complete checkpoint with its policy weights (LeRobot rebuilt the "
         "policy from random), keep --output_dir and address flags, check the port",
@@ -171,7 +171,7 @@ ROWS: tuple[Row, ...] = (
         f"{LEARNER}.load_training_state",
         "wrap",
         ("cfg", "optimizers", "algorithm", "device"),
-        ("faults.resume",),
+        ("learner.resume",),
         ("learner",),
         "a resume whose training state does not load fails instead of restarting from step 0",
     ),
@@ -179,27 +179,27 @@ ROWS: tuple[Row, ...] = (
         f"{LEARNER}.initialize_offline_replay_buffer",
         "wrap",
         ("cfg", "device", "storage_device"),
-        ("faults.resume", "sim.intervention_buffer"),
+        ("learner.resume", "launcher.intervention_buffer"),
         ("learner",),
         "no offline buffer on a resume whose checkpoint saved none; a dataset-free sim run starts "
         "from an empty intervention buffer",
-        replaces="sim.intervention_buffer: a fresh dataset-free run gets an empty ReplayBuffer where "
+        replaces="launcher.intervention_buffer: a fresh dataset-free run gets an empty ReplayBuffer where "
         "LeRobot would load a dataset",
     ),
     Row(
         f"{LEARNER}.bytes_to_python_object",
         "wrap",
         ("buffer",),
-        ("faults.wire",),
+        ("wire",),
         ("learner",),
         "the interaction message is decoded from JSON, never unpickled (a pickle from the network runs code)",
-        replaces="faults.wire: unpickling is the fault, so LeRobot's function is never called",
+        replaces="wire: unpickling is the fault, so LeRobot's function is never called",
     ),
     Row(
         f"{LEARNER}.process_interaction_message",
         "wrap",
         ("message", "interaction_step_shift", "wandb_logger"),
-        ("sim.metrics", "faults.counter"),
+        ("launcher.metrics", "learner.counter"),
         ("learner",),
         "a message that does not decode is skipped and counted; env steps are counted across "
         "restarts and actors; the sim writes one episode record per message",
@@ -211,11 +211,11 @@ ROWS: tuple[Row, ...] = (
             ("__init__", ("self", "algorithm", "data_mixer", "batch_size", "preprocessor")),
             ("training_step", ("self",)),
         ),
-        ("sim.lockstep", "sim.metrics", "faults.stats"),
+        ("launcher.lockstep", "launcher.metrics", "learner.stats"),
         ("learner",),
         "the training stats carry the transition counters; the sim averages them into metrics.jsonl; "
         "the lockstep holds the update a stopping learner would do past what its data allow",
-        replaces="sim.lockstep: only when the run is stopping and the learner has done every update "
+        replaces="launcher.lockstep: only when the run is stopping and the learner has done every update "
         "its data allow (LeRobot's loop updates once more before it sees the stop)",
     ),
     Row(
@@ -236,7 +236,7 @@ ROWS: tuple[Row, ...] = (
             "preprocessor",
             "postprocessor",
         ),
-        ("faults.checkpoints",),
+        ("checkpoints",),
         ("learner",),
         "checkpoints are written to a staging directory and published atomically with the run counters",
     ),
@@ -244,17 +244,17 @@ ROWS: tuple[Row, ...] = (
         f"{LEARNER}.push_actor_policy_to_queue",
         "wrap",
         ("parameters_queue", "algorithm"),
-        ("sim.lockstep",),
+        ("launcher.lockstep",),
         ("learner",),
         "lockstep: weights go out only when the learner has caught up, with its progress",
-        replaces="sim.lockstep: it does LeRobot's two lines (get_weights, state_to_bytes) itself, adding "
+        replaces="launcher.lockstep: it does LeRobot's two lines (get_weights, state_to_bytes) itself, adding "
         "the progress entry, and only when the learner has caught up",
     ),
     Row(
         f"{LEARNER}.process_transitions",
         "wrap",
         ("transition_queue", "replay_buffer", "offline_replay_buffer", "dataset_repo_id", "shutdown_event"),
-        ("sim.lockstep",),
+        ("launcher.lockstep",),
         ("learner",),
         "lockstep: the updates allowed are counted from the transitions taken in",
     ),
@@ -262,7 +262,7 @@ ROWS: tuple[Row, ...] = (
         f"{LEARNER}.process_interaction_messages",
         "wrap",
         ("interaction_message_queue", "interaction_step_shift", "wandb_logger", "shutdown_event"),
-        ("sim.lockstep",),
+        ("launcher.lockstep",),
         ("learner",),
         "lockstep: the learner waits here for data once it has done the updates its data allow",
     ),
@@ -271,58 +271,58 @@ ROWS: tuple[Row, ...] = (
         f"{ACTOR}.python_object_to_bytes",
         "wrap",
         ("python_object",),
-        ("faults.wire",),
+        ("wire",),
         ("actor",),
         "the episode message is sent as JSON, not pickled",
-        replaces="faults.wire: the message must not be pickled, so LeRobot's function is never called",
+        replaces="wire: the message must not be pickled, so LeRobot's function is never called",
     ),
     Row(
         f"{ACTOR}.transitions_to_bytes",
         "wrap",
         ("transitions",),
-        ("faults.wire",),
+        ("wire",),
         ("actor",),
         "transitions are sent as safetensors, not pickled",
-        replaces="faults.wire: another encoding, so LeRobot's function is never called",
+        replaces="wire: another encoding, so LeRobot's function is never called",
     ),
     Row(
         f"{ACTOR}.bytes_to_state_dict",
         "wrap",
         ("buffer",),
-        ("sim.lockstep", "faults.wire"),
+        ("launcher.lockstep", "wire"),
         ("actor",),
         "weights are decoded from safetensors with a size limit, never unpickled; lockstep takes the "
         "learner's progress entry out of them before LeRobot loads them",
-        replaces="faults.wire: unpickling is the fault, so LeRobot's function is never called",
+        replaces="wire: unpickling is the fault, so LeRobot's function is never called",
     ),
     Row(
         f"{ACTOR}.learner_service_client",
         "wrap",
         ("host", "port"),
-        ("faults.reconnect",),
+        ("actor.reconnect",),
         ("actor",),
         "the channel's reconnect back-off is capped at --faults.retry_interval_s (gRPC's grows to "
         "120 s), over TLS with the token and the actor id on every call",
-        replaces="faults.reconnect: LeRobot's function opens a plaintext channel with fixed options; "
+        replaces="actor.reconnect: LeRobot's function opens a plaintext channel with fixed options; "
         "the channel is built with other options and credentials",
     ),
     Row(
         f"{ACTOR}.establish_learner_connection",
         "wrap",
         ("stub", "shutdown_event", "attempts"),
-        ("faults.reconnect",),
+        ("actor.reconnect",),
         ("actor",),
         "Ready() with a deadline, retried for at most --faults.connect_timeout_s, every attempt logged; "
         "a refused token or TLS mismatch ends the actor with one line",
         "lerobot#3979",
-        replaces="faults.reconnect: LeRobot's loop calls Ready() without a deadline (it can hang for "
+        replaces="actor.reconnect: LeRobot's loop calls Ready() without a deadline (it can hang for "
         "ever) a fixed number of times; a wrapper cannot bound a call inside it",
     ),
     Row(
         f"{ACTOR}.send_transitions",
         "wrap",
         _stream("transitions_queue"),
-        ("faults.reconnect",),
+        ("actor.reconnect",),
         ("actor",),
         "the stream reopens after a learner restart and resends what was in flight",
     ),
@@ -330,7 +330,7 @@ ROWS: tuple[Row, ...] = (
         f"{ACTOR}.send_interactions",
         "wrap",
         _stream("interactions_queue"),
-        ("faults.reconnect",),
+        ("actor.reconnect",),
         ("actor",),
         "the stream reopens after a learner restart and resends what was in flight",
     ),
@@ -338,7 +338,7 @@ ROWS: tuple[Row, ...] = (
         f"{ACTOR}.receive_policy",
         "wrap",
         _stream("parameters_queue"),
-        ("faults.reconnect",),
+        ("actor.reconnect",),
         ("actor",),
         "the stream reopens after a learner restart",
     ),
@@ -346,7 +346,7 @@ ROWS: tuple[Row, ...] = (
         f"{ACTOR}.get_frequency_stats",
         "wrap",
         ("timer",),
-        ("faults.counter",),
+        ("learner.counter",),
         ("actor",),
         "the episode message carries the episode's length ('Episode steps') for the learner's counts",
     ),
@@ -354,7 +354,7 @@ ROWS: tuple[Row, ...] = (
         f"{ACTOR}.push_transitions_to_transport_queue",
         "wrap",
         ("transitions", "transitions_queue"),
-        ("faults.counter",),
+        ("learner.counter",),
         ("actor",),
         "counts the transitions handed to the learner (logs, lockstep)",
     ),
@@ -362,7 +362,7 @@ ROWS: tuple[Row, ...] = (
         f"{ACTOR}.reset_and_build_transition",
         "wrap",
         ("env", "env_processor", "action_processor"),
-        ("faults.checks",),
+        ("setup_checks",),
         ("actor",),
         "the first observation is checked against the policy's features (one paragraph, not a "
         "shape error deep in the policy)",
@@ -371,7 +371,7 @@ ROWS: tuple[Row, ...] = (
         f"{ACTOR}.act_with_policy",
         "wrap",
         ("cfg", "shutdown_event", "parameters_queue", "transitions_queue", "interactions_queue"),
-        ("sim.budget", "faults.fatal"),
+        ("launcher.budget", "actor.fatal"),
         ("actor",),
         "an exception in the policy loop makes the actor exit non-zero (LeRobot exited 0); the sim "
         "actor stops by itself once its step budget is spent and tags episodes with the cube position "
@@ -381,16 +381,16 @@ ROWS: tuple[Row, ...] = (
         f"{ACTOR}.precise_sleep",
         "wrap",
         ("seconds", "spin_threshold", "sleep_margin"),
-        ("sim.pacing",),
+        ("launcher.pacing",),
         ("actor",),
         "no real-time pacing in simulation (optionally a rate cap)",
-        replaces="sim.pacing: the sleep itself is what the sim does without",
+        replaces="launcher.pacing: the sleep itself is what the sim does without",
     ),
     Row(
         f"{ACTOR}.step_env_and_process_transition",
         "wrap",
         ("env", "transition", "action", "env_processor", "action_processor"),
-        ("sim.position",),
+        ("launcher.position",),
         ("actor",),
         "remembers the cube position index of the latest step's info and whether the episode succeeded "
         "(rollout.step_succeeded) for the episode message",
@@ -399,7 +399,7 @@ ROWS: tuple[Row, ...] = (
         f"{ACTOR}.update_policy_parameters",
         "wrap",
         ("algorithm", "parameters_queue", "device"),
-        ("sim.lockstep", "faults.wire"),
+        ("launcher.lockstep", "wire"),
         ("actor",),
         "weights that do not decode are skipped and counted (the actor keeps its weights); lockstep: "
         "at an episode end the actor waits for weights that cover what it sent",

@@ -16,10 +16,10 @@ from torch import Tensor
 from torch.distributions.utils import _sum_rightmost
 from torch.func import functional_call
 
+from ..lerobot_layer.registry import register_algorithm
 from .configuration_e2hil import E2HiLAlgorithmConfig
 from .fast_update import FastUpdateMixin, HeadWorkspace, first_layer_outputs, heads_min_q, split_head_min_q
 from .influence import diagonal_preconditioner, directional_derivative, e2hil_actor_loss, selected_actor_loss
-from .registry import register_algorithm
 
 INTERVENTION_KEY = TeleopEvents.IS_INTERVENTION.value
 FIRST_ORDER = "first_order"
