@@ -300,8 +300,8 @@ def test_documented_commands_are_found():
         "python",
         "python",
         "lerobot-train",
-        "TORCHDYNAMO_DISABLE=1",
-        "e2hil-actor",
+        "OMP_NUM_THREADS=1",
+        "OMP_NUM_THREADS=1",
         "python",
     ]
 

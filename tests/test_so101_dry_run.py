@@ -339,6 +339,13 @@ def test_stages_know_the_dry_run_as_their_launcher(tmp_path):
     assert env[LAUNCHER_PID_ENV] == str(os.getpid())
 
 
+def test_stages_run_one_openmp_thread_unless_the_user_chose(tmp_path, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert dry_run.child_env(dry_run.Paths(tmp_path))["OMP_NUM_THREADS"] == "1"
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    assert dry_run.child_env(dry_run.Paths(tmp_path))["OMP_NUM_THREADS"] == "4"
+
+
 # A stand-in dry run: its actor stage is started by a thread that then ends while the dry run lives
 # on. Linux sends the parent-death signal when the forking THREAD ends (and again at each dying
 # thread when the process is killed); the actor must ignore the first and stop once on SIGKILL.
