@@ -118,13 +118,13 @@ def test_a_learner_crash_after_its_final_checkpoint_is_a_warning_not_a_partial_r
 
 
 def test_several_actors_share_the_budget_and_get_their_own_name_seed_and_threads():
-    from lerobot_policy_e2hil.faults.settings import split_fault_args
+    from lerobot_policy_e2hil.faults.settings import FaultSettings
     from lerobot_policy_e2hil.sim.train import actor_budget, actor_flags, actor_names, grpc_workers
 
     assert actor_names(1) == ["actor"] and actor_names(3) == ["actor_0", "actor_1", "actor_2"]
     assert (actor_budget(500, 1), actor_budget(500, 2), actor_budget(500, 3)) == (500, 250, 167)
     assert (grpc_workers(1), grpc_workers(4), grpc_workers(5), grpc_workers(10)) == (16, 16, 19, 34)
-    settings, _ = split_fault_args(["--faults.actor_id=mine", "--faults.connect_timeout_s=7"])
+    settings = FaultSettings(actor_id="mine", connect_timeout_s=7.0)
     flags = actor_flags(1, 2, settings, 10, ["--policy.online_steps=250"])
     assert "--faults.actor_id=actor_1" in flags and "--faults.connect_timeout_s=7.0" in flags
     assert flags[-2:] == ["--env.env_seed=11", "--policy.online_steps=250"]

@@ -19,7 +19,7 @@ from .actor import ACTOR, install_actor_faults
 from .checks import check_features
 from .entry import SetupError, fatal_message, record_fatal, run_entry
 from .learner import LEARNER, install_learner_faults, save_final_checkpoint
-from .settings import FaultSettings, split_fault_args
+from .settings import FaultSettings
 
 __all__ = [
     "ACTOR",
@@ -33,5 +33,4 @@ __all__ = [
     "record_fatal",
     "save_final_checkpoint",
     "run_entry",
-    "split_fault_args",
 ]
