@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from lerobot_policy_e2hil.sim.report import episode_stats, progress_line
-from test_faults_helpers import ROOT
+from test_faults_helpers import ROOT, SIM_JSON
 
 
 def episode(n: int, env_step: int, length: int = 10, interventions: int = 0) -> dict:
@@ -130,6 +130,19 @@ def test_several_actors_share_the_budget_and_get_their_own_name_seed_and_threads
     assert flags[-2:] == ["--env.env_seed=11", "--policy.online_steps=250"]
     alone = actor_flags(0, 1, settings, 10, [])
     assert "--faults.actor_id=mine" in alone and not any(f.startswith("--env.env_seed") for f in alone)
+
+
+def test_the_fault_flags_the_launcher_passes_parse_as_the_processes_parse_them():
+    from lerobot_policy_e2hil.faults.settings import FaultSettings
+    from lerobot_policy_e2hil.sim.train import actor_flags
+    from lerobot_policy_e2hil.train_config import E2HiLTrainConfig
+
+    settings = FaultSettings(insecure=True, keep_buffers=3, tls_server_name="learner.local")
+    flags = actor_flags(0, 1, settings, 10, [])
+    cfg = E2HiLTrainConfig.from_pretrained(str(SIM_JSON), cli_args=flags)  # parser.wrap's path
+    assert cfg.faults == FaultSettings(
+        insecure=True, keep_buffers=3, tls_server_name="learner.local", actor_id="actor"
+    )
 
 
 def test_a_single_actor_keeps_its_id_across_a_resume_so_the_summary_lists_one_actor():

@@ -316,8 +316,16 @@ def _writable_dir(path: Path) -> None:
 
 
 def _settings_flags(settings: FaultSettings) -> list[str]:
-    """The ``--faults.*`` flags of validated ``settings`` (every field), as both processes get them."""
-    return [f"{FLAG_PREFIX}{f.name}={getattr(settings, f.name)}" for f in dataclasses.fields(settings)]
+    """The ``--faults.*`` flags of validated ``settings`` (every field), as both processes get them.
+
+    Booleans are written ``true``/``false``: with ``--config_path`` LeRobot's parser reads flag
+    values as JSON, which has no ``True``.
+    """
+    values = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+    return [
+        f"{FLAG_PREFIX}{name}={str(value).lower() if isinstance(value, bool) else value}"
+        for name, value in values.items()
+    ]
 
 
 def grpc_workers(num_actors: int) -> int:
