@@ -86,18 +86,19 @@ SECTIONS = (
         "Settings of the one-command sim launcher (`make sim`, `e2hil-sim`); ignored by the other entry points.",
     ),
     Section(
-        "Runtime and faults (`--faults.*`)",
+        "Runtime and faults (`faults`)",
         "faults",
         "faults.settings",
         "FaultSettings",
         "--faults.",
         "Bounded waits and limits of the learner and actor (`e2hil-learner`, `e2hil-actor`, `e2hil-sim` "
-        "passes them on). Flags only: they are not part of LeRobot's config file, so the checkpoints "
-        "keep LeRobot's format. What each guards against: [faults.md](faults.md).",
+        'passes them on): `"faults": {...}` in a train config, or `--faults.<field>=<value>`. Each '
+        "checkpoint's `train_config.json` saves the section, so a resume from it runs with the same "
+        "values. What each guards against: [faults.md](faults.md).",
         skip=SECURITY_FIELDS,
     ),
     Section(
-        "Security (`--faults.*`: TLS and the token)",
+        "Security (`faults`: TLS and the token)",
         "security",
         "faults.settings",
         "FaultSettings",

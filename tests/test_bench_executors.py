@@ -108,9 +108,7 @@ def test_failed_runs_are_reported_alike_by_both_executors_and_the_suite_exits_1(
 
 
 def _suite(executor: str, seeds: int, runs: Path, report: Path, capsys) -> str:
-    # One variant: the executors, not the variants, are compared here
-    argv = ["suite", "--quick=true", "--variants=e2hil", f"--seeds={seeds}", f"--runs_dir={runs}"]
-    argv += [f"--report_dir={report}"]
+    argv = ["suite", "--quick=true", f"--seeds={seeds}", f"--runs_dir={runs}", f"--report_dir={report}"]
     argv += ["--executor=ray"] if executor == "ray" else ["--workers=1"]
     assert main(argv) == 0
     return capsys.readouterr().out
@@ -121,25 +119,19 @@ def _suite(executor: str, seeds: int, runs: Path, report: Path, capsys) -> str:
 def test_a_study_moves_between_ray_and_local_and_both_give_the_same_records(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
     a, b = tmp_path / "a", tmp_path / "b"
-    # a: seed 0 on Ray, finished locally; b: seed 0 locally, finished on Ray
+    # a: seed 0 on Ray; b: seed 0 locally; then a's study goes on locally from Ray's runs
     out = _suite("ray", 1, a / "runs", a / "report", capsys)
-    assert "1 runs, 0 cached, 1 to train, executor ray" in out
-    assert "[e2hil-bench] runs: 0 done, 1 running, 0 left, 0 failed" in out
-    assert "[e2hil-bench] runs: 1 done, 0 running, 0 left, 0 failed" in out
-    assert (a / "runs" / "e2hil_seed0" / LOG_FILE).is_file() and (
-        a / "runs" / "e2hil_seed0" / "samples.npz"
+    assert "2 runs, 0 cached, 2 to train, executor ray" in out
+    assert "[e2hil-bench] runs: 0 done, 2 running, 0 left, 0 failed" in out
+    assert "[e2hil-bench] runs: 2 done, 0 running, 0 left, 0 failed" in out
+    assert (a / "runs" / "sac_seed0" / LOG_FILE).is_file() and (
+        a / "runs" / "sac_seed0" / "samples.npz"
     ).is_file()
-    out = _suite("local", 2, a / "runs", a / "report", capsys)
-    assert "2 runs, 1 cached, 1 to train, 1 worker(s)" in out
-    assert "e2hil_seed0" not in out and "[e2hil_seed1] done" in out
     out = _suite("local", 1, b / "runs", b / "report", capsys)
-    assert "1 runs, 0 cached, 1 to train" in out
-    out = _suite("ray", 2, b / "runs", b / "report", capsys)
-    assert "2 runs, 1 cached, 1 to train, executor ray" in out
-    assert "e2hil_seed0" not in out and "[e2hil_seed1] done" in out
+    assert "2 runs, 0 cached, 2 to train, 1 worker(s)" in out
     # each run trained once by each executor: the same fingerprint and the same metrics
     names = sorted(p.name for p in (a / "report" / "records").glob("*.json"))
-    assert names == ["e2hil_seed0.json", "e2hil_seed1.json"]
+    assert names == ["e2hil_seed0.json", "sac_seed0.json"]
     assert names == sorted(p.name for p in (b / "report" / "records").glob("*.json"))
     for name in names:
         on_a = json.loads((a / "report" / "records" / name).read_text())
@@ -153,6 +145,8 @@ def test_a_study_moves_between_ray_and_local_and_both_give_the_same_records(tmp_
             for key in WALL_CLOCK:
                 method.pop(key)
     assert summaries[0] == summaries[1]
+    out = _suite("local", 1, a / "runs", a / "report", capsys)
+    assert "2 runs, 2 cached, 0 to train, 1 worker(s)" in out and "[sac_seed0] done" not in out
 
 
 # --- the documented command --------------------------------------------------------------------

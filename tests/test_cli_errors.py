@@ -12,8 +12,8 @@ import draccus
 import pytest
 from lerobot.rl.train_rl import TrainRLServerPipelineConfig
 
-from lerobot_policy_e2hil.faults.settings import split_fault_args
 from lerobot_policy_e2hil.suggest import describe_parse_error, field_names, nearest
+from lerobot_policy_e2hil.train_config import E2HiLTrainConfig
 from test_faults_helpers import ROOT, SIM_JSON
 
 BIN = Path(sys.executable).parent
@@ -27,12 +27,12 @@ def _json_with(tmp_path: Path, block: str, **values) -> Path:
     return path
 
 
-def _message(args: list[str], config_path: Path | str = SIM_JSON) -> str | None:
+def _message(
+    args: list[str], config_path: Path | str = SIM_JSON, config_class: type = TrainRLServerPipelineConfig
+) -> str | None:
     with pytest.raises(Exception) as info:
-        draccus.parse(
-            TrainRLServerPipelineConfig, config_path=str(config_path), args=args, exit_on_error=False
-        )
-    return describe_parse_error(info.value, TrainRLServerPipelineConfig, args, str(config_path))
+        draccus.parse(config_class, config_path=str(config_path), args=args, exit_on_error=False)
+    return describe_parse_error(info.value, config_class, args, str(config_path))
 
 
 def test_a_mistyped_flag_names_the_nearest_fields_of_the_chosen_policy():
@@ -76,11 +76,15 @@ def test_field_names_follow_the_choice_a_config_holds():
     assert nearest("policy.online_stepz", names) == ["policy.online_steps"]
 
 
-def test_a_mistyped_fault_flag_keeps_its_prefix():
-    with pytest.raises(
-        Exception, match=r"unknown flag --faults.grpc_workerz \(nearest: --faults.grpc_workers\)"
-    ):
-        split_fault_args(["--faults.grpc_workerz=3"])
+def test_a_mistyped_fault_flag_or_key_names_the_nearest_field_of_the_section(tmp_path):
+    assert _message(["--faults.grpc_workerz=3"], config_class=E2HiLTrainConfig) == (
+        "unknown flag --faults.grpc_workerz (nearest: --faults.grpc_workers). `--help` lists the flags."
+    )
+    path = tmp_path / "train_config.json"
+    path.write_text(json.dumps({**json.loads(SIM_JSON.read_text()), "faults": {"keep_bufers": 1}}))
+    assert _message([], path, E2HiLTrainConfig).startswith(
+        f"unknown field in {path}: faults.keep_bufers (nearest: faults.keep_buffers)"
+    )
 
 
 def _lines(result: subprocess.CompletedProcess) -> list[str]:

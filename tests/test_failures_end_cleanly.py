@@ -125,7 +125,7 @@ def test_learner_that_ends_with_no_checkpoint_exits_non_zero(monkeypatch, capsys
     cfg = SimpleNamespace(save_checkpoint=True, policy=SimpleNamespace(online_step_before_learning=100))
     monkeypatch.setattr(sys, "argv", ["e2hil-learner"])
     with pytest.raises(SystemExit) as exit_info:
-        entry.run_entry(lambda settings: cli.finish_learner(cfg))
+        entry.run_entry(lambda: cli.finish_learner(cfg))
     assert exit_info.value.code == 1
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert lines == [

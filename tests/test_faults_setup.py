@@ -13,7 +13,7 @@ import draccus
 import pytest
 
 from lerobot_policy_e2hil.errors import ConfigError
-from lerobot_policy_e2hil.faults import SetupError, split_fault_args
+from lerobot_policy_e2hil.faults import SetupError
 from lerobot_policy_e2hil.setup_checks import (
     check_algorithm_type,
     check_features,
@@ -228,9 +228,14 @@ def test_actor_retries_a_bounded_time_then_exits_with_one_paragraph(tmp_path):
 
 
 def test_fault_flags_are_parsed_and_validated():
-    settings, rest = split_fault_args(["--a=1", "--faults.connect_timeout_s=7", "--faults.grpc_workers", "4"])
-    assert (settings.connect_timeout_s, settings.grpc_workers, rest) == (7.0, 4, ["--a=1"])
-    with pytest.raises(
-        draccus.utils.ParsingError, match=r"faults.ready_timeout_s=0.0 is invalid; allowed values: > 0"
-    ):
-        split_fault_args(["--faults.ready_timeout_s=0"])
+    from lerobot_policy_e2hil.train_config import E2HiLTrainConfig
+
+    def parse(*args: str) -> E2HiLTrainConfig:
+        return draccus.parse(
+            E2HiLTrainConfig, config_path=str(SIM_JSON), args=list(args), exit_on_error=False
+        )
+
+    cfg = parse("--batch_size=3", "--faults.connect_timeout_s=7", "--faults.grpc_workers", "4")
+    assert (cfg.faults.connect_timeout_s, cfg.faults.grpc_workers, cfg.batch_size) == (7.0, 4, 3)
+    with pytest.raises(ConfigError, match=r"faults.ready_timeout_s=0.0 is invalid; allowed values: > 0"):
+        parse("--faults.ready_timeout_s=0")

@@ -322,7 +322,7 @@ def test_actor_crash_in_its_policy_loop_is_fatal(monkeypatch):
     )
     monkeypatch.setattr(sys, "argv", ["e2hil-actor"])
     with pytest.raises(SystemExit) as exit_info:
-        entry.run_entry(lambda settings: None)
+        entry.run_entry(lambda: None)
     assert exit_info.value.code == 1
 
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from lerobot_policy_e2hil.launcher.report import episode_stats, progress_line
-from test_faults_helpers import ROOT
+from test_faults_helpers import ROOT, SIM_JSON
 
 
 def episode(n: int, env_step: int, length: int = 10, interventions: int = 0) -> dict:
@@ -118,18 +118,31 @@ def test_a_learner_crash_after_its_final_checkpoint_is_a_warning_not_a_partial_r
 
 
 def test_several_actors_share_the_budget_and_get_their_own_name_seed_and_threads():
-    from lerobot_policy_e2hil.faults.settings import split_fault_args
+    from lerobot_policy_e2hil.faults.settings import FaultSettings
     from lerobot_policy_e2hil.launcher.train import actor_budget, actor_flags, actor_names, grpc_workers
 
     assert actor_names(1) == ["actor"] and actor_names(3) == ["actor_0", "actor_1", "actor_2"]
     assert (actor_budget(500, 1), actor_budget(500, 2), actor_budget(500, 3)) == (500, 250, 167)
     assert (grpc_workers(1), grpc_workers(4), grpc_workers(5), grpc_workers(10)) == (16, 16, 19, 34)
-    settings, _ = split_fault_args(["--faults.actor_id=mine", "--faults.connect_timeout_s=7"])
+    settings = FaultSettings(actor_id="mine", connect_timeout_s=7.0)
     flags = actor_flags(1, 2, settings, 10, ["--policy.online_steps=250"])
     assert "--faults.actor_id=actor_1" in flags and "--faults.connect_timeout_s=7.0" in flags
     assert flags[-2:] == ["--env.env_seed=11", "--policy.online_steps=250"]
     alone = actor_flags(0, 1, settings, 10, [])
     assert "--faults.actor_id=mine" in alone and not any(f.startswith("--env.env_seed") for f in alone)
+
+
+def test_the_fault_flags_the_launcher_passes_parse_as_the_processes_parse_them():
+    from lerobot_policy_e2hil.faults.settings import FaultSettings
+    from lerobot_policy_e2hil.launcher.train import actor_flags
+    from lerobot_policy_e2hil.train_config import E2HiLTrainConfig
+
+    settings = FaultSettings(insecure=True, keep_buffers=3, tls_server_name="learner.local")
+    flags = actor_flags(0, 1, settings, 10, [])
+    cfg = E2HiLTrainConfig.from_pretrained(str(SIM_JSON), cli_args=flags)  # parser.wrap's path
+    assert cfg.faults == FaultSettings(
+        insecure=True, keep_buffers=3, tls_server_name="learner.local", actor_id="actor"
+    )
 
 
 def test_a_single_actor_keeps_its_id_across_a_resume_so_the_summary_lists_one_actor():

@@ -81,7 +81,7 @@ def test_the_entry_point_prints_the_paragraph_and_exits_2(monkeypatch, capsys):
     monkeypatch.setattr(actor, "act_with_policy", lambda cfg, shutdown_event: None)
     monkeypatch.setattr(sys, "argv", ["e2hil-actor"])
     with pytest.raises(SystemExit) as exit_info:
-        entry.run_entry(lambda settings: patches.install("actor"))
+        entry.run_entry(lambda: patches.install("actor"))
     assert exit_info.value.code == EXIT_SETUP
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(

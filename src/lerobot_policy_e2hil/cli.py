@@ -3,9 +3,9 @@
 LeRobot's ``lerobot.rl.learner`` and ``lerobot.rl.actor`` do not call
 ``register_third_party_plugins()``, so a config with ``"algorithm": {"type": "e2hil"}`` would
 fail to parse there. These entry points import the plugin, parse the command line as LeRobot
-does (``--config_path=...`` and dotted overrides), install the fault handling of
-:mod:`.faults` (its ``--faults.*`` flags are taken out first) and call LeRobot's ``train_cli`` /
-``actor_cli``. The learner writes a final checkpoint once LeRobot's loop stops (Ctrl-C); when it
+does (``--config_path=...`` and dotted overrides) into :class:`.train_config.E2HiLTrainConfig`
+(LeRobot's config plus the ``faults`` section, saved with each checkpoint), install the fault
+handling of :mod:`.faults` with that section and call LeRobot's ``train_cli`` / ``actor_cli``. The learner writes a final checkpoint once LeRobot's loop stops (Ctrl-C); when it
 stopped before its first update there is none, and it exits non-zero with one line. A bad
 setup (an existing ``--output_dir`` without ``--resume=true`` included) ends with a one-paragraph ``error:`` line and a non-zero exit code. Started by
 ``e2hil-so101-dry-run``, the process stops once when the dry run is gone (:mod:`.sim.parent`).
@@ -17,14 +17,15 @@ import logging
 import sys
 
 from lerobot.configs import parser
-from lerobot.rl.train_rl import TrainRLServerPipelineConfig
 
-from . import faults, install_algorithm_lookup
-from .faults import FaultSettings
+from . import install_algorithm_lookup
+from .actor.hooks import install_actor_faults
+from .faults.entry import fatal_message, record_fatal, run_entry
 from .launcher.parent import stop_once_with_launcher
-from .setup_checks import check_output_dir
+from .learner.hooks import install_learner_faults, save_final_checkpoint
+from .setup_checks import check_features, check_output_dir
+from .train_config import E2HiLTrainConfig, run_lerobot_cli
 
-_SETTINGS: list[FaultSettings] = [FaultSettings()]
 #: The learner's last line when it stopped before its first update (so there is no checkpoint).
 NO_CHECKPOINT = (
     "the learner stopped before its first update, so it wrote no checkpoint (it starts updating once "
@@ -34,38 +35,38 @@ NO_CHECKPOINT = (
 
 
 @parser.wrap()
-def _learner(cfg: TrainRLServerPipelineConfig) -> None:
+def _learner(cfg: E2HiLTrainConfig) -> None:
     from lerobot.rl import learner
 
-    faults.check_features(cfg)
+    check_features(cfg)
     check_output_dir(cfg, "learner")
-    faults.install_learner_faults(cfg, _SETTINGS[0])
-    learner.train_cli(cfg)
-    if faults.fatal_message() is None:
+    install_learner_faults(cfg, cfg.faults)
+    run_lerobot_cli(learner.train_cli, cfg)
+    if fatal_message() is None:
         finish_learner(cfg)
 
 
-def finish_learner(cfg: TrainRLServerPipelineConfig) -> None:
+def finish_learner(cfg: E2HiLTrainConfig) -> None:
     """Write the learner's final checkpoint; none (no update made) is a fatal error of the run."""
-    checkpoint = faults.save_final_checkpoint(cfg)
+    checkpoint = save_final_checkpoint(cfg)
     logging.info(f"[LEARNER] final checkpoint: {checkpoint}")
     if checkpoint is None and cfg.save_checkpoint:
-        faults.record_fatal(NO_CHECKPOINT.format(before=cfg.policy.online_step_before_learning))
+        record_fatal(NO_CHECKPOINT.format(before=cfg.policy.online_step_before_learning))
 
 
 @parser.wrap()
-def _actor(cfg: TrainRLServerPipelineConfig) -> None:
+def _actor(cfg: E2HiLTrainConfig) -> None:
     from lerobot.rl import actor
 
     from .sim.env import register_gym_id
 
-    faults.check_features(cfg)
+    check_features(cfg)
     check_output_dir(cfg, "actor")
     if hasattr(cfg.env, "require_robot"):  # an so101_hil env: its robot is used here
         cfg.env.require_robot()
     register_gym_id(cfg.env)  # an e2hil_sim env is built by its gym id
-    faults.install_actor_faults(cfg, _SETTINGS[0])
-    actor.actor_cli(cfg)
+    install_actor_faults(cfg, cfg.faults)
+    run_lerobot_cli(actor.actor_cli, cfg)
 
 
 _COMMON = """\
@@ -73,11 +74,12 @@ _COMMON = """\
 
 Most used: --config_path, --algorithm.type=sac|e2hil, --policy.online_steps (env-step budget),
 --output_dir, --resume=true, --policy.actor_learner_config.learner_host / .learner_port,
---wandb.enable=true, --faults.<field> (timeouts, TLS, actor id: docs/faults.md).
+--wandb.enable=true, --faults.<field> (timeouts, TLS, actor id: docs/faults.md; saved with
+each checkpoint, so --config_path=<checkpoint>/pretrained_model/train_config.json resumes with them).
 Exit code 0: stopped cleanly (Ctrl-C or the budget spent); 1: a fatal fault (one line:
 error: <cause>. <fix>); 2: a bad command line or setup (one line: error: <cause>. <fix>).
-`{name} --help-all` lists every field of the config (LeRobot's TrainRLServerPipelineConfig, some
-400 lines). Docs: README.md, docs/faults.md.
+`{name} --help-all` lists every field of the config (LeRobot's TrainRLServerPipelineConfig and
+the faults section, some 400 lines). Docs: README.md, docs/faults.md.
 """
 
 LEARNER_HELP = (
@@ -101,14 +103,13 @@ def show_help(text: str) -> None:
 
 
 def _run(body, help_text: str) -> None:
-    def main(settings: FaultSettings) -> None:
-        _SETTINGS[0] = settings
+    def main() -> None:
         install_algorithm_lookup()
         body()
 
     show_help(help_text)
     stop_once_with_launcher()
-    faults.run_entry(main)
+    run_entry(main)
 
 
 def learner_main() -> None:

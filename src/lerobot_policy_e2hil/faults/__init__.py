@@ -10,44 +10,6 @@ each side installs), :mod:`..wire`, :mod:`..security`, :mod:`..checkpoints` and
 
 from ..errors import SetupError
 from .entry import fatal_message, record_fatal, run_entry
-from .settings import FaultSettings, split_fault_args
+from .settings import FaultSettings
 
-# For cli.py (faults.install_learner_faults, ...) until it imports them from their rooms; the learner
-# and actor hooks import .entry, so this package reaches them only on first use.
-_ELSEWHERE = {
-    "ACTOR": "actor",
-    "install_actor_faults": "actor",
-    "LEARNER": "learner",
-    "install_learner_faults": "learner",
-    "save_final_checkpoint": "learner",
-    "check_features": "setup_checks",
-}
-
-__all__ = [
-    "ACTOR",
-    "LEARNER",
-    "FaultSettings",
-    "SetupError",
-    "check_features",
-    "fatal_message",
-    "install_actor_faults",
-    "install_learner_faults",
-    "record_fatal",
-    "save_final_checkpoint",
-    "run_entry",
-    "split_fault_args",
-]
-
-
-def __getattr__(name: str):
-    """The names of ``__all__`` defined in the runtime's rooms (:mod:`..learner.hooks`, ...)."""
-    room = _ELSEWHERE.get(name)
-    if room == "actor":
-        from ..actor import hooks as module
-    elif room == "learner":
-        from ..learner import hooks as module
-    elif room == "setup_checks":
-        from .. import setup_checks as module
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(module, name)
+__all__ = ["FaultSettings", "SetupError", "fatal_message", "record_fatal", "run_entry"]

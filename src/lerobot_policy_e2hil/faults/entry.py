@@ -17,7 +17,6 @@ import sys
 from collections.abc import Callable
 
 from ..errors import EXIT_SETUP, SetupError, check_command_line, describe_error, exit_on_setup_error, one_line
-from .settings import FaultSettings, split_fault_args
 
 # Importable from here as before; the definitions live in ..errors.
 __all__ = [
@@ -47,28 +46,27 @@ def fatal_message() -> str | None:
     return _FATAL[0] if _FATAL else None
 
 
-def run_entry(main: Callable[[FaultSettings], None]) -> None:
-    """Run an entry point with the ``--faults.*`` flags taken out of ``sys.argv``.
+def run_entry(main: Callable[[], None]) -> None:
+    """Run an entry point whose body parses ``sys.argv`` as :class:`~..train_config.E2HiLTrainConfig`.
 
     Args:
-        main: The entry's body; it receives the settings and parses the rest of ``sys.argv``.
+        main: The entry's body (a ``parser.wrap`` function of that config, ``faults`` section included).
 
     Exits with :data:`EXIT_SETUP` on a :class:`SetupError` or :class:`~..errors.ConfigError`,
     with :data:`EXIT_FATAL` when a hook recorded a fatal fault, printing ``error: <message>``.
     """
     from lerobot.configs import parser
-    from lerobot.rl.train_rl import TrainRLServerPipelineConfig
 
     from ..setup_checks import check_algorithm_type
+    from ..train_config import E2HiLTrainConfig
 
     _enable_faulthandler()
-    config_path = parser.parse_arg("config_path", sys.argv[1:])
+    args = sys.argv[1:]
+    config_path = parser.parse_arg("config_path", args)
     try:
-        settings, rest = split_fault_args(sys.argv[1:])
-        sys.argv = [sys.argv[0], *rest]
-        check_algorithm_type(rest)
-        check_command_line(TrainRLServerPipelineConfig, rest)
-        main(settings)
+        check_algorithm_type(args)
+        check_command_line(E2HiLTrainConfig, args)
+        main()
     except Exception as err:
         exit_on_setup_error(err, config_path)
     message = fatal_message()

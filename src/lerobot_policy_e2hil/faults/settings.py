@@ -1,21 +1,17 @@
-"""Bounded waits and limits of the fault handling, set with ``--faults.<field>=<value>`` flags.
+"""Bounded waits, limits and transport security of the runtime: the ``faults`` section of the config.
 
-The flags are not part of LeRobot's ``TrainRLServerPipelineConfig`` (the checkpoints keep
-LeRobot's config format), so every entry point removes them from the command line with
-:func:`split_fault_args` before LeRobot parses the rest.
+:class:`FaultSettings` is the ``faults`` field of :class:`~..train_config.E2HiLTrainConfig`, the
+config every learner and actor entry point parses: ``"faults": {...}`` in the JSON file or
+``--faults.<field>=<value>`` flags, saved in each checkpoint's ``train_config.json``.
 """
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 
-import draccus
-from draccus.utils import DraccusException
-
 from ..errors import ConfigError
-from ..suggest import describe_parse_error
 
+#: The command-line prefix of the section's fields
 FLAG_PREFIX = "--faults."
 
 
@@ -74,33 +70,3 @@ class FaultSettings:
             check_actor_id(self.actor_id)
         if not self.token_env.strip():
             raise ConfigError("faults.token_env='' is invalid; allowed values: an environment variable name")
-
-
-def split_fault_args(args: list[str]) -> tuple[FaultSettings, list[str]]:
-    """Separate the ``--faults.*`` flags from the rest of a command line.
-
-    Args:
-        args: Command-line arguments without the program name.
-
-    Returns:
-        The parsed settings and the remaining arguments, in their order.
-    """
-    ours, rest = [], []
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg.startswith(FLAG_PREFIX):
-            if "=" not in arg and i + 1 < len(args):
-                arg = f"{arg}={args[i + 1]}"
-                i += 1
-            ours.append("--" + arg[len(FLAG_PREFIX) :])
-        else:
-            rest.append(arg)
-        i += 1
-    try:
-        return draccus.parse(FaultSettings, args=ours, exit_on_error=False), rest
-    except (DraccusException, argparse.ArgumentError) as err:  # one line, not argparse's usage text
-        message = describe_parse_error(err, FaultSettings, ours, prefix=FLAG_PREFIX[2:])
-        if message is None or isinstance(err, ConfigError):
-            raise
-        raise ConfigError(message) from None

@@ -2,8 +2,9 @@
 
 ``python -m lerobot_policy_e2hil.launcher.learner`` and ``python -m lerobot_policy_e2hil.launcher.actor``
 (:mod:`.learner`, :mod:`.actor`) run :func:`role_main` of their role. Both parse the same config
-as ``lerobot.rl.learner`` / ``lerobot.rl.actor`` (``--config_path`` and dotted overrides; the
-``--faults.*`` flags are taken out first by :func:`..faults.entry.run_entry`), check the policy's
+as ``lerobot.rl.learner`` / ``lerobot.rl.actor`` (``--config_path`` and dotted overrides) into
+:class:`..train_config.E2HiLTrainConfig`, whose ``faults`` section (``--faults.*``) configures
+the fault handling and is saved with each checkpoint, check the policy's
 features against the env, and run :func:`.hooks.prepare_process` (one torch thread, the
 intervention buffer, stop once the launcher is gone). Then, by role:
 
@@ -25,62 +26,58 @@ import logging
 from collections.abc import Callable
 
 from lerobot.configs import parser
-from lerobot.rl.train_rl import TrainRLServerPipelineConfig
 
 from ..actor.hooks import install_actor_faults
 from ..faults.entry import fatal_message
-from ..faults.settings import FaultSettings
 from ..learner.hooks import install_learner_faults, save_final_checkpoint
 from ..setup_checks import check_features
 from ..sim.env import register_gym_id
+from ..train_config import E2HiLTrainConfig, run_lerobot_cli
 from .hooks import FINAL_CHECKPOINT, install_actor_hooks, install_learner_hooks, prepare_process
 
 
-def _learner(cfg: TrainRLServerPipelineConfig, settings: FaultSettings) -> None:
+def _learner(cfg: E2HiLTrainConfig) -> None:
     from lerobot.rl import learner
 
-    install_learner_faults(cfg, settings)
+    install_learner_faults(cfg, cfg.faults)
     install_learner_hooks(cfg)
-    learner.train_cli(cfg)
+    run_lerobot_cli(learner.train_cli, cfg)
     if fatal_message() is None:
         checkpoint = save_final_checkpoint(cfg)
         logging.info(f"{FINAL_CHECKPOINT}{checkpoint}")
 
 
-def _actor(cfg: TrainRLServerPipelineConfig, settings: FaultSettings) -> None:
+def _actor(cfg: E2HiLTrainConfig) -> None:
     from lerobot.rl import actor
 
     register_gym_id(cfg.env)
-    install_actor_faults(cfg, settings)
+    install_actor_faults(cfg, cfg.faults)
     install_actor_hooks(cfg)
-    actor.actor_cli(cfg)
+    run_lerobot_cli(actor.actor_cli, cfg)
 
 
 #: What each role runs once the config is parsed and the process prepared
-ROLES: dict[str, Callable[[TrainRLServerPipelineConfig, FaultSettings], None]] = {
+ROLES: dict[str, Callable[[E2HiLTrainConfig], None]] = {
     "learner": _learner,
     "actor": _actor,
 }
 
 
-def role_main(role: str) -> Callable[[FaultSettings], None]:
+def role_main(role: str) -> Callable[[], None]:
     """The entry body of the sim ``role`` (``"learner"`` or ``"actor"``) for :func:`..faults.entry.run_entry`.
 
     Args:
         role: A key of :data:`ROLES`.
 
     Returns:
-        A function of the ``--faults.*`` settings that parses the rest of ``sys.argv`` and runs the role.
+        A function that parses ``sys.argv`` and runs the role.
     """
     body = ROLES[role]
 
     @parser.wrap()
-    def run(cfg: TrainRLServerPipelineConfig, settings: FaultSettings) -> None:
+    def run(cfg: E2HiLTrainConfig) -> None:
         check_features(cfg)
         prepare_process(cfg)
-        body(cfg, settings)
+        body(cfg)
 
-    def main(settings: FaultSettings) -> None:
-        run(settings=settings)
-
-    return main
+    return run

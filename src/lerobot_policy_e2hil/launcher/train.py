@@ -46,7 +46,7 @@ from typing import Any
 from ..checkpoints import choose_checkpoint, newest_complete, read_marker
 from ..errors import EXIT_SETUP, ConfigError, SetupError, describe_error, exit_on_setup_error, one_line
 from ..faults.entry import EXIT_FATAL
-from ..faults.settings import FLAG_PREFIX, FaultSettings, split_fault_args
+from ..faults.settings import FLAG_PREFIX, FaultSettings
 from ..setup_checks import check_config, check_port_free, listens_on
 from .hooks import FINAL_CHECKPOINT, METRICS_FILE, RUN_START_ENV
 from .parent import LAUNCHER_PID_ENV
@@ -87,16 +87,15 @@ def _flag_value(args: list[str], name: str) -> str | None:
 def load_config(args: list[str]) -> Any:
     """Parse the training config the way the learner will (``--config_path`` plus dotted flags)."""
     import draccus
-    from lerobot.rl.train_rl import TrainRLServerPipelineConfig
+
+    from ..train_config import E2HiLTrainConfig
 
     config_path = _flag_value(args, "--config_path")
     rest = [a for i, a in enumerate(args) if not _is_config_path_arg(args, i)]
     try:
-        return draccus.parse(
-            TrainRLServerPipelineConfig, config_path=config_path, args=rest, exit_on_error=False
-        )
+        return draccus.parse(E2HiLTrainConfig, config_path=config_path, args=rest, exit_on_error=False)
     except Exception as err:  # argparse's usage dump is not printed: one line names the mistake
-        message = describe_error(err, config_path, TrainRLServerPipelineConfig, rest)
+        message = describe_error(err, config_path, E2HiLTrainConfig, rest)
         if message is None or isinstance(err, (ConfigError, SetupError)):
             raise
         raise ConfigError(message) from None
@@ -317,8 +316,16 @@ def _writable_dir(path: Path) -> None:
 
 
 def _settings_flags(settings: FaultSettings) -> list[str]:
-    """The ``--faults.*`` flags of validated ``settings`` (every field), as both processes get them."""
-    return [f"{FLAG_PREFIX}{f.name}={getattr(settings, f.name)}" for f in dataclasses.fields(settings)]
+    """The ``--faults.*`` flags of validated ``settings`` (every field), as both processes get them.
+
+    Booleans are written ``true``/``false``: with ``--config_path`` LeRobot's parser reads flag
+    values as JSON, which has no ``True``.
+    """
+    values = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+    return [
+        f"{FLAG_PREFIX}{name}={str(value).lower() if isinstance(value, bool) else value}"
+        for name, value in values.items()
+    ]
 
 
 def grpc_workers(num_actors: int) -> int:
@@ -434,9 +441,9 @@ def run(args: list[str]) -> dict[str, Any]:
     import lerobot_policy_e2hil  # noqa: F401  (registers e2hil and e2hil_sim before parsing)
 
     user_workers = any(a.startswith(f"{FLAG_PREFIX}grpc_workers") for a in args)
-    fault_settings, args = split_fault_args(args)
     _check_env_type(args)
     cfg = load_config(args)
+    fault_settings = cfg.faults
     if getattr(cfg.env, "type", None) != SIM_ENV_TYPE:
         _check_env_type([f"--env.type={getattr(cfg.env, 'type', None)}"])
     check_config(cfg, "learner")

@@ -176,8 +176,8 @@ def install_learner_faults(cfg: Any, settings: FaultSettings) -> None:
     sizes the learner cannot run with (:func:`~..setup_checks.check_budgets`).
 
     Args:
-        cfg: The learner's ``TrainRLServerPipelineConfig`` as parsed.
-        settings: The ``--faults.*`` settings.
+        cfg: The learner's config as parsed.
+        settings: Its ``faults`` section.
 
     Raises:
         ConfigError: A budget or size outside its allowed values.
@@ -211,6 +211,9 @@ def install_learner_faults(cfg: Any, settings: FaultSettings) -> None:
     )
     _install_loop_failure()
     _install_resume()
+    from ..train_config import install_config_hooks  # imports this package
+
+    install_config_hooks()
     _install_counter()
     _install_trainer()
 

@@ -201,10 +201,11 @@ def evaluate(cfg: SO101EvalConfig, train_overrides: list[str] | None = None) -> 
     """
     import draccus
     from lerobot.rl import gym_manipulator
-    from lerobot.rl.train_rl import TrainRLServerPipelineConfig
+
+    from ..train_config import E2HiLTrainConfig
 
     train_cfg = draccus.parse(
-        TrainRLServerPipelineConfig, config_path=cfg.train_config, args=list(train_overrides or [])
+        E2HiLTrainConfig, config_path=cfg.train_config, args=list(train_overrides or [])
     )
     processor = train_cfg.env.processor
     if cfg.success_source == "classifier" and (

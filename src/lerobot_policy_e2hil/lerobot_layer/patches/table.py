@@ -159,13 +159,40 @@ ROWS: tuple[Row, ...] = (
         "an exception in the training loop makes the learner exit 1 (LeRobot logged it and exited 0)",
     ),
     Row(
+        f"{LEARNER}.TrainRLServerPipelineConfig",
+        "subclass",
+        (
+            (
+                "from_pretrained",
+                (
+                    "pretrained_name_or_path",
+                    "force_download",
+                    "resume_download",
+                    "proxies",
+                    "token",
+                    "cache_dir",
+                    "local_files_only",
+                    "revision",
+                    "kwargs",
+                ),
+            ),
+        ),
+        ("config",),
+        ("learner",),
+        "a resume reads the checkpoint's train_config.json, whose 'faults' section LeRobot's class "
+        "rejects; the hook reads it as the plugin's E2HiLTrainConfig",
+        replaces="config: LeRobot's from_pretrained, inherited, runs on the subclass instead of on "
+        "LeRobot's class (a class method's class cannot be passed on)",
+    ),
+    Row(
         f"{LEARNER}.handle_resume_logic",
         "wrap",
         ("cfg",),
-        ("learner.resume",),
+        ("config", "learner.resume"),
         ("learner",),
         "resume from the newest complete checkpoint with its policy weights (LeRobot rebuilt the "
-        "policy from random), keep --output_dir and address flags, check the port",
+        "policy from random), keep --output_dir and address flags, check the port; the resumed "
+        "config keeps the 'faults' section the learner runs with, so the next checkpoint saves it",
     ),
     Row(
         f"{LEARNER}.load_training_state",
