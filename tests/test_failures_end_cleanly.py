@@ -35,7 +35,7 @@ import functools
 from lerobot.rl import actor
 
 from lerobot_policy_e2hil import faults
-from lerobot_policy_e2hil.sim import actor as sim_actor
+from lerobot_policy_e2hil.launcher import actor as sim_actor
 
 step = actor.step_env_and_process_transition
 calls = [0]
@@ -117,11 +117,11 @@ def test_learner_that_ends_with_no_checkpoint_exits_non_zero(monkeypatch, capsys
     """``e2hil-learner`` stopped before its first update: one ``error:`` line, exit 1 (it exited 0)."""
     from types import SimpleNamespace
 
-    from lerobot_policy_e2hil import cli, faults
+    from lerobot_policy_e2hil import cli
     from lerobot_policy_e2hil.faults import entry
 
     monkeypatch.setattr(entry, "_FATAL", [])
-    monkeypatch.setattr(faults, "save_final_checkpoint", lambda cfg: None)
+    monkeypatch.setattr(cli, "save_final_checkpoint", lambda cfg: None)
     cfg = SimpleNamespace(save_checkpoint=True, policy=SimpleNamespace(online_step_before_learning=100))
     monkeypatch.setattr(sys, "argv", ["e2hil-learner"])
     with pytest.raises(SystemExit) as exit_info:
