@@ -86,6 +86,7 @@ def pytest_runtest_call(item: pytest.Item):
 SHARED_RUNS = ("so101_dry_run", "trained", "short_sim_run")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups into the node ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under ``pytest -n N --dist loadgroup``, each shared run is made once (on one worker)."""
     for item in items:

@@ -31,7 +31,8 @@ from test_faults_helpers import (
     wait_for,
 )
 
-pytestmark = pytest.mark.e2e
+# One scenario per session: its tests run on one pytest-xdist worker (make test uses --dist loadgroup)
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("faults_loopback")]
 
 pytest.importorskip("gym_hil")
 

@@ -36,3 +36,37 @@ def test_a_test_that_starts_a_learner_must_be_marked_slow_or_e2e(pytester):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(["*test_unmarked starts 'e2hil-learner': mark it @pytest.mark.slow*"])
+
+
+#: A stand-in for the conftest's shared launcher run: it writes its pid.
+STAND_IN = """
+
+@pytest.fixture(scope="session")
+def short_sim_run():
+    with open(os.environ["RUNS_FILE"], "a") as runs:
+        runs.write(f"{os.getpid()}\\n")
+"""
+#: Tests that read the shared run, and others; written in two files.
+SHARING = """
+import pytest
+
+@pytest.mark.parametrize("k", range(4))
+def test_reads_the_run(short_sim_run, k):
+    pass
+
+@pytest.mark.parametrize("k", range(4))
+def test_other(k):
+    pass
+"""
+
+
+def test_a_shared_run_is_made_once_under_two_xdist_workers(pytester, monkeypatch, tmp_path):
+    """``make test`` (``-n 2 --dist loadgroup``) keeps the tests of one shared run on one worker."""
+    runs = tmp_path / "runs.txt"
+    monkeypatch.setenv("RUNS_FILE", str(runs))
+    pytester.makeconftest(CONFTEST.read_text() + STAND_IN)
+    pytester.makeini("[pytest]\nmarkers =\n    slow: slow\n    e2e: e2e\n")
+    pytester.makepyfile(test_one=SHARING, test_two=SHARING)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "--dist", "loadgroup")
+    result.assert_outcomes(passed=16)
+    assert len(runs.read_text().split()) == 1, runs.read_text()
