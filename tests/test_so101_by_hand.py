@@ -159,13 +159,8 @@ def test_by_hand_sequence_records_moving_demos_trains_a_checkpoint_and_evaluates
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
     learner_log = (logs / "learner.log").read_text(errors="replace")
-    # The learner exits 0; seen once (a clean-clone run): Ctrl-C, final checkpoint, then a C++
-    # abort in the interpreter's teardown ("terminate called without an active exception").
-    # The checkpoint is the product checked below; the abort is a known defect, not hidden here.
-    saved_at = learner_log.find("[LEARNER] final checkpoint: ")
-    aborted_at = learner_log.find("terminate called")
-    saved_then_aborted = learner_code == -signal.SIGABRT and 0 <= saved_at < aborted_at
-    assert learner_code == 0 or saved_then_aborted, learner_log[-3000:]
+    # exit 0 also after a native library aborts at exit (tests/test_process_exit.py)
+    assert learner_code == 0, learner_log[-3000:]
     assert actor_code in (0, 130), (logs / "actor.log").read_text(errors="replace")[-3000:]
     assert "EE jump" not in (logs / "actor.log").read_text(errors="replace")
 

@@ -20,7 +20,7 @@ from lerobot.configs import parser
 
 from . import install_algorithm_lookup
 from .actor.hooks import install_actor_faults
-from .faults.entry import fatal_message, record_fatal, run_entry
+from .faults.entry import exit_process, fatal_message, record_fatal, run_entry
 from .launcher.parent import stop_once_with_launcher
 from .learner.hooks import install_learner_faults, save_final_checkpoint
 from .setup_checks import check_features, check_output_dir
@@ -120,3 +120,13 @@ def learner_main() -> None:
 def actor_main() -> None:
     """``e2hil-actor``: ``python -m lerobot.rl.actor`` with E2HiL registered and fault handling."""
     _run(_actor, ACTOR_HELP)
+
+
+def learner_script() -> None:
+    """The ``e2hil-learner`` console script: :func:`learner_main`, ended by :func:`.faults.entry.exit_process`."""
+    exit_process(learner_main)
+
+
+def actor_script() -> None:
+    """The ``e2hil-actor`` console script: :func:`actor_main`, ended by :func:`.faults.entry.exit_process`."""
+    exit_process(actor_main)

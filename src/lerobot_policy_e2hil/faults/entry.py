@@ -10,11 +10,15 @@ A bad command line (malformed or missing config file, invalid value) ends throug
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import faulthandler
 import logging
+import os
 import sys
+import threading
 from collections.abc import Callable
+from typing import NoReturn
 
 from ..errors import EXIT_SETUP, SetupError, check_command_line, describe_error, exit_on_setup_error, one_line
 
@@ -24,6 +28,7 @@ __all__ = [
     "EXIT_SETUP",
     "SetupError",
     "describe_error",
+    "exit_process",
     "fatal_message",
     "one_line",
     "record_fatal",
@@ -83,3 +88,41 @@ def _enable_faulthandler() -> None:
     # io.UnsupportedOperation (no fileno) is a ValueError
     with contextlib.suppress(AttributeError, ValueError):
         faulthandler.enable()
+
+
+def exit_process(entry: Callable[[], None]) -> NoReturn:
+    """Run a process's entry point, end Python's part of the exit as usual, then skip native teardown.
+
+    The learner (and, more rarely, the actor) now and then aborted after its work was done and its
+    final checkpoint written: ``terminate called without an active exception``, exit -6, in the
+    C/C++ destructors that run once Python has finalized (no Python frame on any thread). Here,
+    once ``entry`` has returned or raised :class:`SystemExit`, the exit does what Python's own does
+    first (join the non-daemon threads, call the ``atexit`` handlers: wandb's finish, logging's
+    flush, multiprocessing's joins) and then ends the process with its exit code, before any
+    native destructor runs. An exception other than ``SystemExit`` propagates as usual.
+
+    Args:
+        entry: The console script's body (``cli.learner_main``...), which may call ``sys.exit``.
+    """
+    try:
+        entry()
+        code = 0
+    except SystemExit as stop:
+        code = _exit_code(stop.code)
+    # threading._shutdown and atexit._run_exitfuncs are the first two steps of Py_FinalizeEx
+    threading._shutdown()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
+def _exit_code(code: object) -> int:
+    """The process exit code of ``sys.exit(code)``: None -> 0, an int as is, else printed and 1."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1

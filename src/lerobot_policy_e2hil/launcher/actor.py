@@ -6,11 +6,11 @@ real-time pacing in simulation, and an exit once ``policy.online_steps`` env ste
 body is the ``actor`` role of :mod:`.roles`, which the sim learner shares.
 """
 
-from ..faults.entry import run_entry
+from ..faults.entry import exit_process, run_entry
 from .roles import role_main
 
 #: The entry body for :func:`..faults.entry.run_entry` (parses ``sys.argv``)
 main = role_main("actor")
 
 if __name__ == "__main__":
-    run_entry(main)
+    exit_process(lambda: run_entry(main))

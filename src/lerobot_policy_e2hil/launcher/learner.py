@@ -6,11 +6,11 @@ The fault handling of :mod:`..learner.hooks` (atomic checkpoints, resume, transi
 :mod:`.roles`, which the sim actor shares.
 """
 
-from ..faults.entry import run_entry
+from ..faults.entry import exit_process, run_entry
 from .roles import role_main
 
 #: The entry body for :func:`..faults.entry.run_entry` (parses ``sys.argv``)
 main = role_main("learner")
 
 if __name__ == "__main__":
-    run_entry(main)
+    exit_process(lambda: run_entry(main))

@@ -698,9 +698,10 @@ def _run_reasons(
 def _teardown_warnings(texts: dict[str, str], learner_early: int | None, learner_rc: int | None) -> list[str]:
     """A learner that wrote its final checkpoint and then failed while its process ended.
 
-    Seen once in many runs: ``terminate called without an active exception`` (SIGABRT) after the
-    final checkpoint, in the C++ threads' teardown. The run is whole (budget spent, checkpoint
-    verified when written), so it is evaluated and reported, with this warning.
+    Seen once in many runs before the roles ended through :func:`..faults.entry.exit_process`:
+    ``terminate called without an active exception`` (SIGABRT) after the final checkpoint, in native
+    teardown. Should another such failure come, the run is whole (budget spent, checkpoint verified
+    when written), so it is evaluated and reported, with this warning.
     """
     if (
         learner_early is not None
