@@ -103,13 +103,14 @@ IN_A_FRESH_PROCESS = {("e2hil-sim", "typo"), ("e2hil-learner", "choice"), ("e2hi
 
 
 def entry_function(program: str):
-    """The function a console script of pyproject.toml runs."""
+    """The function a console script of pyproject.toml runs, without its process exit (``inspect.unwrap``)."""
     import importlib
+    import inspect
     import tomllib
 
     target = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"][program]
     module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)
+    return inspect.unwrap(getattr(importlib.import_module(module), name))
 
 
 def run_in_process(program: str, args: list[str], monkeypatch, capsys) -> tuple[int, list[str]]:

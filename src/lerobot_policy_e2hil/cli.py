@@ -20,7 +20,7 @@ from lerobot.configs import parser
 
 from . import install_algorithm_lookup
 from .actor.hooks import install_actor_faults
-from .faults.entry import exit_process, fatal_message, record_fatal, run_entry
+from .faults.entry import fatal_message, process_script, record_fatal, run_entry
 from .launcher.parent import stop_once_with_launcher
 from .learner.hooks import install_learner_faults, save_final_checkpoint
 from .setup_checks import check_features, check_output_dir
@@ -122,11 +122,7 @@ def actor_main() -> None:
     _run(_actor, ACTOR_HELP)
 
 
-def learner_script() -> None:
-    """The ``e2hil-learner`` console script: :func:`learner_main`, ended by :func:`.faults.entry.exit_process`."""
-    exit_process(learner_main)
-
-
-def actor_script() -> None:
-    """The ``e2hil-actor`` console script: :func:`actor_main`, ended by :func:`.faults.entry.exit_process`."""
-    exit_process(actor_main)
+#: The ``e2hil-learner`` console script (its body, :func:`learner_main`, is what tests call in-process)
+learner_script = process_script(learner_main)
+#: The ``e2hil-actor`` console script
+actor_script = process_script(actor_main)

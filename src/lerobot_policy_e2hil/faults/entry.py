@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import faulthandler
+import functools
 import logging
 import os
 import sys
@@ -29,6 +30,7 @@ __all__ = [
     "SetupError",
     "describe_error",
     "exit_process",
+    "process_script",
     "fatal_message",
     "one_line",
     "record_fatal",
@@ -116,6 +118,20 @@ def exit_process(entry: Callable[[], None]) -> NoReturn:
         with contextlib.suppress(Exception):
             stream.flush()
     os._exit(code)
+
+
+def process_script(entry: Callable[[], None]) -> Callable[[], NoReturn]:
+    """A console script that runs ``entry`` through :func:`exit_process`.
+
+    ``inspect.unwrap`` of the script gives ``entry``, which callers in this process (tests) run
+    instead: it raises :class:`SystemExit` rather than ending the process.
+    """
+
+    @functools.wraps(entry)
+    def script() -> NoReturn:
+        exit_process(entry)
+
+    return script
 
 
 def _exit_code(code: object) -> int:
