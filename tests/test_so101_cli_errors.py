@@ -59,8 +59,19 @@ CASES = {
 }
 
 
+#: One case per program runs as a fresh process (as typed); the rest call the program's entry here.
+IN_A_FRESH_PROCESS = {"eval n_episodes", "record mode", "learner influence form", "actor gripper penalty"}
+
+
+def _check(code: int, output: str, stderr: str, expected: str) -> None:
+    assert code == 2, output
+    assert "Traceback" not in output and "Couldn't instantiate" not in output, output
+    assert "Could not decode" not in output, output
+    assert stderr.strip().splitlines()[-1] == expected, output
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("name", sorted(IN_A_FRESH_PROCESS))
 def test_bad_value_exits_with_one_line(name, tmp_path):
     (program, *args), expected = CASES[name]
     result = subprocess.run(
@@ -71,8 +82,17 @@ def test_bad_value_exits_with_one_line(name, tmp_path):
         env={**os.environ, "MUJOCO_GL": "egl"},
         timeout=300,
     )
-    output = result.stdout + result.stderr
-    assert result.returncode == 2, output
-    assert "Traceback" not in output and "Couldn't instantiate" not in output, output
-    assert "Could not decode" not in output, output
-    assert result.stderr.strip().splitlines()[-1] == expected, output
+    _check(result.returncode, result.stdout + result.stderr, result.stderr, expected)
+
+
+@pytest.mark.parametrize("name", sorted(set(CASES) - IN_A_FRESH_PROCESS))
+def test_bad_value_exits_with_one_line_in_process(name, tmp_path, monkeypatch, capsys):
+    from test_cli_errors import entry_function
+
+    (program, *args), expected = CASES[name]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [program, *args])
+    with pytest.raises(SystemExit) as exit_info:
+        entry_function(program)()
+    captured = capsys.readouterr()
+    _check(exit_info.value.code, captured.out + captured.err, captured.err, expected)
