@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -135,33 +134,27 @@ def test_learner_that_ends_with_no_checkpoint_exits_non_zero(monkeypatch, capsys
     ]
 
 
-@pytest.mark.e2e
-@pytest.mark.parametrize("program", ["e2hil-learner", "e2hil-actor"])
-def test_existing_output_folder_is_one_error_line(tmp_path, program):
-    """LeRobot's ``FileExistsError`` traceback becomes one line with the fix, exit 2."""
+@pytest.mark.parametrize("program", ["learner", "actor"])
+def test_existing_output_folder_is_one_error_line(tmp_path, program, monkeypatch, capsys):
+    """LeRobot's ``FileExistsError`` traceback becomes one line with the fix, exit 2 (in-process)."""
+    from lerobot_policy_e2hil import cli
+    from test_faults_setup import run_entry_in_process
+
     left = tmp_path / "train"
     left.mkdir()
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).parent / program),
-            "--config_path", str(ROOT / "HIL-SERL" / "train_config_e2hil_so101.json"),
-            f"--output_dir={left}",
-            f"--dataset.root={tmp_path / 'demos'}",
-            "--policy.vision_encoder_name=null",
-            "--policy.device=cpu",
-            "--env.robot.type=so101_follower_sim",
-            "--env.teleop.type=so101_leader_hil_sim",
-            "--env.teleop.use_keyboard=false",
-        ],
-        cwd=ROOT,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    monkeypatch.chdir(ROOT)
+    code, last = run_entry_in_process(
+        monkeypatch, capsys, getattr(cli, f"{program}_main"),
+        "--config_path", str(ROOT / "HIL-SERL" / "train_config_e2hil_so101.json"),
+        f"--output_dir={left}",
+        f"--dataset.root={tmp_path / 'demos'}",
+        "--policy.vision_encoder_name=null",
+        "--policy.device=cpu",
+        "--env.robot.type=so101_follower_sim",
+        "--env.teleop.type=so101_leader_hil_sim",
+        "--env.teleop.use_keyboard=false",
     )  # fmt: skip
-    assert result.returncode == 2, result.stderr[-3000:]
-    assert "Traceback" not in result.stderr
-    last = [line for line in result.stderr.splitlines() if line.strip()][-1]
+    assert code == 2
     assert last.startswith(
         f"error: output_dir='{left}' already exists (an earlier run left it) and resume=false."
     )
