@@ -87,12 +87,9 @@ def test_bad_value_exits_with_one_line(name, tmp_path):
 
 @pytest.mark.parametrize("name", sorted(set(CASES) - IN_A_FRESH_PROCESS))
 def test_bad_value_exits_with_one_line_in_process(name, tmp_path, monkeypatch, capsys):
-    from test_cli_errors import entry_function
+    from test_cli_errors import run_in_process
 
     (program, *args), expected = CASES[name]
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", [program, *args])
-    with pytest.raises(SystemExit) as exit_info:
-        entry_function(program)()
-    captured = capsys.readouterr()
-    _check(exit_info.value.code, captured.out + captured.err, captured.err, expected)
+    code, lines = run_in_process(program, args, monkeypatch, capsys)
+    _check(code, "\n".join(lines), lines[-1], expected)
