@@ -105,23 +105,36 @@ def test_a_child_that_ends_on_sigint_gets_one_signal_and_its_exit_code(tmp_path)
     assert child.log.read_text().splitlines() == ["ready", "SIGINT"]
 
 
-def test_the_launchers_stop_one_sigint_to_all_one_shared_timeout_then_sigkill(tmp_path):
+def test_the_launchers_stop_one_sigint_to_all_one_shared_timeout_then_sigkill(tmp_path, capsys):
     """As ``e2hil-sim`` stops its actors: both ignore SIGINT, so both are killed after ONE timeout."""
+    from lerobot_policy_e2hil.launcher.train import _say_killing, _stop_escalation
+
     children = Children(new_session=True)
+    pids = [children.start(name, noting("SIGINT"), tmp_path / f"{name}.out").pid for name in ("a", "b")]
     for name in ("a", "b"):
-        wait_ready(children.start(name, noting("SIGINT"), tmp_path / f"{name}.out").log)
-    late: list = []
+        wait_ready(tmp_path / f"{name}.out")
+    capsys.readouterr()
     begin = time.monotonic()
-    codes = children.stop(["a", "b"], Escalation.then_kill(signal.SIGINT, 1.0), lambda *a: late.append(a))
+    codes = children.stop(["a", "b"], _stop_escalation(1.0), _say_killing)
     took = time.monotonic() - begin
     assert codes == {"a": -signal.SIGKILL, "b": -signal.SIGKILL}
     assert 1.0 <= took < 2.0  # one timeout shared by both, not one each
-    assert [(child.name, waited, sig) for child, waited, sig in late] == [
-        ("a", 1.0, signal.SIGKILL),
-        ("b", 1.0, signal.SIGKILL),
+    assert capsys.readouterr().out.splitlines() == [
+        f"[e2hil-sim] pid {pid} did not stop within 1 s; killing it" for pid in pids
     ]
     for name in ("a", "b"):
         assert (tmp_path / f"{name}.out").read_text().splitlines() == ["ready", "SIGINT"]
+
+
+def test_each_callers_escalation_is_declared():
+    """The launcher: SIGINT, its stop timeout, SIGKILL. The dry run: SIGINT, grace, SIGTERM 5 s, SIGKILL 5 s."""
+    from lerobot_policy_e2hil.launcher.children import KILL_WAIT_S
+    from lerobot_policy_e2hil.launcher.train import _stop_escalation as launcher_stop
+    from lerobot_policy_e2hil.so101.dry_run import _stop_escalation as dry_run_stop
+
+    assert launcher_stop(60.0).steps == ((signal.SIGINT, 60.0), (signal.SIGKILL, KILL_WAIT_S))
+    assert dry_run_stop(240.0).steps == ((signal.SIGINT, 240.0), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0))
+    assert KILL.steps == ((signal.SIGKILL, KILL_WAIT_S),)
 
 
 def test_the_dry_runs_stop_sigint_grace_then_sigterm(tmp_path):

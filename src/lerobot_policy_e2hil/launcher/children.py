@@ -7,7 +7,8 @@ SO101 dry run, ``benchmarks/bench_several_actors.py`` and the tests' spawners
 it asks Linux for SIGTERM when the process that started it dies, even by SIGKILL
 (:func:`~.parent.set_parent_death_signal` between fork and exec). Linux ties that signal to the
 starting *thread*: a child started from a thread that ends before the run does gets SIGTERM then,
-unless it runs :func:`~.parent.stop_once_with_launcher` (the learner and actor do).
+unless it runs :func:`~.parent.stop_once_with_launcher` (the learner and actor do when the
+starter put its pid in :data:`~.parent.LAUNCHER_PID_ENV`).
 
 A stop follows an :class:`Escalation`: signals in turn to the children still running, each followed
 by one wait shared by them all. The last signal is SIGKILL, so every stop ends within the sum of
