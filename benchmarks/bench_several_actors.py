@@ -19,13 +19,13 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from lerobot_policy_e2hil.launcher.children import KILL, Child, Children
 
 ROOT = Path(__file__).resolve().parents[1]
 SIM_JSON = ROOT / "HIL-SERL" / "train_gym_hil_env_SIM.json"
@@ -86,26 +86,14 @@ def rates(records: list[dict], start_s: float, end_s: float) -> dict:
     }
 
 
-def start(role: str, args: list[str], log: Path) -> subprocess.Popen:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled"}
-    env.setdefault("MUJOCO_GL", "egl")
-    return subprocess.Popen(
-        [sys.executable, "-m", f"lerobot_policy_e2hil.launcher.{role}", *args],
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-        env=env,
-        start_new_session=True,
+def start(children: Children, role: str, args: list[str], log: Path) -> Child:
+    """``launcher.<role>`` with ``args``, its output in ``log`` (named for the log's stem)."""
+    return children.start(
+        log.stem, [sys.executable, "-m", f"lerobot_policy_e2hil.launcher.{role}", *args], log
     )
 
 
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGKILL)
-    process.wait()
-
-
-def wait_until(condition, timeout_s: float, what: str, processes: list[subprocess.Popen], logs: Path) -> None:
+def wait_until(condition, timeout_s: float, what: str, processes: list[Child], logs: Path) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if condition():
@@ -129,13 +117,17 @@ def measure(actors: int, seconds: float, extra: list[str], work: Path) -> dict:
         "--save_freq=1000000",
         *extra,
     ]
-    processes = [start("learner", [*common, f"--output_dir={out}"], work / f"learner_{actors}.out")]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled"}
+    env.setdefault("MUJOCO_GL", "egl")
+    children = Children(env=env, cwd=ROOT, new_session=True)
+    processes = [start(children, "learner", [*common, f"--output_dir={out}"], work / f"learner_{actors}.out")]
     metrics = out / "metrics.jsonl"
     try:
         wait_until(lambda: _listening(port), 300, "the learner", processes, work)
         for k in range(actors):
             processes.append(
                 start(
+                    children,
                     "actor",
                     [
                         *common,
@@ -159,8 +151,7 @@ def measure(actors: int, seconds: float, extra: list[str], work: Path) -> dict:
         records = read_records(metrics)
         return rates(records, begin, latest_wall_s(metrics))
     finally:
-        for process in reversed(processes):
-            stop(process)
+        children.stop_all(KILL)
 
 
 def _listening(port: int) -> bool:

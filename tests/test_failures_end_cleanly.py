@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from lerobot_policy_e2hil.launcher.children import KILL, Children
 from test_faults_helpers import ROOT, SIM_JSON, free_port
 
 pytest.importorskip("gym_hil")
@@ -67,8 +68,9 @@ def test_actor_whose_policy_loop_raises_exits_within_a_bound(tmp_path):
         "--batch_size=32",
         "--env.teacher.demo_episodes=0",
     ]  # fmt: skip
-    learner_log = open(tmp_path / "learner.log", "w")  # noqa: SIM115 (closed in finally)
-    learner = subprocess.Popen(
+    children = Children(env=ENV, cwd=ROOT)
+    children.start(
+        "learner",
         [
             sys.executable,
             "-m",
@@ -76,26 +78,22 @@ def test_actor_whose_policy_loop_raises_exits_within_a_bound(tmp_path):
             *flags,
             f"--output_dir={tmp_path / 'learner'}",
         ],
-        cwd=ROOT,
-        env=ENV,
-        stdout=learner_log,
-        stderr=subprocess.STDOUT,
+        tmp_path / "learner.log",
     )
     script = tmp_path / "failing_actor.py"
     script.write_text(FAILING_ACTOR)
-    actor = subprocess.Popen(
+    actor = children.start(
+        "actor",
         [sys.executable, str(script), *flags, f"--output_dir={tmp_path / 'actor'}"],
-        cwd=ROOT,
-        env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        tmp_path / "actor.out",
+        stderr_log=tmp_path / "actor.err",
     )
     try:
-        _, stderr = actor.communicate(timeout=600)
+        returncode = actor.wait(timeout=600)
+        stderr = (tmp_path / "actor.err").read_text(errors="replace")
         failed_at = next((line for line in stderr.splitlines() if "The policy loop failed" in line), None)
         assert failed_at is not None, stderr[-3000:]
-        assert actor.returncode == 1, stderr[-3000:]
+        assert returncode == 1, stderr[-3000:]
         last = [line for line in stderr.splitlines() if line.strip()][-1]
         assert last.startswith(
             "error: the actor stopped: LeRobot's safety stop: the commanded end effector jumped 0.215 m"
@@ -105,11 +103,7 @@ def test_actor_whose_policy_loop_raises_exits_within_a_bound(tmp_path):
         clock = [time.strptime(line.split()[2], "%H:%M:%S") for line in (failed_at, joined[0])]
         assert time.mktime(clock[1]) - time.mktime(clock[0]) <= EXIT_BOUND_S
     finally:
-        for proc in (actor, learner):
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        learner_log.close()
+        children.stop_all(KILL)
 
 
 def test_learner_that_ends_with_no_checkpoint_exits_non_zero(monkeypatch, capsys):

@@ -7,12 +7,13 @@ import os
 import re
 import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
+
+from lerobot_policy_e2hil.launcher.children import Children, Escalation
 
 ROOT = Path(__file__).resolve().parents[1]
 SIM_JSON = ROOT / "HIL-SERL" / "train_gym_hil_env_SIM.json"
@@ -41,37 +42,26 @@ def sim_args(port: int, **overrides) -> list[str]:
 
 
 class Process:
-    """A sim learner or actor subprocess, its output in a file."""
+    """A sim learner or actor subprocess, its output in a file (started by ``launcher.children``)."""
 
     def __init__(self, role: str, args: list[str], log: Path):
         self.log = log
         env = {**os.environ, "MUJOCO_GL": "egl", "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled"}
-        self._file = open(log, "w")  # noqa: SIM115  (closed in stop)
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", f"lerobot_policy_e2hil.launcher.{role}", *args],
-            stdout=self._file,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            env=env,
-            start_new_session=True,
+        self._children = Children(env=env, cwd=ROOT, new_session=True)
+        self.child = self._children.start(
+            role, [sys.executable, "-m", f"lerobot_policy_e2hil.launcher.{role}", *args], log
         )
+        self.popen = self.child.popen
 
     def alive(self) -> bool:
-        return self.popen.poll() is None
+        return self.child.poll() is None
 
     def send(self, sig: int) -> None:
-        if self.alive():
-            self.popen.send_signal(sig)
+        self.child.send_signal(sig)
 
-    def stop(self, sig: int = signal.SIGINT, timeout: float = 120) -> int:
-        self.send(sig)
-        try:
-            code = self.popen.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            code = self.popen.wait()
-        self._file.close()
-        return code
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 120) -> int | None:
+        """``sig``, then SIGKILL after ``timeout`` s; the exit status."""
+        return self._children.stop([self.child.name], Escalation.then_kill(sig, timeout))[self.child.name]
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")

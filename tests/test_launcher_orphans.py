@@ -2,7 +2,7 @@
 
 SIGKILL cannot be caught, so the launcher cannot stop its learner and actor itself; they are in
 their own session (the terminal's signals do not reach them) and ask Linux for SIGTERM when the
-launcher dies (``PR_SET_PDEATHSIG``, ``launcher.train._die_with_parent``). The command is the console
+launcher dies (``PR_SET_PDEATHSIG``, ``launcher.children.die_with_parent``). The command is the console
 script, as a user types it; the kill comes as soon as the learner and the actor exist, the moment
 a test's ``subprocess.run(timeout=...)`` or an OOM kill may well hit.
 """

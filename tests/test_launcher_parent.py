@@ -2,7 +2,7 @@
 
 Linux's parent-death signal fires once per dying launcher thread, and LeRobot takes a second
 SIGTERM as "Force shutdown" (the learner then skipped its final checkpoint). The child here is
-started the launcher's way (``_die_with_parent`` before exec, the launcher's pid in the
+started the launcher's way (``launcher.children.die_with_parent`` before exec, the launcher's pid in the
 environment) by a stand-in launcher, which is then SIGKILLed.
 """
 
@@ -46,13 +46,13 @@ LAUNCHER = textwrap.dedent(
     """
     import os, subprocess, sys, threading, time
     from lerobot_policy_e2hil.launcher.parent import LAUNCHER_PID_ENV
-    from lerobot_policy_e2hil.launcher.train import _die_with_parent
+    from lerobot_policy_e2hil.launcher.children import die_with_parent
 
     # Threads like the launcher's (torch, gRPC): each may hand the child on when it dies
     for _ in range(8):
         threading.Thread(target=time.sleep, args=(600,), daemon=True).start()
     env = {**os.environ, LAUNCHER_PID_ENV: str(os.getpid())}
-    child = subprocess.Popen([sys.executable, "-c", sys.argv[1], sys.argv[2]], env=env, preexec_fn=_die_with_parent)
+    child = subprocess.Popen([sys.executable, "-c", sys.argv[1], sys.argv[2]], env=env, preexec_fn=die_with_parent)
     print(child.pid, flush=True)
     time.sleep(600)
     """
@@ -103,10 +103,10 @@ def test_without_the_launcher_nothing_changes(monkeypatch):
 
 @pytest.mark.slow
 def test_launcher_children_start_with_the_parent_death_signal():
-    from lerobot_policy_e2hil.launcher.train import _die_with_parent
+    from lerobot_policy_e2hil.launcher.children import die_with_parent
 
     read = "import ctypes; v = ctypes.c_int(-1); ctypes.CDLL(None).prctl(2, ctypes.byref(v)); print(v.value)"
     result = subprocess.run(
-        [sys.executable, "-c", read], preexec_fn=_die_with_parent, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", read], preexec_fn=die_with_parent, capture_output=True, text=True, timeout=60
     )
     assert int(result.stdout) == signal.SIGTERM  # covers the child until it runs launcher.parent

@@ -206,7 +206,7 @@ def _env_without_ffmpeg(tmp_path: Path) -> dict[str, str]:
     site = tmp_path / "no_ffmpeg"
     site.mkdir()
     (site / "sitecustomize.py").write_text(NO_FFMPEG_SITECUSTOMIZE)
-    env = {**_env(), "PYTHONPATH": str(site)}
+    env = {**_env(), "PYTHONPATH": os.pathsep.join(filter(None, (str(site), os.environ.get("PYTHONPATH"))))}
     probe = "from lerobot.utils.import_utils import get_safe_default_video_backend as g; print(g())"
     check = subprocess.run(
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300

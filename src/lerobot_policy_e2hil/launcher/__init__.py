@@ -7,6 +7,8 @@
 * :mod:`.hooks`: the metrics file, the actor's budget and pacing, the intervention buffer;
 * :mod:`.lockstep`: a fixed number of learner updates per env step;
 * :mod:`.report`: progress lines, the summary and the plots from ``metrics.jsonl``;
+* :mod:`.children`: how the processes of a run start and stop (also used by the SO101 dry run,
+  the several-actors benchmark and the tests);
 * :mod:`.parent`: a started learner or actor stops once its launcher is gone (also used by the
   SO101 dry run).
 """

@@ -37,7 +37,6 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -48,6 +47,7 @@ from ..errors import EXIT_SETUP, ConfigError, SetupError, describe_error, exit_o
 from ..faults.entry import EXIT_FATAL
 from ..faults.settings import FLAG_PREFIX, FaultSettings
 from ..setup_checks import check_config, check_port_free, listens_on
+from .children import Child, Children, Escalation
 from .hooks import FINAL_CHECKPOINT, METRICS_FILE, RUN_START_ENV
 from .parent import LAUNCHER_PID_ENV
 from .report import (
@@ -133,7 +133,7 @@ class _Signals:
     Without this, SIGTERM or SIGHUP (``timeout``, a closed ssh session, a service stop) ended the
     launcher at once and left its learner and actor running (they are in their own session, so
     the terminal's signals do not reach them). SIGKILL cannot be caught: the children get SIGTERM
-    from the kernel then (:func:`_die_with_parent`).
+    from the kernel then (:mod:`.children`).
     """
 
     NAMES = ("SIGINT", "SIGTERM", "SIGHUP")
@@ -167,22 +167,7 @@ class _Signals:
             signal.signal(number, handler)
 
 
-def _die_with_parent() -> None:
-    """In a child before exec: get SIGTERM when the launcher dies, even by SIGKILL (Linux).
-
-    This covers the child's start; once it runs Python, :mod:`.parent` watches the launcher instead.
-    """
-    import ctypes
-
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-
-
-def _wait_for_learner(
-    port: int, learner: subprocess.Popen, timeout_s: float, interval_s: float, start: float
-) -> bool:
+def _wait_for_learner(port: int, learner: Child, timeout_s: float, interval_s: float, start: float) -> bool:
     """Wait until OUR learner listens on ``port``, printing a "starting" line every ``interval_s``.
 
     The port being open is not enough: another program may hold it. The learner must be alive
@@ -223,28 +208,13 @@ def _port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _stop(process: subprocess.Popen, timeout_s: float) -> int:
-    """One SIGINT (LeRobot's handler shuts down cleanly on the first), then SIGKILL after a timeout."""
-    return _stop_all([process], timeout_s)[0]
+def _stop_escalation(timeout_s: float) -> Escalation:
+    """One SIGINT (LeRobot's handler shuts down cleanly on the first), then SIGKILL after ``timeout_s``."""
+    return Escalation.then_kill(signal.SIGINT, timeout_s)
 
 
-def _stop_all(processes: list[subprocess.Popen], timeout_s: float) -> list[int]:
-    """:func:`_stop` for several processes at once: one SIGINT to each, then ``timeout_s`` for them all."""
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-    deadline = time.monotonic() + timeout_s
-    codes = []
-    for process in processes:
-        try:
-            codes.append(process.wait(timeout=max(0.0, deadline - time.monotonic())))
-        except subprocess.TimeoutExpired:
-            print(
-                f"[e2hil-sim] pid {process.pid} did not stop within {timeout_s:.0f} s; killing it", flush=True
-            )
-            process.kill()
-            codes.append(process.wait())
-    return codes
+def _say_killing(child: Child, waited_s: float, next_signal: int) -> None:
+    print(f"[e2hil-sim] pid {child.pid} did not stop within {waited_s:.0f} s; killing it", flush=True)
 
 
 class LaunchError(Exception):
@@ -502,31 +472,25 @@ def run(args: list[str]) -> dict[str, Any]:
     note = camera_cpu_note(bool(cfg.env.image_obs), str(cfg.policy.device))
     if note:
         print(note, flush=True)
-    log_files: list = []
+    children = Children(env=env, new_session=True)
     offsets: dict[str, int] = {}
 
-    def spawn(role: str, name: str, role_output_dir: Path, extra: list[str]) -> subprocess.Popen:
+    def spawn(role: str, name: str, role_output_dir: Path, extra: list[str]) -> Child:
         """Start ``launcher.<role>`` with the user's arguments, its output in ``<logs>/<name>.out``."""
-        log_files.append(open(logs / f"{name}.out", "ab" if resume else "wb"))  # noqa: SIM115  (closed below)
-        offsets[name] = log_files[-1].tell()
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                f"lerobot_policy_e2hil.launcher.{role}",
-                *passthrough,
-                *extra,
-                f"--output_dir={role_output_dir}",
-            ],
-            stdout=log_files[-1],
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )
+        argv = [
+            sys.executable,
+            "-m",
+            f"lerobot_policy_e2hil.launcher.{role}",
+            *passthrough,
+            *extra,
+            f"--output_dir={role_output_dir}",
+        ]
+        child = children.start(name, argv, logs / f"{name}.out", append=resume)
+        offsets[name] = child.offset
+        return child
 
     learner = None
-    actors: dict[str, subprocess.Popen] = {}
+    actors: dict[str, Child] = {}
     reasons: list[str] = []
     started = False
     with _Signals() as signals:
@@ -569,12 +533,13 @@ def run(args: list[str]) -> dict[str, Any]:
             signals.hold()
             actors_early = {name: a.poll() for name, a in actors.items()}
             learner_early = learner.poll() if learner is not None else None
-            actor_codes = dict(
-                zip(actors, _stop_all(list(actors.values()), launch.stop_timeout_s), strict=True)
+            how = _stop_escalation(launch.stop_timeout_s)
+            # from the table of started children: a stop signal may come between a start and its assignment
+            started_actors = [name for name in children.names() if name != "learner"]
+            actor_codes = children.stop(started_actors, how, _say_killing)
+            learner_rc = (
+                children.stop(["learner"], how, _say_killing)["learner"] if "learner" in children else None
             )
-            learner_rc = _stop(learner, launch.stop_timeout_s) if learner is not None else None
-            for log_file in log_files:
-                log_file.close()
         if signals.received is not None and not reasons:
             reasons.append(f"the launcher was stopped by {signal.Signals(signals.received).name}")
     train_wall = time.time() - start

@@ -30,7 +30,6 @@ Usage::
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
@@ -44,7 +43,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..launcher.parent import LAUNCHER_PID_ENV, set_parent_death_signal
+from ..launcher.children import Child, Children, Escalation
+from ..launcher.parent import LAUNCHER_PID_ENV
 
 #: Exit status of a failed stage (a bad command line exits with ``errors.EXIT_SETUP``).
 EXIT_FAILED = 1
@@ -338,55 +338,37 @@ def last_error_line(log: Path) -> str:
     return text[:500]
 
 
-#: Runs in each child between fork and exec: SIGTERM when the dry run dies, even by SIGKILL (Linux).
-_die_with_parent = functools.partial(set_parent_death_signal, signal.SIGTERM)
+def _stop_escalation(grace_s: float) -> Escalation:
+    """Ctrl-C, then SIGTERM and SIGKILL if the process outlives ``grace_s``, 5 s after each."""
+    return Escalation(((signal.SIGINT, grace_s), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)))
 
 
 class Processes:
-    """The stage processes this run started; :meth:`stop_all` ends every one still running."""
+    """The stage processes this run started; :meth:`stop_all` ends every one still running.
+
+    They start and stop through :class:`~..launcher.children.Children`: in this session (a Ctrl-C
+    at the terminal reaches them too), SIGTERM when the dry run dies.
+    """
 
     def __init__(self, env: dict[str, str], logs: Path):
-        self.env = env
         self.logs = logs
-        self.running: dict[str, subprocess.Popen] = {}
+        self.children = Children(env=env)
 
-    def start(self, name: str, argv: list[str]) -> subprocess.Popen:
-        """Start ``argv`` with its output in ``logs/<name>.log`` and stdin closed."""
+    def start(self, name: str, argv: list[str]) -> Child:
+        """Start ``argv`` with its output in ``logs/<name>.log`` after a ``$ <argv>`` line, stdin closed."""
         self.logs.mkdir(parents=True, exist_ok=True)
-        with open(self.log(name), "w") as out:
-            out.write("$ " + " ".join(argv) + "\n")
-            out.flush()
-            proc = subprocess.Popen(
-                argv,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
-            )
-        self.running[name] = proc
-        return proc
+        return self.children.start(name, argv, self.log(name), echo_command=True)
 
     def log(self, name: str) -> Path:
         return self.logs / f"{name}.log"
 
-    def stop(self, name: str, grace_s: float) -> int:
-        """Ctrl-C ``name``, then SIGTERM and SIGKILL if it outlives ``grace_s``; its exit status."""
-        proc = self.running.pop(name)
-        for sig, wait_s in ((signal.SIGINT, grace_s), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-            if proc.poll() is not None:
-                break
-            proc.send_signal(sig)
-            try:
-                proc.wait(timeout=wait_s)
-            except subprocess.TimeoutExpired:
-                continue
-        return proc.wait()
+    def stop(self, name: str, grace_s: float) -> int | None:
+        """Stop ``name`` (:func:`_stop_escalation`); its exit status (None: not gone after SIGKILL)."""
+        return self.children.stop([name], _stop_escalation(grace_s))[name]
 
     def stop_all(self, grace_s: float = ABORT_GRACE_S) -> None:
         """End every process still running (newest first)."""
-        for name in reversed(list(self.running)):
-            self.stop(name, grace_s)
+        self.children.stop_all(_stop_escalation(grace_s))
 
 
 @dataclass
@@ -412,7 +394,6 @@ def run_to_end(procs: Processes, name: str, argv: list[str], timeout_s: float) -
     except subprocess.TimeoutExpired:
         procs.stop(name, ABORT_GRACE_S)
         raise StageFailed(name, f"not finished after {timeout_s:.0f} s (log: {procs.log(name)})") from None
-    procs.running.pop(name, None)
     if returncode != 0:
         raise StageFailed(
             name, f"exit {returncode}: {last_error_line(procs.log(name))} (log: {procs.log(name)})"
