@@ -9,7 +9,6 @@ and a queue's feeder thread was blocked writing to a pipe nobody read.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 
