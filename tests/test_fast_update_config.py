@@ -175,3 +175,28 @@ def test_the_environment_scan_finds_planted_reads():
     found = environment_reads(source)
     assert {line.split(": ", 1)[0] for line in found} == {"2", "3", "4", "5"}, found
     assert environment_reads("import os\nP = os.path.join('a', 'b')\n") == []
+
+
+@pytest.mark.e2e
+def test_the_retired_environment_switch_is_refused_by_the_entry_points_naming_the_field(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "LEROBOT_E2HIL_FAST_UPDATE": "0", "MUJOCO_GL": "egl", "HF_HUB_OFFLINE": "1"}
+    config = str(root / "HIL-SERL" / "train_gym_hil_env_SIM.json")
+    bin_dir = Path(sys.executable).parent
+    for command in (
+        [str(bin_dir / "e2hil-learner"), "--config_path", config, f"--output_dir={tmp_path / 'l'}"],
+        [str(bin_dir / "e2hil-sim"), "--config_path", config, f"--output_dir={tmp_path / 's'}"],
+        [str(bin_dir / "e2hil-bench"), "run", "--method=sac", f"--output_dir={tmp_path / 'b'}"],
+    ):
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=root)
+        last = done.stderr.strip().splitlines()[-1]
+        assert done.returncode == 2, done.stderr[-2000:]
+        assert last.startswith(
+            "error: LEROBOT_E2HIL_FAST_UPDATE=0 is no longer read; the switch is the config"
+        )
+        assert "algorithm.fast_update (allowed values: true, false)" in last
+    assert not any((tmp_path / name).exists() for name in ("l", "s", "b"))

@@ -89,6 +89,28 @@ def check_config(cfg: Any, role: str = "learner") -> None:
     check_features(cfg)
 
 
+#: Environment variables that once changed what was computed, and the config field that does it now.
+RETIRED_SWITCHES = {"LEROBOT_E2HIL_FAST_UPDATE": "algorithm.fast_update"}
+
+
+def check_retired_switches(environ: dict[str, str] | None = None) -> None:
+    """Refuse an environment variable that no longer switches anything, naming the field that does.
+
+    Args:
+        environ: The environment to check (None: this process's).
+
+    Raises:
+        ConfigError: When one of :data:`RETIRED_SWITCHES` is set.
+    """
+    environ = os.environ if environ is None else environ
+    for name, field in RETIRED_SWITCHES.items():
+        if name in environ:
+            raise ConfigError(
+                f"{name}={environ[name]} is no longer read; the switch is the config field {field} "
+                f"(allowed values: true, false), saved with the run. Unset {name} and set --{field}"
+            )
+
+
 def check_algorithm_type(args: list[str]) -> None:
     """Fail early, listing the allowed values, when the config file names an unknown algorithm.
 

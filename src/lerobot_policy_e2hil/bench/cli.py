@@ -338,6 +338,10 @@ def main(argv: list[str] | None = None) -> int:
         inv = parse(argv)
         import lerobot_policy_e2hil  # noqa: F401  (registers e2hil and e2hil_sim)
 
+        from ..setup_checks import check_retired_switches
+
+        check_retired_switches()
+
         if inv.name == "run":
             return _run(inv)
         if inv.name == "influence-check":

@@ -64,13 +64,14 @@ def run_entry(main: Callable[[], None]) -> None:
     """
     from lerobot.configs import parser
 
-    from ..setup_checks import check_algorithm_type
+    from ..setup_checks import check_algorithm_type, check_retired_switches
     from ..train_config import E2HiLTrainConfig
 
     _enable_faulthandler()
     args = sys.argv[1:]
     config_path = parser.parse_arg("config_path", args)
     try:
+        check_retired_switches()
         check_algorithm_type(args)
         check_command_line(E2HiLTrainConfig, args)
         main()

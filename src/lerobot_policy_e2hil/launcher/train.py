@@ -46,7 +46,7 @@ from ..checkpoints import choose_checkpoint, newest_complete, read_marker
 from ..errors import EXIT_SETUP, ConfigError, SetupError, describe_error, exit_on_setup_error, one_line
 from ..faults.entry import EXIT_FATAL
 from ..faults.settings import FLAG_PREFIX, FaultSettings
-from ..setup_checks import check_config, check_port_free, listens_on
+from ..setup_checks import check_config, check_port_free, check_retired_switches, listens_on
 from .children import Child, Children, Escalation
 from .hooks import FINAL_CHECKPOINT, METRICS_FILE, RUN_START_ENV
 from .parent import LAUNCHER_PID_ENV
@@ -411,6 +411,7 @@ def run(args: list[str]) -> dict[str, Any]:
     import lerobot_policy_e2hil  # noqa: F401  (registers e2hil and e2hil_sim before parsing)
 
     user_workers = any(a.startswith(f"{FLAG_PREFIX}grpc_workers") for a in args)
+    check_retired_switches()
     _check_env_type(args)
     cfg = load_config(args)
     fault_settings = cfg.faults
