@@ -212,3 +212,41 @@ def test_control_variant_runs_e2hil_with_a_random_mask_and_keeps_old_fingerprint
     assert parse_variants("random_mask,sac") == ("sac", "random_mask")
     with pytest.raises(ConfigError, match="bench.method='sac'"):
         RunConfig(method="sac", random_mask=True)
+
+
+@pytest.mark.slow
+def test_the_committed_ablation_report_is_what_its_48_records_give(tmp_path, capsys, monkeypatch):
+    """docs/benchmarks.md's ablation command, from the committed records alone, rebuilds the committed report."""
+    import shlex
+
+    monkeypatch.chdir(ROOT)
+    text = (ROOT / "docs" / "benchmarks.md").read_text()
+    (line,) = [
+        line
+        for line in text.splitlines()
+        if line.startswith(
+            ".venv/bin/e2hil-bench suite --config_path=HIL-SERL/train_gym_hil_env_SIM_two_positions"
+        )
+        and "--variants=sac,e2hil,e2hil_first_order,random_mask" in line
+    ]
+    argv = [arg for arg in shlex.split(line)[1:] if not arg.startswith(("--runs_dir", "--report_dir"))]
+    records = ROOT / "docs" / "benchmarks" / "paper_regime" / "records"
+    assert len(list(records.glob("*.json"))) == 48
+    argv += [
+        f"--runs_dir={tmp_path / 'no_runs'}",
+        f"--report_dir={tmp_path / 'report'}",
+        f"--records_dir={records}",
+        "--report_only=true",
+    ]
+    assert main(argv) == 0, capsys.readouterr().err
+    rebuilt = json.loads((tmp_path / "report" / "suite.json").read_text())
+    committed = json.loads((records.parent / "suite.json").read_text())
+    assert rebuilt["seeds"] == 12 and rebuilt["variants"] == [
+        "sac",
+        "e2hil",
+        "e2hil_first_order",
+        "random_mask",
+    ]
+    for key in committed.keys() - {"command"}:
+        assert rebuilt[key] == committed[key], key
+    assert not (tmp_path / "no_runs").exists()
