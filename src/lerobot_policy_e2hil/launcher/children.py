@@ -90,10 +90,6 @@ class Child:
         return self.popen.pid
 
     @property
-    def args(self) -> list[str]:
-        return list(self.popen.args)
-
-    @property
     def returncode(self) -> int | None:
         return self.popen.returncode
 
@@ -220,10 +216,6 @@ class Children:
     def names(self) -> list[str]:
         """The names of the children started, oldest first."""
         return list(self._started)
-
-    def log(self, name: str) -> Path:
-        """The log file of the child last started as ``name``."""
-        return self._started[name].log
 
     def running(self) -> list[Child]:
         """The children still running, oldest first."""
