@@ -19,6 +19,13 @@ ROOT = Path(__file__).resolve().parents[1]
 SIM_JSON = ROOT / "HIL-SERL" / "train_gym_hil_env_SIM.json"
 
 
+def env_with_sitecustomize(folder: Path, code: str, base: dict[str, str]) -> dict[str, str]:
+    """``base`` with a ``sitecustomize`` module of ``code`` in ``folder`` first on PYTHONPATH (the caller's kept)."""
+    folder.mkdir()
+    (folder / "sitecustomize.py").write_text(code)
+    return {**base, "PYTHONPATH": os.pathsep.join(filter(None, (str(folder), base.get("PYTHONPATH"))))}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -30,11 +30,10 @@ _libc.on_exit(ctypes.cast(_libc.abort, ctypes.c_void_p), None)
 
 @pytest.fixture()
 def env(tmp_path):
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(ABORT_AT_NATIVE_EXIT)
-    path = os.pathsep.join(filter(None, (str(site), os.environ.get("PYTHONPATH"))))
-    return {**os.environ, "PYTHONPATH": path, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled"}
+    from test_faults_helpers import env_with_sitecustomize
+
+    base = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled"}
+    return env_with_sitecustomize(tmp_path / "site", ABORT_AT_NATIVE_EXIT, base)
 
 
 def run(command: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:

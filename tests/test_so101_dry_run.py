@@ -203,10 +203,9 @@ ctypes.CDLL.__init__ = _without_ffmpeg
 
 def _env_without_ffmpeg(tmp_path: Path) -> dict[str, str]:
     """The dry run's environment on a machine where torchcodec cannot load (checked with LeRobot's probe)."""
-    site = tmp_path / "no_ffmpeg"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(NO_FFMPEG_SITECUSTOMIZE)
-    env = {**_env(), "PYTHONPATH": os.pathsep.join(filter(None, (str(site), os.environ.get("PYTHONPATH"))))}
+    from test_faults_helpers import env_with_sitecustomize
+
+    env = env_with_sitecustomize(tmp_path / "no_ffmpeg", NO_FFMPEG_SITECUSTOMIZE, _env())
     probe = "from lerobot.utils.import_utils import get_safe_default_video_backend as g; print(g())"
     check = subprocess.run(
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300
