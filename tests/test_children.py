@@ -63,6 +63,7 @@ def test_output_goes_to_the_log_stdin_is_closed_and_the_env_and_cwd_apply(tmp_pa
     assert child.wait(timeout=30) == 4
     assert (tmp_path / "one.out").read_text() == f"hello {tmp_path} ''\n"
     assert children["one"].log == tmp_path / "one.out" and child.offset == 0
+    assert child.args == [PYTHON, "-c", code]
 
 
 def test_truncate_append_the_command_line_and_stderr_apart(tmp_path):

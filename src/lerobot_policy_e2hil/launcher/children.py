@@ -90,6 +90,11 @@ class Child:
         return self.popen.pid
 
     @property
+    def args(self) -> list[str]:
+        """The command line it was started with."""
+        return list(self.popen.args)
+
+    @property
     def returncode(self) -> int | None:
         return self.popen.returncode
 
