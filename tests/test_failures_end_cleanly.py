@@ -3,19 +3,22 @@
 The actor's case runs as a user meets it: a learner that makes no update (so it never sends new
 weights) and an actor whose policy loop raises at its fifth env step, as LeRobot's EE-jump safety
 stop does. Before the fix the actor never exited: one thread waited for the learner's next weights
-and a queue's feeder thread was blocked writing to a pipe nobody read.
+and a queue's feeder thread was blocked writing to a pipe nobody read. A second actor on the same
+learner is stopped with Ctrl-C (SIGINT) once connected; before the fix it too waited for weights
+that never came, and only the launcher's stop timeout ended it.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 
 import pytest
 
 from lerobot_policy_e2hil.launcher.children import KILL, Children
-from test_faults_helpers import ROOT, SIM_JSON, free_port
+from test_faults_helpers import ROOT, SIM_JSON, free_port, wait_for
 
 pytest.importorskip("gym_hil")
 
@@ -58,7 +61,7 @@ EXIT_BOUND_S = 60
 
 @pytest.mark.e2e
 @pytest.mark.slow
-def test_actor_whose_policy_loop_raises_exits_within_a_bound(tmp_path):
+def test_actor_whose_policy_loop_raises_or_that_is_stopped_exits_within_a_bound(tmp_path):
     port = free_port()
     flags = [
         "--config_path", str(SIM_JSON),
@@ -101,6 +104,29 @@ def test_actor_whose_policy_loop_raises_exits_within_a_bound(tmp_path):
         assert joined, stderr[-3000:]
         clock = [time.strptime(line.split()[2], "%H:%M:%S") for line in (failed_at, joined[0])]
         assert time.mktime(clock[1]) - time.mktime(clock[0]) <= EXIT_BOUND_S
+
+        stopped = children.start(
+            "stopped actor",
+            [
+                sys.executable,
+                "-m",
+                "lerobot_policy_e2hil.launcher.actor",
+                *flags,
+                f"--output_dir={tmp_path / 'stopped_actor'}",
+            ],
+            tmp_path / "stopped_actor.log",
+        )
+        log = tmp_path / "stopped_actor.log"
+        wait_for(
+            lambda: stopped.poll() is not None or "[ACTOR] parameters Starting receiver" in log.read_text(),
+            300,
+            "the second actor to open its parameter stream",
+        )
+        assert stopped.poll() is None, log.read_text()[-3000:]
+        time.sleep(2)  # into its policy loop
+        stopped.popen.send_signal(signal.SIGINT)
+        returncode = stopped.wait(timeout=EXIT_BOUND_S)
+        assert returncode == 0 and "Receive policy process joined" in log.read_text(), log.read_text()[-3000:]
     finally:
         children.stop_all(KILL)
 

@@ -26,11 +26,12 @@ actor keeps stepping the env but nothing reaches the new learner. The hooks here
 * ``push_transitions_to_transport_queue`` -> counts the transitions handed to the learner;
 * ``reset_and_build_transition`` -> checks the first observation against the policy's features;
 * ``act_with_policy`` -> any exception in it (a :class:`~..errors.SetupError`: its message) becomes a
-  one-line fatal error and a non-zero exit; however the loop ends, the parameter stream is cancelled
-  and the transport queues no longer hold the process at exit (:func:`end_streams`): LeRobot then
-  joins its stream threads, and the one receiving weights waited for the learner's next weights (for
-  ever when the learner makes no update) while a queue's feeder thread, blocked writing weights to a
-  pipe nobody read, kept the process alive even after a second Ctrl-C.
+  one-line fatal error and a non-zero exit; when the loop is stopped (Ctrl-C, SIGTERM) or fails, the
+  parameter stream is cancelled (:func:`cancel_parameter_streams`), and after an error the transport
+  queues no longer hold the process at exit (:func:`end_streams`): LeRobot then joins its stream
+  threads, and the one receiving weights waited for the learner's next weights (for ever when the
+  learner makes no update) while a queue's feeder thread, blocked writing weights to a pipe nobody
+  read, kept the process alive even after a second Ctrl-C.
 """
 
 from __future__ import annotations
@@ -481,6 +482,9 @@ def _fatal_on_error(original: Callable[..., None]) -> Callable[..., None]:
                 "cause (the traceback is in the actor's log) and start the actor again."
             )
             end_streams(shutdown_event, [*args, *kwargs.values()])
+        finally:
+            if shutdown_event.is_set():
+                cancel_parameter_streams()
 
     return act_with_policy
 
@@ -501,9 +505,22 @@ def end_streams(shutdown_event: Any, queues: list[Any]) -> None:
         queues: The policy loop's arguments; the transport queues among them are released.
     """
     shutdown_event.set()
-    ACTOR.streams_ended.set()
     for queue in queues:
         if callable(getattr(queue, "cancel_join_thread", None)):
             queue.cancel_join_thread()
+    cancel_parameter_streams()
+
+
+def cancel_parameter_streams() -> None:
+    """Cancel the parameter streams, open and yet to open: once the policy loop ended nothing reads them.
+
+    Done when the loop was stopped (a Ctrl-C or SIGTERM sets the shutdown event) or failed:
+    LeRobot then joins the thread receiving weights, which otherwise waits for the learner's next
+    weights, for ever while the learner makes no update (before ``online_step_before_learning``).
+    Not when the loop ended at its budget: that wait is then how the actor stays until the
+    learner has trained on its last transitions (with ``env.updates_per_env_step`` the learner
+    pushes once it has caught up), and the launcher stops the learner when its actors exit.
+    """
+    ACTOR.streams_ended.set()
     for call in ACTOR.parameter_calls:
         call.cancel()
