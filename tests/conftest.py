@@ -136,10 +136,11 @@ def small_sim_checkpoint(tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def short_sim_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
     """One short sim run of the console script ``e2hil-sim`` (500 env steps, 2 updates per env step
-    in lockstep), made once per session for every test that reads one.
+    in lockstep, two actors), made once per session for every test that reads one.
 
     It runs as on a new headless machine (no ``MUJOCO_GL``, no display: ``test_headless_gl``) with
-    wandb on, offline (``test_wandb_offline``), so those claims need no run of their own.
+    wandb on, offline (``test_wandb_offline``), and with two actors sharing the budget
+    (``test_sim_several_actors_e2e``), so those claims need no run of their own.
 
     Returns:
         The launcher's completed process and its ``output_dir`` (wandb's files under ``wandb/``).
@@ -166,6 +167,7 @@ def short_sim_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
         "--env.launch.progress_interval_s=5",
         "--env.teacher.demo_episodes=3",
         "--env.updates_per_env_step=2.0",
+        "--env.launch.num_actors=2",
         "--wandb.enable=true",
         "--wandb.mode=offline",  # LeRobot passes wandb.mode to wandb.init, over WANDB_MODE
         "--wandb.project=e2hil-test",

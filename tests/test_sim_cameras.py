@@ -17,7 +17,7 @@ from lerobot_policy_e2hil.sim.config import E2HiLSimEnvConfig, resolve_image_obs
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 CAMERA_KEYS = ("observation.images.front", "observation.images.wrist")
-#: ~3 min on the idle 2-core machine (~100 s of CPU); far longer when the machine is shared
+#: ~2 min on the idle 2-core machine; far longer when the machine is shared
 TRAIN_TIMEOUT_S = 1800
 #: Seconds the launcher gets to stop its learner and actor after Ctrl-C
 STOP_S = 600
@@ -98,12 +98,12 @@ def test_camera_run_over_grpc_then_lerobot_eval_without_flags(tmp_path):
     assert code == 0, stdout[-3000:] + stderr[-3000:]
     assert "the camera config is meant for a GPU machine" in stdout
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["env_steps"] == 30
+    assert summary["env_steps"] == 20
     # The learner exits 0, or (seen once on a loaded machine: SIGSEGV at exit) crashes only after its
     # final checkpoint, which the launcher reports as a warning and evaluates
     crashed_after_checkpoint = any("after writing its final checkpoint" in w for w in summary["warnings"])
     assert summary["learner_exit_code"] == 0 or crashed_after_checkpoint, summary
-    assert summary["opt_steps"] >= 3, summary  # lockstep 0.25 from 10 transitions on
+    assert summary["opt_steps"] >= 2, summary  # lockstep 0.2 from 10 transitions on
     train_records = [
         r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if r["kind"] == "train"
     ]
@@ -116,7 +116,7 @@ def test_camera_run_over_grpc_then_lerobot_eval_without_flags(tmp_path):
     evaluate = [arg.replace("<output_dir>", str(out)) for arg in evaluate]
     assert not any(arg.startswith("--env.image_obs") for arg in evaluate)
     evaluate = with_flags(
-        evaluate, output_dir=str(tmp_path / "eval"), eval__n_episodes="1", env__max_episode_steps="8"
+        evaluate, output_dir=str(tmp_path / "eval"), eval__n_episodes="1", env__max_episode_steps="5"
     )
     result = subprocess.run(
         [str(BIN / evaluate[0]), *evaluate[1:]], capture_output=True, text=True, timeout=600, env=env
@@ -126,5 +126,5 @@ def test_camera_run_over_grpc_then_lerobot_eval_without_flags(tmp_path):
     assert len(videos) == 1
     with av.open(videos[0]) as container:
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    assert len(frames) >= 8 and frames[0].shape == (128, 128, 3)
+    assert len(frames) >= 5 and frames[0].shape == (128, 128, 3)
     assert frames[0].std() > 0  # the rendered front camera, not a blank buffer

@@ -10,7 +10,7 @@ pytest.importorskip("grpc")
 
 @pytest.mark.e2e
 def test_launcher_runs_learner_and_actor_over_grpc(short_sim_run):
-    result, out = short_sim_run  # conftest.py: 500 env steps, 2 updates per env step
+    result, out = short_sim_run  # conftest.py: 500 env steps, 2 updates per env step, 2 actors
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "summary" in result.stdout
 
@@ -40,6 +40,7 @@ def test_launcher_runs_learner_and_actor_over_grpc(short_sim_run):
     for name in ("success", "intervention_rate", "policy_entropy", "kept_fraction"):
         assert (out / "plots" / f"{name}.png").stat().st_size > 0
 
-    actor_logs = "\n".join(p.read_text() for p in (out / "actor" / "logs").glob("*.log"))
-    assert "Load new parameters from Learner" in actor_logs
-    assert "Cleanup complete" in actor_logs
+    for actor_id in ("actor_0", "actor_1"):  # conftest.py: two actors
+        actor_logs = "\n".join(p.read_text() for p in (out / actor_id / "logs").glob("*.log"))
+        assert "Load new parameters from Learner" in actor_logs, actor_id
+        assert "Cleanup complete" in actor_logs, actor_id

@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,42 +9,18 @@ import pytest
 pytest.importorskip("gym_hil")
 pytest.importorskip("grpc")
 
-ROOT = Path(__file__).resolve().parents[1]
-CONFIG = ROOT / "HIL-SERL" / "train_gym_hil_env_SIM.json"
-ENV_FLAGS = {"MUJOCO_GL": "egl", "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled"}
-
 
 @pytest.mark.e2e
-@pytest.mark.slow
-def test_two_sim_actors_share_the_budget_and_are_reported_apart(tmp_path):
-    out = tmp_path / "run"
-    ratio, budget, warmup = 2.0, 300, 100
-    command = [
-        sys.executable, "-m", "lerobot_policy_e2hil.launcher.train",
-        "--config_path", str(CONFIG),
-        f"--output_dir={out}",
-        "--env.launch.num_actors=2",
-        f"--policy.online_steps={budget}",
-        f"--policy.online_step_before_learning={warmup}",
-        "--log_freq=10",
-        "--save_freq=100000",
-        "--batch_size=32",
-        "--env.launch.eval_episodes=0",
-        "--env.launch.progress_interval_s=5",
-        "--env.teacher.demo_episodes=2",
-        f"--env.updates_per_env_step={ratio}",
-    ]  # fmt: skip
-    result = subprocess.run(
-        command, capture_output=True, text=True, timeout=420, cwd=ROOT, env={**os.environ, **ENV_FLAGS}
-    )
+def test_two_sim_actors_share_the_budget_and_are_reported_apart(short_sim_run):
+    result, out = short_sim_run  # conftest.py: 500 env steps, 2 actors, 2 updates per env step
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "2 actors, 150 env steps each" in result.stdout
+    assert "2 actors, 250 env steps each" in result.stdout
 
     summary = json.loads((out / "summary.json").read_text())
     assert summary["num_actors"] == 2 and summary["actor_exit_codes"] == {"actor_0": 0, "actor_1": 0}
     by_actor = summary["by_actor"]
     assert sorted(by_actor) == ["actor_0", "actor_1"], summary
-    assert all(a["episodes"] >= 1 and 0 < a["env_steps"] <= 150 for a in by_actor.values()), by_actor
+    assert all(a["episodes"] >= 1 and 0 < a["env_steps"] <= 250 for a in by_actor.values()), by_actor
     assert sum(a["env_steps"] for a in by_actor.values()) == summary["env_steps"]
     for actor_id in by_actor:
         assert f"actor {actor_id}" in result.stdout  # the printed summary has a line per actor
@@ -56,19 +30,14 @@ def test_two_sim_actors_share_the_budget_and_are_reported_apart(tmp_path):
     assert {r["actor"] for r in episodes} == {"actor_0", "actor_1"}
     for actor_id, values in by_actor.items():
         assert values["episodes"] == sum(r["actor"] == actor_id for r in episodes)
-
-    # Lockstep over both actors: each waits at its episode ends for the learner to cover what it
-    # sent, so the learner's updates follow the ratio (free running it does well under 1 here)
-    steps = summary["env_steps"]
-    assert ratio * (steps - warmup) - 10 <= summary["opt_steps"] <= ratio * budget + 1, summary
+    # Lockstep over both actors (each waits at its episode ends for the learner to cover what it
+    # sent): test_sim_e2e checks the updates follow the ratio in this run
 
     for name in ("success_by_actor", "intervention_rate_by_actor"):
         assert (out / "plots" / f"{name}.png").stat().st_size > 0
-    logs = tmp_path / ".run.launch"
+    logs = out.parent / ".run.launch"
     for actor_id in ("actor_0", "actor_1"):
         assert (logs / f"{actor_id}.out").exists()
-        actor_log = "\n".join(p.read_text() for p in (out / actor_id / "logs").glob("*.log"))
-        assert "Load new parameters from Learner" in actor_log, actor_id
 
 
 @pytest.mark.e2e
