@@ -88,11 +88,16 @@ SHARED_RUNS = ("so101_dry_run", "trained", "short_sim_run")
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups into the node ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under ``pytest -n N --dist loadgroup``, each shared run is made once (on one worker)."""
+    """Under ``pytest -n N --dist loadgroup``, each shared run is made once (on one worker).
+
+    The slow and end-to-end tests run first: the many short ones then fill in at the end, so no
+    worker waits idle through the other's last long test.
+    """
     for item in items:
         shared = [name for name in SHARED_RUNS if name in getattr(item, "fixturenames", ())]
         if shared:
             item.add_marker(pytest.mark.xdist_group(shared[0]))
+    items.sort(key=lambda item: not any(item.get_closest_marker(m) for m in ("slow", "e2e", "xdist_group")))
 
 
 def save_small_sim_checkpoint(directory: Path) -> Path:

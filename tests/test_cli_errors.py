@@ -163,6 +163,7 @@ def test_each_mistake_is_one_short_error_line_and_exit_2_in_process(
 def test_help_is_one_screen_that_says_how_to_list_every_field(program):
     result = subprocess.run([str(BIN / program), "--help"], capture_output=True, text=True, timeout=300)
     lines = result.stdout.splitlines()
+    assert "Traceback" not in result.stderr and "cannot be loaded" not in result.stderr, result.stderr[-3000:]
     assert result.returncode == 0 and len(lines) <= 25, len(lines)
     assert lines[0].startswith(f"{program}: ")
     assert any(line.startswith("Exit code 0") for line in lines)

@@ -199,6 +199,7 @@ def dry_run_argv(command: DocCommand, run: DryRun) -> list[str]:
             "--env.teleop.use_keyboard=false",
             "--dataset.num_episodes_to_record=1",
             "--env.processor.reset.control_time_s=3",
+            "--env.processor.reset.reset_time_s=0",
         ]
     elif "reward_classifier_train_config" in text:
         argv += [
@@ -214,7 +215,12 @@ def dry_run_argv(command: DocCommand, run: DryRun) -> list[str]:
     elif re.search(r"e2hil-(learner|actor)", text) and "so101" in text:
         argv += _so101_train_flags(run, argv, "learner" if "learner" in text else "actor")
     elif "so101.evaluate" in text:
-        argv += [*_so101_train_flags(run, argv, "eval"), "--n_episodes=1", "--max_episode_steps=3"]
+        argv += [
+            *_so101_train_flags(run, argv, "eval"),
+            "--n_episodes=1",
+            "--max_episode_steps=3",
+            "--env.processor.reset.reset_time_s=0",
+        ]
     return argv
 
 
@@ -386,14 +392,15 @@ def _classifier_checkpoint(argv: list[str]) -> Path:
     [
         "lerobot-train",
         "lerobot-eval",
-        "e2hil-learner",
-        "e2hil-actor",
         "e2hil-so101-record",
         "e2hil-so101-dry-run",
     ],
 )
 def test_cli_help_starts_without_traceback(program):
-    """``<cli> --help`` exits 0 with no traceback: FFmpeg for torchcodec is installed, every type parses."""
+    """``<cli> --help`` exits 0 with no traceback: FFmpeg for torchcodec is installed, every type parses.
+
+    ``e2hil-sim``, ``e2hil-learner`` and ``e2hil-actor``: test_cli_errors' help test.
+    """
     result = subprocess.run(
         [_program(program), "--help"],
         capture_output=True,
