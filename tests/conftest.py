@@ -24,6 +24,7 @@ LEARNER_PROGRAMS = (
     "lerobot_policy_e2hil.cli",
     "e2hil-sim",
     "lerobot_policy_e2hil.launcher.train",
+    "lerobot_policy_e2hil.launcher.learner",
     "e2hil-so101-dry-run",
     "lerobot_policy_e2hil.so101.dry_run",
     "bench_several_actors",

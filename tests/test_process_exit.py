@@ -87,6 +87,7 @@ def test_console_scripts_end_with_their_code(env, tmp_path, script):
     assert missing.stderr.strip().splitlines()[-1].startswith("error: ")
 
 
+@pytest.mark.e2e
 def test_the_sim_learner_ends_with_its_code(env, tmp_path):
     module = "lerobot_policy_e2hil.launcher.learner"  # the actor's __main__ is the same two lines
     result = run([sys.executable, "-m", module, "--config_path=missing.json"], env, tmp_path)

@@ -124,6 +124,30 @@ def test_lerobot_alone_gives_each_version_to_one_actor_only(serve):
         second.close()
 
 
+@pytest.mark.slow
+def test_an_actor_gone_in_the_middle_of_a_message_is_seen_leaving(serve, monkeypatch):
+    """gRPC drops a parameter stream whose actor died while a message was being sent (the learner's
+    stream is then suspended between two chunks): the learner still records that the actor left."""
+    from lerobot_policy_e2hil.learner.hooks import LEARNER
+
+    events: list[dict] = []
+    monkeypatch.setattr(LEARNER, "listeners", [lambda kind, fields: events.append({"kind": kind, **fields})])
+    port, parameters = serve(with_faults=True)
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        stream = services_pb2_grpc.LearnerServiceStub(channel).StreamParameters(services_pb2.Empty())
+        wait_for(lambda: any(e.get("event") == "joined" for e in events), 10, "the stream to open")
+        parameters.put(bytes(5 * 2**21))  # five of LeRobot's 2 MB chunks
+        first = next(stream)
+        assert first.transfer_state == services_pb2.TransferState.TRANSFER_BEGIN
+        stream.cancel()  # as the kernel does for a SIGKILLed actor: the stream ends mid-message
+        wait_for(
+            lambda: any(e.get("event") == "left" for e in events), 10, "the learner to see the actor leave"
+        )
+    finally:
+        channel.close()
+
+
 def test_episodes_env_steps_and_transitions_are_counted_per_actor_and_in_total():
     from lerobot_policy_e2hil.learner.hooks import RunCounter
 

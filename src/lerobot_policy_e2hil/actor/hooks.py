@@ -209,10 +209,24 @@ def _new_client(host: str, port: int) -> tuple[Any, Any]:
         ACTOR.parameter_calls.append(call)
         if ACTOR.streams_ended.is_set():  # opened after the policy loop ended: nothing will read it
             call.cancel()
-        return call
+        return _ending_quietly(call)
 
     stub.StreamParameters = tracked_stream_parameters
     return stub, channel
+
+
+def _ending_quietly(call: Any) -> Any:
+    """The parameter stream's messages; once :func:`cancel_parameter_streams` cancelled it, it just ends.
+
+    LeRobot's ``receive_policy`` logs any ``RpcError`` as an error, so every Ctrl-C would print one.
+    """
+    import grpc
+
+    try:
+        yield from call
+    except grpc.RpcError as err:
+        if not (ACTOR.streams_ended.is_set() and err.code() == grpc.StatusCode.CANCELLED):
+            raise
 
 
 def wait_for_learner(stub: Any, shutdown_event: Any) -> bool:

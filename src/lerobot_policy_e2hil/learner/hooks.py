@@ -343,12 +343,14 @@ def _peer_aware_service(max_message_bytes: int = 2**30) -> dict[str, Callable[[p
         peer = context.peer()
         logging.info(f"[LEARNER] Actor {actor} ({peer}) opened its parameter stream")
         LEARNER.emit("actor", actor=actor, event="joined", peer=peer)
-        yield from call.proceed(self=view)
-        if ended.is_set() and not service.shutdown_event.is_set():
-            logging.info(
-                f"[LEARNER] An actor's parameter stream ended (actor gone); its thread is free (actor {actor})"
-            )
-            LEARNER.emit("actor", actor=actor, event="left", versions_sent=view.parameters_queue.sent)
+        try:
+            yield from call.proceed(self=view)
+        finally:  # also when gRPC drops the stream in the middle of a message (GeneratorExit)
+            if ended.is_set() and not service.shutdown_event.is_set():
+                logging.info(
+                    f"[LEARNER] An actor's parameter stream ended (actor gone); its thread is free (actor {actor})"
+                )
+                LEARNER.emit("actor", actor=actor, event="left", versions_sent=view.parameters_queue.sent)
 
     return {
         "SendTransitions": receiving("SendTransitions", "transition_queue"),
