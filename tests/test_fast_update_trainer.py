@@ -20,7 +20,7 @@ def _run(monkeypatch, method: str, fast: bool) -> SyncTrainer:
     run = dataclasses.replace(
         run,
         overrides=(*run.overrides, f"--algorithm.fast_update={str(fast).lower()}"),
-        env_steps=240,
+        env_steps=120,
         updates_per_env_step=1.0,
         eval_every=0,
         probe_every=0,
@@ -43,7 +43,7 @@ def test_a_training_run_is_the_same_with_the_fast_update(monkeypatch, method):
     assert not uses_fast_update(slow.algorithm) and uses_fast_update(fast.algorithm)
     assert slow.cfg.algorithm.fast_update is False and fast.cfg.algorithm.fast_update is True
     assert slow.result["timing"]["fast_update"] is False and fast.result["timing"]["fast_update"] is True
-    assert fast.result["summary"]["updates"] == slow.result["summary"]["updates"] >= 150
+    assert fast.result["summary"]["updates"] == slow.result["summary"]["updates"] >= 75
     for key in ("summary", "episodes", "evals"):
         assert fast.result[key] == slow.result[key], key
     slow_train = [
