@@ -39,11 +39,7 @@ def test_bench_fast_update_e2hil_prints_both_ratios(cameras):
     out = _run("benchmarks/bench_fast_update.py", "--e2hil", "--k", "2", "--cameras", cameras, *TINY)
     assert "E2HiL/SAC (lerobot)" in out and "E2HiL/SAC (fast   )" in out
     assert ("camera(s) 128x128" in out) == (cameras != "0")
-
-
-@pytest.mark.slow
-def test_bench_fast_update_e2hil_prints_the_earlier_estimate_as_a_contender():
-    out = _run("benchmarks/bench_fast_update.py", "--e2hil", "--k", "2", *TINY)
+    # the earlier estimate is a contender too
     assert any(line.startswith("e2hil split ") for line in out.splitlines())
     assert "E2HiL/SAC (split  )" in out
 
