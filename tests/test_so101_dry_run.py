@@ -121,37 +121,32 @@ def test_dry_run_records_trains_and_evaluates(so101_dry_run):
     assert not _wait_gone(str(out), timeout_s=10)
 
 
-@pytest.mark.slow
-def test_bad_value_names_the_field(tmp_path):
-    """An invalid size stops at once with one line naming the field and the allowed values."""
-    result = subprocess.run(
-        [PROGRAM, "--updates=0", f"--output_dir={tmp_path / 'out'}"],
-        cwd=REPO,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
+def test_bad_value_names_the_field(tmp_path, monkeypatch, capsys):
+    """An invalid size stops at once with one line naming the field and the allowed values.
+
+    In-process (``main`` with its argv): the program runs as typed in the other tests here.
+    """
+    from test_cli_errors import run_in_process
+
+    code, lines = run_in_process(
+        "e2hil-so101-dry-run", ["--updates=0", f"--output_dir={tmp_path / 'out'}"], monkeypatch, capsys
     )
-    assert result.returncode == 2, result.stderr
-    assert "updates=0 is invalid; allowed values: >= 1" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert code == 2, lines
+    assert "updates=0 is invalid; allowed values: >= 1" in lines[-1]
+    assert not any("Traceback" in line for line in lines)
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.slow
-def test_non_empty_output_dir_is_refused(tmp_path):
-    """Earlier results are never overwritten."""
+def test_non_empty_output_dir_is_refused(tmp_path, monkeypatch, capsys):
+    """Earlier results are never overwritten (in-process, as above; the signal handlers are left alone)."""
+    from test_cli_errors import run_in_process
+
+    monkeypatch.setattr(dry_run.signal, "signal", lambda *args: None)
     (tmp_path / "old.txt").write_text("x")
-    result = subprocess.run(
-        [PROGRAM, f"--output_dir={tmp_path}"],
-        cwd=REPO,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 2
-    assert "output_dir=" in result.stderr and "not empty" in result.stderr
+    code, lines = run_in_process("e2hil-so101-dry-run", [f"--output_dir={tmp_path}"], monkeypatch, capsys)
+    assert code == 2, lines
+    assert "output_dir=" in lines[-1] and "not empty" in lines[-1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.txt"]
 
 
 @pytest.mark.e2e
