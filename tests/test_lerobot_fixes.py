@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import datasets
 import PIL.Image
@@ -18,6 +19,7 @@ from lerobot_policy_e2hil.lerobot_layer import fixes as lerobot_fixes
 from lerobot_policy_e2hil.lerobot_layer import patches
 from lerobot_policy_e2hil.synthetic import state_only_replay_buffer
 
+SIM_JSON = Path(__file__).resolve().parents[1] / "HIL-SERL" / "train_gym_hil_env_SIM.json"
 FRONT = "observation.images.front"
 STATE = "observation.state"
 ENV_STATE = "observation.environment_state"
@@ -169,3 +171,37 @@ def test_datasets_with_images_are_embedded_as_before(monkeypatch):
     embedded = dataset_writer.embed_images(dataset)
     assert calls[0] == 2
     assert embedded["x"] == [1.0, 2.0]
+
+
+def test_a_field_help_text_is_looked_up_once_per_process_and_is_draccus_own(monkeypatch):
+    """The second lookup of a class and field is answered from memory; every answer is draccus's."""
+    import draccus
+    from draccus.wrappers import docstring
+
+    from lerobot_policy_e2hil.train_config import E2HiLTrainConfig
+
+    lookups: list[tuple[type, str]] = []
+
+    class Call:
+        def __init__(self, cls: type, name: str):
+            self.arguments = {"some_dataclass": cls, "field_name": name}
+
+        def proceed(self):
+            lookups.append((self.arguments["some_dataclass"], self.arguments["field_name"]))
+            return docstring.AttributeDocString(comment_inline=f"help of {self.arguments['field_name']}")
+
+    monkeypatch.setattr(lerobot_fixes, "_ATTRIBUTE_DOCSTRINGS", {})
+    first = lerobot_fixes.remembered_docstring(Call(E2HiLTrainConfig, "batch_size"))
+    again = lerobot_fixes.remembered_docstring(Call(E2HiLTrainConfig, "batch_size"))
+    other = lerobot_fixes.remembered_docstring(Call(E2HiLTrainConfig, "seed"))
+    assert first is again and first.comment_inline == "help of batch_size"
+    assert other.comment_inline == "help of seed"
+    assert lookups == [(E2HiLTrainConfig, "batch_size"), (E2HiLTrainConfig, "seed")]
+
+    # Installed: a parse of the sim learner's config fills the memory with draccus's own answers
+    monkeypatch.setattr(lerobot_fixes, "_ATTRIBUTE_DOCSTRINGS", {})
+    draccus.parse(E2HiLTrainConfig, config_path=str(SIM_JSON), args=["--output_dir=/nonexistent/run"])
+    remembered = dict(lerobot_fixes._ATTRIBUTE_DOCSTRINGS)
+    assert len(remembered) > 1000
+    original = docstring.get_attribute_docstring.__wrapped__
+    assert all(answer == original(*key) for key, answer in remembered.items())

@@ -313,4 +313,4 @@ def test_every_row_names_its_reason_and_every_replacing_hook_says_why():
     assert len({row.target for row in patches.ROWS}) == len(patches.ROWS)
     for row in patches.ROWS:
         assert row.reason and row.layers and row.roles, row.target
-        assert row.target.startswith("lerobot."), row.target
+        assert row.target.startswith(("lerobot.", "draccus.")), row.target  # draccus: LeRobot's pinned parser

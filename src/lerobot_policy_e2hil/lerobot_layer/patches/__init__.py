@@ -81,7 +81,8 @@ def markdown_table(rows: tuple[Row, ...] = ROWS) -> str:
     for number, row in enumerate(rows, 1):
         target = row.target.replace("lerobot.", "", 1)
         members = "" if row.kind == "wrap" else " (" + ", ".join(f"`{m}`" for m, _ in row.signature) + ")"
-        why = row.reason + (f". **Replaces** LeRobot's call in {row.replaces}" if row.replaces else "")
+        owner = "LeRobot's" if row.target.startswith("lerobot.") else "the original's"
+        why = row.reason + (f". **Replaces** {owner} call in {row.replaces}" if row.replaces else "")
         cells = [
             str(number),
             f"`{target}`{members}",
