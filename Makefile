@@ -22,8 +22,8 @@ mesa:
 ffmpeg:
 	bash scripts/ensure_ffmpeg.sh
 
-# Two pytest-xdist workers: most of the suite's wall time is processes waiting on each other or on
-# real-time control loops; tests that read one shared run stay on one worker (tests/conftest.py).
+# Two pytest-xdist workers, one per core of the 2-core machine (the suite is CPU-bound); tests that
+# read one shared run stay on one worker, the slow ones start first (tests/conftest.py).
 test: install
 	$(PY) -m pytest -n 2 --dist loadgroup
 
